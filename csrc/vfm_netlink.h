@@ -1,0 +1,143 @@
+/* pyvfmac C core: rtnetlink for SR-IOV VF settings.
+ *
+ * Conventions: functions return 0 (or a count) on success and -errno on failure; the caller owns
+ * every buffer it passes; nothing here prints, exits or keeps global state. Where the kernel sends
+ * an extended-ACK message it is copied, NUL-terminated, into the caller's errmsg buffer.
+ */
+#ifndef VFM_NETLINK_H
+#define VFM_NETLINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VFM_MSG_LEN 256
+#define VFM_MAC_LEN 32 /* room the kernel gives a VF MAC (struct ifla_vf_mac) */
+
+/* struct vfm_vf_change.set */
+#define VFM_SET_MAC 0x01u
+#define VFM_SET_VLAN 0x02u
+#define VFM_SET_SPOOFCHK 0x04u
+#define VFM_SET_TRUST 0x08u
+#define VFM_SET_LINK_STATE 0x10u
+#define VFM_SET_RATE 0x20u /* min and max TX rate, always together */
+
+struct vfm_vf_change {
+	int32_t ifindex;     /* the PF */
+	uint32_t vf;         /* VF index under the PF */
+	uint32_t set;        /* VFM_SET_* */
+	uint8_t mac[6];
+	uint16_t vlan_proto; /* host order: 0x8100 (802.1Q) or 0x88a8 (802.1ad) */
+	uint32_t vlan;       /* 0 clears */
+	uint32_t qos;
+	uint32_t spoofchk;   /* 0 / 1 */
+	uint32_t trust;      /* 0 / 1 */
+	uint32_t link_state; /* 0 auto, 1 enable, 2 disable */
+	uint32_t min_tx_rate;
+	uint32_t max_tx_rate;
+};
+
+struct vfm_vf_result {
+	int32_t err;         /* 0 applied, or -errno */
+	uint32_t attempts;   /* RTM_SETLINK requests that carried this VF */
+	char msg[VFM_MSG_LEN]; /* kernel extended-ACK text, or "" */
+};
+
+struct vfm_batch_opts {
+	uint32_t max_per_msg; /* IFLA_VF_INFO entries per RTM_SETLINK; 0: as many as fit */
+	uint32_t retries;     /* extra tries per VF on EAGAIN / EBUSY */
+	uint32_t backoff_us;  /* first wait; doubles each retry */
+};
+
+struct vfm_vf_info {
+	uint32_t vf;
+	uint8_t mac[VFM_MAC_LEN];
+	uint32_t vlan;
+	uint32_t qos;
+	uint16_t vlan_proto;  /* host order; 0 when the kernel sent no VLAN list */
+	int32_t spoofchk;     /* -1: not reported */
+	int32_t trust;        /* -1: not reported */
+	int32_t link_state;   /* -1: not reported */
+	uint32_t min_tx_rate;
+	uint32_t max_tx_rate;
+};
+
+/* struct vfm_link.vf_list */
+#define VFM_VFLIST_NONE 0      /* no IFLA_VFINFO_LIST in the message */
+#define VFM_VFLIST_OK 1        /* list read, its length field agreed */
+#define VFM_VFLIST_WRAPPED 2   /* list over 64 KiB: length field wrapped, read past it */
+
+struct vfm_link {
+	int32_t ifindex;
+	uint32_t flags;          /* IFF_* */
+	char name[16];
+	uint8_t addr[VFM_MAC_LEN];
+	uint32_t addr_len;
+	uint8_t perm_addr[VFM_MAC_LEN];
+	uint32_t perm_addr_len;
+	char parent_bus[32];
+	char parent_dev[64];
+	int32_t num_vf;          /* IFLA_NUM_VF, -1 when absent */
+	uint32_t vf_list;        /* VFM_VFLIST_* */
+	uint32_t n_vfs;          /* entries in vfs */
+	struct vfm_vf_info *vfs;
+};
+
+struct vfm_links {
+	size_t n;
+	struct vfm_link *links;
+};
+
+struct vfm_sock;
+
+/* Open a NETLINK_ROUTE socket with send/receive buffers of bufsize bytes (SO_*BUFFORCE when
+ * permitted), extended ACKs on where the kernel has them. */
+int vfm_sock_open(struct vfm_sock **out, uint32_t bufsize);
+void vfm_sock_close(struct vfm_sock *s);
+
+/* Apply n changes; res[i] gets the outcome of ch[i]. Changes for one PF are packed into as few
+ * RTM_SETLINK messages as fit (one IFLA_VFINFO_LIST each, never over 64 KiB), all sent before any
+ * ACK is read. A failed message is resolved per VF: the PF's VFs are read back; the entries before
+ * the first one not in its requested state are applied; that one and the rest are sent one per
+ * message, with retries on EAGAIN / EBUSY. Returns 0 when every change applied, the number of
+ * failed changes (> 0) otherwise, or -errno when the socket itself failed (res then undefined). */
+int vfm_vf_apply(struct vfm_sock *s, const struct vfm_vf_change *ch, size_t n,
+		 const struct vfm_batch_opts *opts, struct vfm_vf_result *res);
+
+/* Encode one RTM_SETLINK carrying ch[0..k) (all for ch[0].ifindex) into buf; *taken = k.
+ * Returns the message length, or -ENOSPC / -EINVAL. For tests and for the C floor benchmark. */
+int vfm_vf_encode(const struct vfm_vf_change *ch, size_t n, uint32_t max_per_msg, uint32_t seq,
+		  uint8_t *buf, size_t buflen, size_t *taken);
+
+/* RTM_GETLINK with RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS: one link (ifindex > 0, or by name
+ * when ifindex is 0), or all links (ifindex < 0, a dump; redone when the kernel marks it
+ * interrupted). *out is freed with vfm_links_free. */
+int vfm_links_get(struct vfm_sock *s, int32_t ifindex, const char *name, struct vfm_links **out,
+		  char *errmsg, size_t errlen);
+void vfm_links_free(struct vfm_links *l);
+
+/* Parse netlink messages (RTM_NEWLINK; NLMSG_DONE ends) from buf[0..len) as received. Never reads
+ * outside the buffer; -EBADMSG on a message that does not hold together. */
+int vfm_links_parse(const uint8_t *buf, size_t len, struct vfm_links **out);
+
+/* RTM_SETLINK IFLA_ADDRESS: a netdev's own MAC (a VF netdev held by a host driver). */
+int vfm_link_set_addr(struct vfm_sock *s, int32_t ifindex, const uint8_t *addr, size_t len,
+		      char *errmsg, size_t errlen);
+
+/* 802.1Qbh port profile for a VF: RTM_SETLINK IFLA_VF_PORTS { IFLA_VF_PORT { IFLA_PORT_* } }. */
+#define VFM_PORT_REQUEST_ASSOCIATE 2
+#define VFM_PORT_REQUEST_DISASSOCIATE 3
+struct vfm_port_req {
+	int32_t ifindex;
+	uint32_t vf;
+	uint8_t request;          /* VFM_PORT_REQUEST_* */
+	char profile[40];         /* PORT_PROFILE_MAX */
+	uint8_t instance_uuid[16];
+	uint8_t host_uuid[16];
+	uint8_t has_instance_uuid;
+	uint8_t has_host_uuid;
+};
+int vfm_vf_port_encode(const struct vfm_port_req *req, uint32_t seq, uint8_t *buf, size_t buflen);
+int vfm_vf_port_set(struct vfm_sock *s, const struct vfm_port_req *req, char *errmsg,
+		    size_t errlen);
+
+#endif

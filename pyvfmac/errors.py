@@ -1,0 +1,121 @@
+"""Every exception pyvfmac raises.
+
+- ``VfmacError`` is the base of all of them.
+- ``InputError`` (also a ``ValueError``): something the user gave is wrong (a MAC, a PCI address,
+  an XML document, a config file); nothing on the host was changed.
+- ``KernelError`` (also an ``OSError``, with ``errno``): the kernel refused an operation; the message
+  names the device, the VF, the setting, the errno name and its text, and the kernel's own
+  extended-ACK message when it sent one.
+- ``TopologyError`` (also a ``LookupError``): a device is not what it has to be (not a PCI device,
+  not a network function, not a VF, unknown name).
+- ``StateError``: the saved-original store says no (not attached, already held, corrupted).
+- ``PoolError``: a network pool cannot serve the request (no free device, unknown network, in use).
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+
+class VfmacError(Exception):
+    """Base class of every pyvfmac error."""
+
+
+class InputError(VfmacError, ValueError):
+    """Bad user input; raised before anything on the host changes."""
+
+
+class MacError(InputError):
+    """An invalid MAC address."""
+
+
+class PciAddressError(InputError):
+    """An invalid PCI address."""
+
+
+class NetdevNameError(InputError):
+    """An invalid network device name."""
+
+
+class XmlError(InputError):
+    """Malformed or invalid device / network XML."""
+
+
+class ConfigError(InputError):
+    """An invalid boot-time configuration file."""
+
+
+# Where Linux has two names for one number, the one the networking world prints.
+_PREFERRED = {_errno.EOPNOTSUPP: "EOPNOTSUPP", _errno.EAGAIN: "EAGAIN", _errno.EDEADLK: "EDEADLK"}
+
+
+def errno_name(code: int) -> str:
+    """``EOPNOTSUPP`` for 95, ``E123`` for a number with no name."""
+    return _PREFERRED.get(code) or _errno.errorcode.get(code, f"E{code}")
+
+
+class KernelError(VfmacError, OSError):
+    """The kernel refused an operation.
+
+    ``str()`` reads like ``eth0 vf 7: cannot set MAC 02:00:00:00:00:07: Operation not supported
+    (EOPNOTSUPP)``, followed by ``: <kernel message>`` when the kernel sent an extended ACK.
+    """
+
+    def __init__(
+        self,
+        code: int,
+        what: str,
+        *,
+        device: str | None = None,
+        vf: int | None = None,
+        ext_msg: str | None = None,
+    ) -> None:
+        OSError.__init__(self, code, os.strerror(code))
+        self.what = what
+        self.device = device
+        self.vf = vf
+        self.ext_msg = ext_msg or None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.device is not None:
+            where = self.device if self.vf is None else f"{self.device} vf {self.vf}"
+            where += ": "
+        text = f"{where}{self.what}: {self.strerror} ({errno_name(self.errno or 0)})"
+        if self.ext_msg:
+            text += f": {self.ext_msg}"
+        return text
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (
+            _rebuild_kernel_error,
+            (type(self), self.errno, self.what, self.device, self.vf, self.ext_msg),
+        )
+
+
+def _rebuild_kernel_error(
+    cls: type[KernelError], code: int, what: str, device: str | None, vf: int | None,
+    ext_msg: str | None,
+) -> KernelError:
+    return cls(code, what, device=device, vf=vf, ext_msg=ext_msg)
+
+
+class NetlinkError(KernelError):
+    """An rtnetlink request failed."""
+
+
+class SysfsError(KernelError):
+    """A sysfs read or write failed."""
+
+
+class TopologyError(VfmacError, LookupError):
+    """A device is missing or is not what the operation needs."""
+
+
+class StateError(VfmacError):
+    """The state store refuses (not attached, already held) or is damaged."""
+
+
+class PoolError(VfmacError):
+    """A network pool cannot serve a request."""

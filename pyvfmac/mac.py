@@ -1,0 +1,58 @@
+"""MAC addresses: strict parsing to the canonical lowercase colon form."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import MacError
+
+_HEX12 = re.compile(r"[0-9a-fA-F]{12}")
+_SEPARATED = (
+    re.compile(r"(?:[0-9a-fA-F]{1,2}:){5}[0-9a-fA-F]{1,2}"),
+    re.compile(r"(?:[0-9a-fA-F]{2}-){5}[0-9a-fA-F]{2}"),
+    re.compile(r"(?:[0-9a-fA-F]{4}\.){2}[0-9a-fA-F]{4}"),
+)
+
+ZERO_MAC = "00:00:00:00:00:00"
+
+
+def parse_mac(text: str, *, allow_zero: bool = False, what: str = "MAC address") -> str:
+    """Return ``text`` as ``aa:bb:cc:dd:ee:ff``; raise :class:`MacError` naming the value.
+
+    Accepted spellings: ``52:54:00:6d:90:02`` (also single-digit octets ``2:0:0:0:0:1``),
+    ``52-54-00-6D-90-02``, ``5254.006d.9002`` and ``5254006d9002``. Multicast and broadcast
+    addresses are refused; all-zero only with ``allow_zero`` (restoring a VF whose original
+    admin MAC was all-zero).
+    """
+    if not isinstance(text, str):
+        raise MacError(f"{what} {text!r}: not a string")
+    raw = text.strip()
+    if _HEX12.fullmatch(raw):
+        octets = [int(raw[i : i + 2], 16) for i in range(0, 12, 2)]
+    elif _SEPARATED[0].fullmatch(raw):
+        octets = [int(p, 16) for p in raw.split(":")]
+    elif _SEPARATED[1].fullmatch(raw):
+        octets = [int(p, 16) for p in raw.split("-")]
+    elif _SEPARATED[2].fullmatch(raw):
+        joined = raw.replace(".", "")
+        octets = [int(joined[i : i + 2], 16) for i in range(0, 12, 2)]
+    else:
+        raise MacError(f"{what} {text!r}: not six hexadecimal octets")
+    mac = ":".join(f"{o:02x}" for o in octets)
+    if mac == "ff:ff:ff:ff:ff:ff":
+        raise MacError(f"{what} {text!r}: broadcast address")
+    if octets[0] & 1:
+        raise MacError(f"{what} {text!r}: multicast address (lowest bit of first octet set)")
+    if mac == ZERO_MAC and not allow_zero:
+        raise MacError(f"{what} {text!r}: all-zero address")
+    return mac
+
+
+def mac_bytes(mac: str) -> bytes:
+    """``bytes`` of a canonical MAC (as returned by :func:`parse_mac`)."""
+    return bytes(int(p, 16) for p in mac.split(":"))
+
+
+def format_mac(raw: bytes) -> str:
+    """Canonical text of the first six bytes of ``raw``."""
+    return ":".join(f"{b:02x}" for b in raw[:6])
