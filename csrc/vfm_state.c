@@ -1,0 +1,1 @@
+#include "vfm_netlink.h"
