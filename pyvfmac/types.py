@@ -92,3 +92,101 @@ class VfResult:
     @property
     def ok(self) -> bool:
         return self.errno == 0
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PciAddress:
+    """A PCI function address; ``str()`` is the canonical ``0000:06:02.0``."""
+
+    domain: int
+    bus: int
+    slot: int
+    function: int
+
+    def __post_init__(self) -> None:
+        from .errors import PciAddressError
+
+        for field, value, top in (
+            ("domain", self.domain, 0xFFFF),
+            ("bus", self.bus, 0xFF),
+            ("slot", self.slot, 0x1F),
+            ("function", self.function, 0x7),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
+                raise PciAddressError(f"PCI address {field} {value!r}: not in 0..{top:#x}")
+
+    def __str__(self) -> str:
+        return f"{self.domain:04x}:{self.bus:02x}:{self.slot:02x}.{self.function:x}"
+
+    @classmethod
+    def parse(cls, text: str) -> PciAddress:
+        """``0000:06:02.0`` or ``06:02.0`` (domain 0); hex, case-insensitive."""
+        from .errors import PciAddressError
+
+        m = _PCI_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+        if m is None:
+            raise PciAddressError(
+                f"PCI address {text!r}: expected DDDD:BB:SS.F or BB:SS.F (hexadecimal)"
+            )
+        dom, bus, slot, fn = m.groups()
+        return cls(int(dom or "0", 16), int(bus, 16), int(slot, 16), int(fn, 16))
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, str], *, where: str = "<address>") -> PciAddress:
+        """From XML attribute values: ``domain='0x0000' bus='0x06' slot='0x02' function='0x0'``
+        (domain optional, default 0; ``0x`` hex or plain decimal, as libvirt accepts)."""
+        from .errors import PciAddressError
+
+        values: dict[str, int] = {}
+        for key in ("domain", "bus", "slot", "function"):
+            raw = attrs.get(key)
+            if raw is None:
+                if key == "domain":
+                    values[key] = 0
+                    continue
+                raise PciAddressError(f"{where}: attribute {key!r} is missing")
+            raw = raw.strip()
+            try:
+                values[key] = int(raw, 16) if raw.lower().startswith("0x") else int(raw, 10)
+            except ValueError:
+                raise PciAddressError(f"{where}: {key}={raw!r} is not a number") from None
+            if values[key] < 0:
+                raise PciAddressError(f"{where}: {key}={raw!r} is negative")
+        try:
+            return cls(**values)
+        except PciAddressError as exc:
+            raise PciAddressError(f"{where}: {exc}") from None
+
+    def xml_attrs(self) -> dict[str, str]:
+        """The libvirt attribute spelling: ``{'domain': '0x0000', 'bus': '0x06', ...}``."""
+        return {
+            "domain": f"0x{self.domain:04x}",
+            "bus": f"0x{self.bus:02x}",
+            "slot": f"0x{self.slot:02x}",
+            "function": f"0x{self.function:x}",
+        }
+
+
+_PCI_RE = __import__("re").compile(
+    r"(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])"
+)
+
+IFNAMSIZ = 16
+
+
+def validate_netdev_name(name: str, *, what: str = "network device name") -> str:
+    """Check a netdev name against the kernel's rules (dev_valid_name): 1-15 bytes, not ``.`` or
+    ``..``, no ``/``, ``:`` or whitespace. Returns it unchanged; raises NetdevNameError."""
+    from .errors import NetdevNameError
+
+    if not isinstance(name, str):
+        raise NetdevNameError(f"{what} {name!r}: not a string")
+    raw = name.encode("utf-8", "surrogateescape")
+    if not 1 <= len(raw) < IFNAMSIZ:
+        raise NetdevNameError(f"{what} {name!r}: must be 1 to {IFNAMSIZ - 1} bytes")
+    if name in (".", ".."):
+        raise NetdevNameError(f"{what} {name!r}: not allowed")
+    for ch in name:
+        if ch in "/:" or ch.isspace() or ord(ch) < 0x20 or ch == "\x7f":
+            raise NetdevNameError(f"{what} {name!r}: contains {ch!r}")
+    return name
