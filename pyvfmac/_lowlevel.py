@@ -11,4 +11,243 @@ __all__ = ["ffi", "lib"]
 
 # ---- netlink (lead) ----
 
+import errno as _errno
+import struct as _struct
+from collections.abc import Sequence as _Sequence
+from typing import Any as _Any
+
+from .errors import NetlinkError as _NetlinkError
+from .types import LinkInfo as _LinkInfo
+from .types import VfState as _VfState
+
+# Fixed layouts of the C structs, checked against the compiled module at import: changes are
+# packed and VF states unpacked in bulk, not one cffi attribute access at a time.
+_CHANGE = _struct.Struct("=iII6sHIIIIIII")
+_RESULT = _struct.Struct("=iI256s")
+_VFINFO = _struct.Struct("=I32sIIH2xiiiII")
+for _name, _st in (
+    ("struct vfm_vf_change", _CHANGE),
+    ("struct vfm_vf_result", _RESULT),
+    ("struct vfm_vf_info", _VFINFO),
+):
+    if ffi.sizeof(_name) != _st.size:  # pragma: no cover - a build/ABI mismatch
+        raise ImportError(f"pyvfmac._native: {_name} is {ffi.sizeof(_name)} bytes, expected {_st.size}")
+
+SET_MAC = int(lib.VFM_SET_MAC)
+SET_VLAN = int(lib.VFM_SET_VLAN)
+SET_SPOOFCHK = int(lib.VFM_SET_SPOOFCHK)
+SET_TRUST = int(lib.VFM_SET_TRUST)
+SET_LINK_STATE = int(lib.VFM_SET_LINK_STATE)
+SET_RATE = int(lib.VFM_SET_RATE)
+
+_LINK_STATE_NAMES = ("auto", "enable", "disable")
+_PROTO_NAMES = {0: "802.1Q", 0x8100: "802.1Q", 0x88A8: "802.1ad"}
+
+# One packed change: (ifindex, vf, set, mac6, vlan_proto, vlan, qos, spoofchk, trust,
+#                     link_state, min_tx_rate, max_tx_rate)
+PackedChange = tuple[int, int, int, bytes, int, int, int, int, int, int, int, int]
+
+
+def _msg(buf: _Any) -> str:
+    return bytes(ffi.string(buf)).decode("utf-8", "replace")
+
+
+def check(rc: int, what: str, *, device: str | None = None, vf: int | None = None,
+          ext_msg: str = "") -> int:
+    """Turn a C return code into a :class:`NetlinkError`; pass other values through."""
+    if rc < 0:
+        raise _NetlinkError(-rc, what, device=device, vf=vf, ext_msg=ext_msg)
+    return rc
+
+
+class Socket:
+    """An open NETLINK_ROUTE socket of the C core."""
+
+    __slots__ = ("_ptr",)
+
+    def __init__(self, bufsize: int) -> None:
+        out = ffi.new("struct vfm_sock **")
+        check(lib.vfm_sock_open(out, bufsize), "cannot open a rtnetlink socket")
+        self._ptr: _Any = out[0]
+
+    def close(self) -> None:
+        if self._ptr is not None:
+            lib.vfm_sock_close(self._ptr)
+            self._ptr = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    @property
+    def ptr(self) -> _Any:
+        if self._ptr is None:
+            raise ValueError("rtnetlink socket is closed")
+        return self._ptr
+
+
+def pack_changes(changes: _Sequence[PackedChange]) -> bytearray:
+    buf = bytearray(_CHANGE.size * len(changes))
+    pack = _CHANGE.pack_into
+    size = _CHANGE.size
+    for i, c in enumerate(changes):
+        pack(buf, i * size, *c)
+    return buf
+
+
+def vf_apply(sock: Socket, changes: _Sequence[PackedChange], *, max_per_msg: int,
+             retries: int, backoff_us: int) -> list[tuple[int, int, str]]:
+    """Apply packed changes; one (errno, attempts, kernel message) per change, errno 0 = ok."""
+    n = len(changes)
+    if n == 0:
+        return []
+    packed = pack_changes(changes)
+    arr = ffi.from_buffer("struct vfm_vf_change[]", packed)
+    res = ffi.new("struct vfm_vf_result[]", n)
+    opts = ffi.new("struct vfm_batch_opts *", (max_per_msg, retries, backoff_us))
+    check(lib.vfm_vf_apply(sock.ptr, arr, n, opts, res), "cannot apply VF changes")
+    out: list[tuple[int, int, str]] = []
+    for err, attempts, msg in _RESULT.iter_unpack(ffi.buffer(res)):
+        text = msg.split(b"\0", 1)[0].decode("utf-8", "replace") if err else ""
+        out.append((-err, attempts, text))
+    return out
+
+
+def vf_encode(changes: _Sequence[PackedChange], *, max_per_msg: int = 0,
+              seq: int = 1) -> list[bytes]:
+    """The RTM_SETLINK messages the core would send for these changes (for tests and benches)."""
+    packed = pack_changes(changes)
+    arr = ffi.from_buffer("struct vfm_vf_change[]", packed)
+    buf = ffi.new("uint8_t[]", 1 << 17)
+    taken = ffi.new("size_t *")
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(changes):
+        n = check(lib.vfm_vf_encode(arr + pos, len(changes) - pos, max_per_msg, seq + len(out),
+                                    buf, len(buf), taken), "cannot encode VF changes")
+        out.append(bytes(ffi.buffer(buf, n)))
+        pos += int(taken[0])
+    return out
+
+
+def _addr(raw: _Any, length: int) -> str | None:
+    if length <= 0:
+        return None
+    return bytes(ffi.buffer(raw, min(length, 32))).hex(":")
+
+
+def _vf_states(link: _Any) -> tuple[_VfState, ...]:
+    n = int(link.n_vfs)
+    if n == 0:
+        return ()
+    states = []
+    for (vf, mac, vlan, qos, proto, spoof, trust, state, min_rate,
+         max_rate) in _VFINFO.iter_unpack(ffi.buffer(link.vfs, n * _VFINFO.size)):
+        states.append(_VfState(
+            vf=vf,
+            mac=mac[:6].hex(":"),
+            vlan=vlan,
+            qos=qos,
+            vlan_proto=_PROTO_NAMES.get(proto, "802.1Q"),  # type: ignore[arg-type]
+            spoofchk=None if spoof < 0 else bool(spoof),
+            trust=None if trust < 0 else bool(trust),
+            link_state=_LINK_STATE_NAMES[state] if 0 <= state <= 2 else None,  # type: ignore[arg-type]
+            min_tx_rate=min_rate,
+            max_tx_rate=max_rate,
+        ))
+    return tuple(states)
+
+
+def _links(ptr: _Any) -> list[_LinkInfo]:
+    out = []
+    for i in range(int(ptr.n)):
+        link = ptr.links[i]
+        num_vf = int(link.num_vf)
+        vfs = _vf_states(link)
+        out.append(_LinkInfo(
+            ifindex=int(link.ifindex),
+            name=_msg(link.name),
+            mac=_addr(link.addr, int(link.addr_len)),
+            perm_mac=_addr(link.perm_addr, int(link.perm_addr_len)),
+            parent_bus=_msg(link.parent_bus) or None,
+            parent_dev=_msg(link.parent_dev) or None,
+            num_vf=None if num_vf < 0 else num_vf,
+            vfs=vfs,
+            missing_vfs=max(0, num_vf - len(vfs)) if link.vf_list else max(0, num_vf),
+        ))
+    return out
+
+
+def links_get(sock: Socket, ifindex: int, name: str | None, *, device: str) -> list[_LinkInfo]:
+    """RTM_GETLINK: ifindex > 0 one link, 0 by name, < 0 a dump of all links."""
+    out = ffi.new("struct vfm_links **")
+    errbuf = ffi.new("char[]", 256)
+    cname = name.encode() if name is not None else ffi.NULL
+    rc = lib.vfm_links_get(sock.ptr, ifindex, cname, out, errbuf, len(errbuf))
+    check(rc, "cannot read link and VF state", device=device, ext_msg=_msg(errbuf))
+    try:
+        return _links(out[0])
+    finally:
+        lib.vfm_links_free(out[0])
+
+
+def links_parse(data: bytes) -> list[_LinkInfo]:
+    """Parse received RTM_NEWLINK messages (tests: recorded and hostile replies)."""
+    out = ffi.new("struct vfm_links **")
+    rc = lib.vfm_links_parse(ffi.from_buffer(data), len(data), out)
+    check(rc, "cannot parse link messages")
+    try:
+        return _links(out[0])
+    finally:
+        lib.vfm_links_free(out[0])
+
+
+def link_set_addr(sock: Socket, ifindex: int, addr: bytes, *, device: str) -> None:
+    errbuf = ffi.new("char[]", 256)
+    rc = lib.vfm_link_set_addr(sock.ptr, ifindex, addr, len(addr), errbuf, len(errbuf))
+    check(rc, f"cannot set MAC {addr.hex(':')}", device=device, ext_msg=_msg(errbuf))
+
+
+def _port_req(ifindex: int, vf: int, request: int, profile: str,
+              instance_uuid: bytes | None, host_uuid: bytes | None) -> _Any:
+    raw = profile.encode()
+    if len(raw) >= 40:
+        raise ValueError(f"port profile {profile!r}: longer than 39 bytes")
+    req = ffi.new("struct vfm_port_req *")
+    req.ifindex = ifindex
+    req.vf = vf
+    req.request = request
+    ffi.memmove(req.profile, raw, len(raw))
+    if instance_uuid is not None:
+        ffi.memmove(req.instance_uuid, instance_uuid, 16)
+        req.has_instance_uuid = 1
+    if host_uuid is not None:
+        ffi.memmove(req.host_uuid, host_uuid, 16)
+        req.has_host_uuid = 1
+    return req
+
+
+PORT_ASSOCIATE = int(lib.VFM_PORT_REQUEST_ASSOCIATE)
+PORT_DISASSOCIATE = int(lib.VFM_PORT_REQUEST_DISASSOCIATE)
+
+
+def vf_port_encode(ifindex: int, vf: int, request: int, profile: str,
+                   instance_uuid: bytes | None, host_uuid: bytes | None, seq: int = 1) -> bytes:
+    req = _port_req(ifindex, vf, request, profile, instance_uuid, host_uuid)
+    buf = ffi.new("uint8_t[]", 512)
+    n = check(lib.vfm_vf_port_encode(req, seq, buf, len(buf)), "cannot encode port profile")
+    return bytes(ffi.buffer(buf, n))
+
+
+def vf_port_set(sock: Socket, ifindex: int, vf: int, request: int, profile: str,
+                instance_uuid: bytes | None, host_uuid: bytes | None, *, device: str) -> None:
+    req = _port_req(ifindex, vf, request, profile, instance_uuid, host_uuid)
+    errbuf = ffi.new("char[]", 256)
+    rc = lib.vfm_vf_port_set(sock.ptr, req, errbuf, len(errbuf))
+    verb = "associate" if request == PORT_ASSOCIATE else "disassociate"
+    check(rc, f"cannot {verb} port profile {profile!r}", device=device, vf=vf,
+          ext_msg=_msg(errbuf))
+
+
+ENODEV = _errno.ENODEV
+
 # ---- sysfs walker (topology) ----

@@ -1,0 +1,69 @@
+/* pyvfmac C core: declarations shared between the core's files (not part of the API). */
+#ifndef VFM_INTERNAL_H
+#define VFM_INTERNAL_H
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vfm_netlink.h"
+
+struct vfm_sock {
+	int fd;
+	uint32_t portid;
+	uint32_t seq;     /* last sequence number used */
+	uint8_t *rx;      /* receive buffer, grown to the largest datagram seen */
+	size_t rx_cap;
+};
+
+/* ---- message building (vfm_attr.c): the caller owns buf; every put is bounds-checked ---- */
+struct vfm_buf {
+	uint8_t *p;
+	size_t cap;
+	size_t len;
+};
+
+int vfm_buf_msg_start(struct vfm_buf *b, uint16_t type, uint16_t flags, uint32_t seq);
+void vfm_buf_msg_end(struct vfm_buf *b);
+void *vfm_buf_reserve(struct vfm_buf *b, size_t len);
+int vfm_attr_put(struct vfm_buf *b, uint16_t type, const void *data, size_t len);
+int vfm_attr_put_u32(struct vfm_buf *b, uint16_t type, uint32_t v);
+int vfm_attr_put_u8(struct vfm_buf *b, uint16_t type, uint8_t v);
+int vfm_attr_put_str(struct vfm_buf *b, uint16_t type, const char *s);
+/* nests: start returns the nest's offset (or -ENOSPC); end fails with -EMSGSIZE past 64 KiB */
+long vfm_nest_start(struct vfm_buf *b, uint16_t type);
+int vfm_nest_end(struct vfm_buf *b, long off);
+void vfm_nest_cancel(struct vfm_buf *b, long off);
+int vfm_ifinfo_put(struct vfm_buf *b, int32_t ifindex);
+
+/* ---- attribute walking: never reads outside [cur, end) ---- */
+/* The attribute at *cur if its header and payload fit before end, else NULL (and *bad set when
+ * bytes remain that do not form an attribute). Advances *cur past it (aligned, clamped to end). */
+const struct nlattr *vfm_attr_next(const uint8_t **cur, const uint8_t *end, bool *bad);
+static inline const void *vfm_attr_data(const struct nlattr *a) { return (const uint8_t *)a + NLA_HDRLEN; }
+static inline size_t vfm_attr_len(const struct nlattr *a) { return a->nla_len - NLA_HDRLEN; }
+static inline uint16_t vfm_attr_type(const struct nlattr *a) { return a->nla_type & NLA_TYPE_MASK; }
+void vfm_copy_str(char *dst, size_t dstlen, const struct nlattr *a);
+
+/* ---- socket I/O (vfm_nl.c) ---- */
+int vfm_sock_send(struct vfm_sock *s, const void *buf, size_t len);
+/* Receive one datagram into s->rx; returns its length or -errno. */
+long vfm_sock_recv(struct vfm_sock *s);
+/* Walk the netlink messages of a datagram: the next complete message or NULL. */
+const struct nlmsghdr *vfm_msg_next(const uint8_t **cur, const uint8_t *end, bool *bad);
+/* An NLMSG_ERROR message: its error (0 for an ACK, -errno) and the extended-ACK text. */
+int vfm_msg_error(const struct nlmsghdr *h, char *msg, size_t msglen);
+/* Send one request (NLM_F_ACK set by the caller) and wait for its ACK. */
+int vfm_request(struct vfm_sock *s, struct vfm_buf *b, char *errmsg, size_t errlen);
+void vfm_set_msg(char *dst, size_t dstlen, const char *src);
+
+/* ---- link parsing (vfm_state.c) ---- */
+int vfm_links_add_msg(struct vfm_links *l, const struct nlmsghdr *h);
+struct vfm_links *vfm_links_new(void);
+
+/* ---- VF state comparison (vfm_batch.c) ---- */
+bool vfm_change_matches(const struct vfm_vf_change *c, const struct vfm_vf_info *vi);
+
+#endif
