@@ -1,0 +1,351 @@
+"""The C rtnetlink core through its Python layer: encoding, parsing, and (as root, in a network
+namespace of the test's own) real kernel refusals on devices without VFs."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import shutil
+import struct
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import nlmsg
+import pytest
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+from pyvfmac import _lowlevel as ll
+from pyvfmac.errors import InputError, NetlinkError
+from pyvfmac.netlink import Rtnl, check_results, describe_change
+from pyvfmac.types import VfChange
+
+ALL = (ll.SET_MAC | ll.SET_VLAN | ll.SET_SPOOFCHK | ll.SET_TRUST | ll.SET_LINK_STATE
+       | ll.SET_RATE)
+
+
+def packed(ifindex: int, vf: int, flags: int = ll.SET_MAC, mac: bytes = b"\x02\0\0\0\0\x07",
+           proto: int = 0x8100, vlan: int = 0, qos: int = 0, spoof: int = 0, trust: int = 0,
+           state: int = 0, min_rate: int = 0, max_rate: int = 0) -> ll.PackedChange:
+    return (ifindex, vf, flags, mac, proto, vlan, qos, spoof, trust, state, min_rate, max_rate)
+
+
+def decode(msg: bytes) -> ifinfmsg:
+    m = ifinfmsg(msg)
+    m.decode()
+    return m
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def test_every_setting_decodes_with_pyroute2() -> None:
+    (msg,) = ll.vf_encode([packed(7, 3, ALL, b"\x02\0\0\0\0\x03", 0x88A8, 42, 3, 1, 0, 2, 10, 100)])
+    m = decode(msg)
+    assert m["header"]["type"] == 19  # RTM_SETLINK
+    assert m["header"]["flags"] == 5  # NLM_F_REQUEST | NLM_F_ACK
+    assert m["index"] == 7
+    lists = [a for a in m["attrs"] if a[0] == "IFLA_VFINFO_LIST"]
+    assert len(lists) == 1
+    (info,) = lists[0][1].get_attrs("IFLA_VF_INFO")
+    got = dict(info["attrs"])
+    assert got["IFLA_VF_MAC"] == {"vf": 3, "mac": "02:00:00:00:00:03"}
+    (vlan,) = got["IFLA_VF_VLAN_LIST"]["attrs"]
+    assert vlan[1] == {"vf": 3, "vlan": 42, "qos": 3, "proto": 0x88A8}
+    assert got["IFLA_VF_RATE"] == {"vf": 3, "min_tx_rate": 10, "max_tx_rate": 100}
+    assert got["IFLA_VF_SPOOFCHK"] == {"vf": 3, "spoofchk": 1}
+    assert got["IFLA_VF_LINK_STATE"] == {"vf": 3, "link_state": 2}
+    assert got["IFLA_VF_TRUST"] == {"vf": 3, "trust": 0}
+
+
+def test_only_requested_settings_are_sent() -> None:
+    (msg,) = ll.vf_encode([packed(2, 1, ll.SET_TRUST, trust=1)])
+    (info,) = decode(msg).get_attr("IFLA_VFINFO_LIST").get_attrs("IFLA_VF_INFO")
+    assert [name for name, _ in info["attrs"]] == ["IFLA_VF_TRUST"]
+
+
+def test_mac_only_message_golden_bytes() -> None:
+    (msg,) = ll.vf_encode([packed(5, 9, ll.SET_MAC, b"\x52\x54\x00\x6d\x90\x02")], seq=77)
+    vf_mac = struct.pack("=HHI", 40, 1, 9) + bytes.fromhex("5254006d9002") + bytes(26)
+    vf_info = struct.pack("=HH", 4 + len(vf_mac), 1) + vf_mac
+    vf_list = struct.pack("=HH", 4 + len(vf_info), 22) + vf_info
+    ifi = struct.pack("=BxHiII", 0, 0, 5, 0, 0)
+    body = ifi + vf_list
+    expected = struct.pack("=IHHII", 16 + len(body), 19, 5, 77, 0) + body
+    assert msg == expected
+
+
+def test_vlan_list_golden_bytes() -> None:
+    (msg,) = ll.vf_encode([packed(5, 2, ll.SET_VLAN, proto=0x8100, vlan=100, qos=5)])
+    info = struct.pack("=IIIHxx", 2, 100, 5, 0x0081)  # vlan_proto is big-endian 0x8100
+    vinfo = struct.pack("=HH", 4 + 16, 1) + info  # sizeof(struct ifla_vf_vlan_info), as the kernel checks
+    vlist = struct.pack("=HH", 4 + len(vinfo), 12) + vinfo
+    assert msg.endswith(vlist)
+
+
+def test_large_batch_is_split_under_64k_one_list_per_message() -> None:
+    changes = [packed(4, i, mac=nlmsg.vf_mac(i)) for i in range(4096)]
+    msgs = ll.vf_encode(changes)
+    assert len(msgs) > 1
+    seen: list[tuple[int, str]] = []
+    for msg in msgs:
+        m = decode(msg)
+        lists = [a for a in m["attrs"] if a[0] == "IFLA_VFINFO_LIST"]
+        assert len(lists) == 1
+        # the nest's own length field must be the true one (no wrap when sending)
+        (declared,) = struct.unpack_from("=H", msg, 32)
+        assert declared == len(msg) - 32 <= 65535
+        for info in lists[0][1].get_attrs("IFLA_VF_INFO"):
+            mac = info.get_attr("IFLA_VF_MAC")
+            seen.append((mac["vf"], mac["mac"]))
+    assert seen == [(i, nlmsg.vf_mac(i).hex(":")) for i in range(4096)]
+
+
+def test_max_per_msg_and_one_pf_per_message() -> None:
+    changes = [packed(4, i) for i in range(10)] + [packed(6, i) for i in range(3)]
+    msgs = ll.vf_encode(changes, max_per_msg=4)
+    sizes = [(decode(m)["index"], len(decode(m).get_attr("IFLA_VFINFO_LIST").get_attrs("IFLA_VF_INFO")))
+             for m in msgs]
+    assert sizes == [(4, 4), (4, 4), (4, 2), (6, 3)]
+
+
+def test_port_profile_golden_bytes() -> None:
+    inst = uuid.UUID("12345678-1234-5678-9abc-def012345678").bytes
+    msg = ll.vf_port_encode(3, 2, ll.PORT_ASSOCIATE, "prof1", inst, None, seq=9)
+    port = (
+        struct.pack("=HHI", 8, 1, 2)                       # IFLA_PORT_VF
+        + struct.pack("=HH", 4 + 6, 2) + b"prof1\0" + b"\0\0"  # IFLA_PORT_PROFILE, padded
+        + struct.pack("=HH", 20, 4) + inst                 # IFLA_PORT_INSTANCE_UUID
+        + struct.pack("=HHB", 5, 6, 2) + b"\0\0\0"         # IFLA_PORT_REQUEST = ASSOCIATE
+    )
+    vf_port = struct.pack("=HH", 4 + len(port), 1) + port
+    vf_ports = struct.pack("=HH", 4 + len(vf_port), 24) + vf_port
+    body = struct.pack("=BxHiII", 0, 0, 3, 0, 0) + vf_ports
+    assert msg == struct.pack("=IHHII", 16 + len(body), 19, 5, 9, 0) + body
+
+
+# ---------------------------------------------------------------- input checks
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (VfChange(pf="lo", vf=0, mac="01:00:5e:00:00:01"), "multicast"),
+        (VfChange(pf="lo", vf=0, mac="ff:ff:ff:ff:ff:ff"), "broadcast"),
+        (VfChange(pf="lo", vf=0, mac="00:00:00:00:00:00"), "all-zero"),
+        (VfChange(pf="lo", vf=0, mac="02:00:00:00:00"), "six"),
+        (VfChange(pf="lo", vf=-1, mac="02:00:00:00:00:01"), "VF index"),
+        (VfChange(pf="lo", vf=0, vlan=4096), "VLAN id"),
+        (VfChange(pf="lo", vf=0, vlan=5, qos=8), "qos"),
+        (VfChange(pf="lo", vf=0, vlan=5, vlan_proto="802.1X"), "802.1X"),  # type: ignore[arg-type]
+        (VfChange(pf="lo", vf=0, link_state="up"), "link state"),  # type: ignore[arg-type]
+        (VfChange(pf="lo", vf=0, max_tx_rate=-1), "max_tx_rate"),
+        (VfChange(pf="bad/name", vf=0, trust=True), "bad/name"),
+    ],
+)
+def test_bad_input_is_refused_before_sending(change: VfChange, words: str) -> None:
+    with Rtnl() as nl, pytest.raises(InputError, match=words.replace(".", r"\.")):
+        nl.apply([change])
+
+
+def test_zero_mac_allowed_only_for_restores() -> None:
+    change = VfChange(pf="lo", vf=0, mac="00-00-00-00-00-00", allow_zero_mac=True)
+    (msg,) = ll.vf_encode([packed(1, 0, ll.SET_MAC, bytes(6))])
+    assert decode(msg).get_attr("IFLA_VFINFO_LIST").get_attrs("IFLA_VF_INFO")[0].get_attr(
+        "IFLA_VF_MAC")["mac"] == "00:00:00:00:00:00"
+    assert "MAC 00-00-00-00-00-00" in describe_change(change)
+
+
+def test_missing_device_is_enodev() -> None:
+    with Rtnl() as nl, pytest.raises(NetlinkError) as exc:
+        nl.apply([VfChange(pf="nosuchdev9", vf=0, mac="02:00:00:00:00:01")])
+    assert exc.value.errno == errno.ENODEV
+    assert "nosuchdev9" in str(exc.value) and "ENODEV" in str(exc.value)
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def test_parse_one_vf_every_field() -> None:
+    vf = nlmsg.vf_info(0, b"\x02\x11\x22\x33\x44\x55", vlan=42, qos=3, proto=0x88A8, spoofchk=0,
+                       trust=1, link_state=2, min_rate=10, max_rate=100)
+    (link,) = ll.links_parse(nlmsg.newlink(9, "eth9", vfs=[vf], num_vf=1,
+                                           perm=b"\x02\0\0\0\0\x09"))
+    assert (link.ifindex, link.name, link.mac, link.perm_mac) == (
+        9, "eth9", "02:00:00:00:00:01", "02:00:00:00:00:09")
+    assert (link.parent_bus, link.parent_dev, link.num_vf, link.missing_vfs) == (
+        "pci", "0000:01:00.0", 1, 0)
+    (state,) = link.vfs
+    assert state.mac == "02:11:22:33:44:55"
+    assert (state.vlan, state.qos, state.vlan_proto) == (42, 3, "802.1ad")
+    assert (state.spoofchk, state.trust, state.link_state) == (False, True, "disable")
+    assert (state.min_tx_rate, state.max_tx_rate) == (10, 100)
+
+
+def test_unsupported_settings_read_as_none() -> None:
+    vf = nlmsg.vf_info(0, b"\x02\0\0\0\0\x01", spoofchk=-1, trust=-1, link_state=7)
+    (link,) = ll.links_parse(nlmsg.newlink(2, "x", vfs=[vf], num_vf=1))
+    assert (link.vfs[0].spoofchk, link.vfs[0].trust, link.vfs[0].link_state) == (None, None, None)
+
+
+@pytest.mark.parametrize("count", [1, 64, 1489, 1490, 4096, 5000])
+def test_parse_lists_of_any_size(count: int) -> None:
+    vfs = [nlmsg.vf_info(i, nlmsg.vf_mac(i), vlan=i % 4096) for i in range(count)]
+    trailer = nlmsg.nla(nlmsg.IFLA_AF_SPEC, b"\0" * 8)
+    msg = nlmsg.newlink(3, "pf0", vfs=vfs, num_vf=count, perm=b"\x02\0\0\0\0\x33",
+                        after_list=trailer)
+    (link,) = ll.links_parse(msg + nlmsg.done())
+    assert len(link.vfs) == count and link.missing_vfs == 0
+    assert [v.mac for v in link.vfs] == [nlmsg.vf_mac(i).hex(":") for i in range(count)]
+    assert [v.vlan for v in link.vfs] == [i % 4096 for i in range(count)]
+    # attributes after a wrapped list are still read
+    assert link.perm_mac == "02:00:00:00:00:33"
+
+
+def test_wrapped_list_without_num_vf_stops_at_next_attribute() -> None:
+    vfs = [nlmsg.vf_info(i, nlmsg.vf_mac(i)) for i in range(3000)]
+    msg = nlmsg.newlink(3, "pf0", vfs=vfs, perm=b"\x02\0\0\0\0\x44")
+    (link,) = ll.links_parse(msg)
+    assert len(link.vfs) == 3000 and link.perm_mac == "02:00:00:00:00:44"
+
+
+def test_short_list_is_reported_missing() -> None:
+    vfs = [nlmsg.vf_info(i, nlmsg.vf_mac(i)) for i in range(5)]
+    (link,) = ll.links_parse(nlmsg.newlink(3, "pf0", vfs=vfs, num_vf=8))
+    assert len(link.vfs) == 5 and link.missing_vfs == 3
+
+
+def test_list_length_that_lies_is_refused() -> None:
+    vfs = [nlmsg.vf_info(i, nlmsg.vf_mac(i)) for i in range(4)]
+    real = 4 + len(b"".join(vfs))
+    for length in (real - 8, real + 4, 3, 0):
+        msg = nlmsg.newlink(3, "pf0", vfs=vfs, num_vf=4, list_length=length)
+        with pytest.raises(NetlinkError) as exc:
+            ll.links_parse(msg)
+        assert exc.value.errno == errno.EBADMSG
+
+
+def test_dump_of_several_links() -> None:
+    data = (nlmsg.newlink(1, "lo") + nlmsg.newlink(
+        2, "pf", vfs=[nlmsg.vf_info(0, nlmsg.vf_mac(0))], num_vf=1) + nlmsg.done())
+    links = ll.links_parse(data)
+    assert [(x.name, x.num_vf, len(x.vfs)) for x in links] == [("lo", None, 0), ("pf", 1, 1)]
+
+
+def test_error_reply_becomes_its_errno() -> None:
+    with pytest.raises(NetlinkError) as exc:
+        ll.links_parse(nlmsg.error(-errno.ENODEV))
+    assert exc.value.errno == errno.ENODEV
+
+
+def test_every_truncation_is_a_clean_error() -> None:
+    vfs = [nlmsg.vf_info(i, nlmsg.vf_mac(i)) for i in range(20)]
+    msg = nlmsg.newlink(3, "pf0", vfs=vfs, num_vf=20)
+    for cut in range(len(msg)):
+        try:
+            links = ll.links_parse(msg[:cut])
+        except NetlinkError as exc:
+            assert exc.errno == errno.EBADMSG
+        else:
+            assert links == []  # only a cut at 0 leaves nothing to parse
+            assert cut == 0
+
+
+def test_random_corruption_never_crashes() -> None:
+    rng = random.Random(20261125)
+    vfs = [nlmsg.vf_info(i, nlmsg.vf_mac(i), vlan=i) for i in range(40)]
+    msg = bytearray(nlmsg.newlink(3, "pf0", vfs=vfs, num_vf=40) + nlmsg.done())
+    parsed = failed = 0
+    for _ in range(3000):
+        bad = bytearray(msg)
+        for _ in range(rng.randint(1, 6)):
+            pos = rng.randrange(len(bad))
+            bad[pos] = rng.randrange(256)
+        try:
+            links = ll.links_parse(bytes(bad))
+            parsed += 1
+            for link in links:
+                assert len(link.vfs) <= 40
+        except NetlinkError:
+            failed += 1
+    assert parsed and failed  # both paths were exercised
+
+
+# ---------------------------------------------------------------- real kernel, no VFs (root)
+
+NETNS_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from pyvfmac.netlink import Rtnl, check_results
+    from pyvfmac.types import VfChange
+    out = {}
+    with Rtnl() as nl:
+        changes = [
+            VfChange(pf="vx0", vf=0, mac="02:00:00:00:00:01"),
+            VfChange(pf="vx0", vf=1, vlan=42, qos=2),
+            VfChange(pf="vx0", vf=2, vlan=42, vlan_proto="802.1ad"),
+            VfChange(pf="vx0", vf=3, spoofchk=False),
+            VfChange(pf="vx0", vf=4, trust=True),
+            VfChange(pf="vx0", vf=5, link_state="disable"),
+            VfChange(pf="vx0", vf=6, min_tx_rate=0, max_tx_rate=100),
+            VfChange(pf="vx1", vf=0, mac="02:00:00:00:00:02"),
+        ]
+        out["results"] = [(r.pf_name, r.change.vf, r.errno) for r in nl.apply(changes)]
+        try:
+            check_results(nl.apply(changes[:1]))
+        except OSError as exc:
+            out["first"] = [exc.errno, str(exc)]
+        try:
+            nl.set_vf_port("vx0", 0, profile="prof")
+        except OSError as exc:
+            out["port"] = [exc.errno, str(exc)]
+        link = nl.read_link("vx0")
+        out["link"] = [link.name, link.num_vf, len(link.vfs)]
+        nl.set_link_mac("vx1", "02:aa:bb:cc:dd:ee")
+    json.dump(out, sys.stdout)
+    """
+)
+
+
+@pytest.fixture
+def netns() -> str:
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.fail("this test needs root and iproute2 (the README's test command runs as root)")
+    name = f"pyvfmac-t{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "add", "vx0", "type", "veth", "peer", "name",
+                        "vx1"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def ip_links(ns: str) -> dict[str, dict[str, object]]:
+    out = subprocess.run(["ip", "-n", ns, "-j", "-d", "link", "show"], check=True,
+                         capture_output=True, text=True).stdout
+    return {link["ifname"]: link for link in json.loads(out)}
+
+
+@pytest.mark.root
+def test_veth_refuses_every_vf_setting_and_nothing_changes(netns: str) -> None:
+    before = ip_links(netns)
+    run = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-P", "-c", NETNS_SCRIPT],
+                         check=True, capture_output=True, text=True)
+    out = json.loads(run.stdout)
+    assert out["results"] == [["vx0", i, errno.EOPNOTSUPP] for i in range(7)] + [
+        ["vx1", 0, errno.EOPNOTSUPP]]
+    code, text = out["first"]
+    assert code == errno.EOPNOTSUPP
+    assert text == ("vx0 vf 0: cannot set MAC 02:00:00:00:00:01: Operation not supported "
+                    "(EOPNOTSUPP)")
+    assert out["port"][0] == errno.EOPNOTSUPP and "vx0 vf 0" in out["port"][1]
+    assert out["link"] == ["vx0", None, 0]
+    after = ip_links(netns)
+    assert after["vx1"]["address"] == "02:aa:bb:cc:dd:ee"  # the one real change made
+    after["vx1"]["address"] = before["vx1"]["address"]
+    for name in before:
+        assert after[name] == before[name]
