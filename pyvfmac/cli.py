@@ -1,0 +1,401 @@
+"""``vfmac``: the command line.
+
+Exit status: 0 success, 1 an operational error (the kernel, the state store, a device, a file's
+content), 2 a usage error (the command line itself). Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any, NoReturn, TextIO
+
+from .errors import VfmacError
+from .netlink import Rtnl, check_results
+from .types import LinkInfo, VfChange
+
+PROG = "vfmac"
+ENV_STATE = "PYVFMAC_STATE_DIR"
+ENV_SYSFS = "PYVFMAC_SYSFS_ROOT"
+
+
+class UsageError(Exception):
+    """A malformed command line (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def _fmt(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30)
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _sysfs_root(args: argparse.Namespace) -> str:
+    return str(args.sysfs_root or os.environ.get(ENV_SYSFS) or "/sys")
+
+
+def _state_dir(args: argparse.Namespace) -> str | None:
+    return args.state_dir or os.environ.get(ENV_STATE) or None
+
+
+def _progress(args: argparse.Namespace) -> Callable[[str], None] | None:
+    """A progress printer for long work, only at a terminal."""
+    if args.quiet or not sys.stderr.isatty():
+        return None
+
+    def show(text: str) -> None:
+        print(f"{PROG}: {text}", file=sys.stderr, flush=True)
+
+    return show
+
+
+# --------------------------------------------------------------------------- list
+
+
+def _held(args: argparse.Namespace) -> dict[tuple[str, int], str]:
+    """(PF name, VF index) -> "attached (owner)" / "pool NAME (owner)", from the state store;
+    empty when there is no store yet."""
+    from .state import Store, default_state_dir
+
+    path = _state_dir(args) or str(default_state_dir())
+    if not os.path.exists(os.path.join(path, "state.db")):
+        return {}
+    held: dict[tuple[str, int], str] = {}
+    with Store(path) as store:
+        for att in store.all():
+            where = f"pool {att.network}" if att.network else "attached"
+            held[(att.original.pf, att.original.vf)] = f"{where} ({att.owner}, {att.phase})"
+    return held
+
+
+def list_pfs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every PF (netdev with VFs, PCI or not) with every VF, in one dump and one sysfs scan."""
+    from .topology import scan
+
+    with Rtnl() as nl:
+        links = nl.dump_links()
+    topo = scan(_sysfs_root(args))
+    held = _held(args)
+    out = []
+    for link in links:
+        if not link.num_vf and not link.vfs:
+            continue
+        out.append(_pf_json(link, topo, held))
+    return out
+
+
+def _pf_json(link: LinkInfo, topo: Any, held: dict[tuple[str, int], str]) -> dict[str, Any]:
+    pf = None
+    try:
+        pf = topo.pf_by_netdev(link.name)
+    except VfmacError:
+        pf = None
+    vfs = []
+    for state in link.vfs:
+        vf = pf.vf(state.vf) if pf is not None and state.vf < len(pf.vfs) else None
+        entry: dict[str, Any] = {"vf": state.vf}
+        entry["pci"] = str(vf.address) if vf is not None else None
+        entry["netdev"] = vf.netdev if vf is not None else None
+        entry["driver"] = vf.driver if vf is not None else None
+        entry.update(asdict(state))
+        entry["held"] = held.get((link.name, state.vf))
+        vfs.append(entry)
+    return {
+        "pf": link.name,
+        "ifindex": link.ifindex,
+        "pci": str(pf.address) if pf is not None else None,
+        "driver": pf.driver if pf is not None else None,
+        "parent": f"{link.parent_bus}:{link.parent_dev}" if link.parent_bus else None,
+        "numvfs": link.num_vf,
+        "totalvfs": pf.totalvfs if pf is not None else None,
+        "missing_vfs": link.missing_vfs,
+        "vfs": vfs,
+    }
+
+
+def _onoff(value: object) -> str:
+    return "-" if value is None else ("on" if value else "off")
+
+
+def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    pfs = list_pfs(args)
+    if args.json:
+        json.dump(pfs, out, indent=2)
+        out.write("\n")
+        return 0
+    if not pfs:
+        out.write("no SR-IOV physical functions with VFs\n")
+        return 0
+    for pf in pfs:
+        where = pf["pci"] or pf["parent"] or "-"
+        out.write(f"{pf['pf']}  {where}  driver {pf['driver'] or '-'}  {pf['numvfs']} VFs"
+                  + (f" (of {pf['totalvfs']})" if pf["totalvfs"] else "") + "\n")
+        if pf["missing_vfs"]:
+            out.write(f"  warning: the kernel listed {len(pf['vfs'])} of {pf['numvfs']} VFs\n")
+        for vf in pf["vfs"]:
+            vlan = f"vlan {vf['vlan']}" + (f" qos {vf['qos']}" if vf["qos"] else "") + (
+                f" {vf['vlan_proto']}" if vf["vlan"] else "")
+            out.write(
+                f"  vf {vf['vf']:<4} {vf['pci'] or '-':<13} {vf['netdev'] or '-':<10} "
+                f"{vf['driver'] or '-':<9} {vf['mac']}  {vlan}  spoofchk {_onoff(vf['spoofchk'])}"
+                f"  trust {_onoff(vf['trust'])}  state {vf['link_state'] or '-'}"
+                + (f"  {vf['held']}" if vf["held"] else "") + "\n"
+            )
+    return 0
+
+
+# --------------------------------------------------------------------------- set
+
+_SET_WORDS = ("mac", "vlan", "qos", "proto", "spoofchk", "trust", "state", "min_tx_rate",
+              "max_tx_rate")
+
+
+def _int_word(word: str, value: str) -> int:
+    try:
+        return int(value, 0)
+    except ValueError:
+        raise UsageError(f"{word} {value!r}: not a number") from None
+
+
+def _onoff_word(word: str, value: str) -> bool:
+    if value not in ("on", "off"):
+        raise UsageError(f"{word} {value!r}: use on or off")
+    return value == "on"
+
+
+def parse_set_words(pf: str, vf_text: str, words: Sequence[str]) -> VfChange:
+    """``mac M vlan N qos Q proto P spoofchk on trust off state auto`` -> a VfChange."""
+    vf = _int_word("VF", vf_text)
+    if len(words) % 2:
+        raise UsageError(f"{words[-1]!r} needs a value")
+    seen: dict[str, str] = {}
+    for key, value in zip(words[::2], words[1::2]):
+        if key not in _SET_WORDS:
+            raise UsageError(f"unknown setting {key!r} (use: {', '.join(_SET_WORDS)})")
+        if key in seen:
+            raise UsageError(f"{key} given twice")
+        seen[key] = value
+    if not seen:
+        raise UsageError("nothing to set")
+    if ("qos" in seen or "proto" in seen) and "vlan" not in seen:
+        raise UsageError("qos and proto go with a vlan")
+    fields: dict[str, Any] = {}
+    if "mac" in seen:
+        fields["mac"] = seen["mac"]
+    if "vlan" in seen:
+        fields["vlan"] = _int_word("vlan", seen["vlan"])
+        fields["qos"] = _int_word("qos", seen.get("qos", "0"))
+        fields["vlan_proto"] = seen.get("proto", "802.1Q")
+    for key in ("spoofchk", "trust"):
+        if key in seen:
+            fields[key] = _onoff_word(key, seen[key])
+    if "state" in seen:
+        fields["link_state"] = seen["state"]
+    for key in ("min_tx_rate", "max_tx_rate"):
+        if key in seen:
+            fields[key] = _int_word(key, seen[key])
+    return VfChange(pf=pf, vf=vf, **fields)
+
+
+def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
+    change = parse_set_words(args.pf, args.vf, args.settings)
+    with Rtnl() as nl:
+        link = nl.read_link(change.pf)
+        link.vf(change.vf)  # a clear error for a VF the PF does not have
+        results = nl.apply([change])
+        check_results(results)
+        state = nl.read_link(change.pf).vf(change.vf)
+    if args.json:
+        json.dump(asdict(state), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(f"{link.name} vf {change.vf}: mac {state.mac} vlan {state.vlan} "
+                  f"spoofchk {_onoff(state.spoofchk)} trust {_onoff(state.trust)} "
+                  f"state {state.link_state or '-'}\n")
+    return 0
+
+
+# --------------------------------------------------------------------------- the rest
+
+
+def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
+    from .bootcfg import run_apply
+
+    report = run_apply(args.config, dry_run=args.dry_run, sysfs_root=_sysfs_root(args), out=out)
+    return int(report.exit_status)
+
+
+def cmd_attach(args: argparse.Namespace, out: TextIO) -> int:
+    from .attach import attach_file
+
+    attach_file(args.file, live_xml=args.live_xml, out=out, state_dir=_state_dir(args),
+                sysfs_root=_sysfs_root(args), progress=_progress(args))
+    return 0
+
+
+def cmd_detach(args: argparse.Namespace, out: TextIO) -> int:
+    from .attach import detach_file
+
+    detach_file(args.file, out=out, state_dir=_state_dir(args), sysfs_root=_sysfs_root(args),
+                force=args.force)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
+    from .attach import restore
+
+    if args.all == bool(args.pf):
+        raise UsageError("give PF VF, or --all")
+    if args.pf and args.vf is None:
+        raise UsageError("give the VF index after the PF")
+    vf = _int_word("VF", args.vf) if args.vf is not None else None
+    restore(pf=args.pf, vf=vf, everything=args.all, force=args.force, out=out,
+            state_dir=_state_dir(args), sysfs_root=_sysfs_root(args))
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace, out: TextIO) -> int:
+    from .attach import recover
+
+    recover(out=out, state_dir=_state_dir(args), sysfs_root=_sysfs_root(args))
+    return 0
+
+
+def cmd_net(args: argparse.Namespace, out: TextIO) -> int:
+    from . import pools
+
+    return pools.cli(args.command, args, out, state_dir=_state_dir(args),
+                     sysfs_root=_sysfs_root(args))
+
+
+# --------------------------------------------------------------------------- parser
+
+_EXAMPLES = {
+    "list": "vfmac list\n  vfmac list --json | jq '.[].vfs[].mac'",
+    "set": "vfmac set eth0 3 mac 52:54:00:6d:90:02 vlan 42 qos 3 spoofchk on trust off\n"
+           "  vfmac set eth0 3 vlan 100 proto 802.1ad state disable",
+    "attach": "vfmac attach guest-nic.xml --live-xml guest-nic.live.xml\n"
+              "  vfmac attach /etc/libvirt/qemu/guest1.xml > guest1.live.xml",
+    "detach": "vfmac detach guest-nic.live.xml",
+    "restore": "vfmac restore eth0 3\n  vfmac restore --all",
+    "recover": "vfmac recover     # after a crash: put back every VF left half-attached",
+    "apply": "vfmac apply /etc/pyvfmac/vfmac.toml --dry-run\n"
+             "  vfmac apply   # the default config, as the systemd unit runs it",
+    "net-define": "vfmac net-define passthrough-net.xml",
+    "net-undefine": "vfmac net-undefine passthrough-net",
+    "net-start": "vfmac net-start passthrough-net",
+    "net-stop": "vfmac net-stop passthrough-net --force",
+    "net-list": "vfmac net-list --json",
+    "net-show": "vfmac net-show passthrough-net",
+}
+
+
+def _sub(subs: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = subs.add_parser(
+        name, help=help_text, description=help_text, formatter_class=_fmt,
+        epilog="example:\n  " + _EXAMPLES[name])
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, formatter_class=_fmt,
+                description="Fixed MAC addresses for SR-IOV VFs: set, attach/detach with saved "
+                            "originals, VF pools, boot-time bulk programming.",
+                epilog="example:\n  vfmac list\n  vfmac apply /etc/pyvfmac/vfmac.toml")
+    p.add_argument("--state-dir", help=f"state store directory (env {ENV_STATE}; "
+                                       "default /var/lib/pyvfmac)")
+    p.add_argument("--sysfs-root", help=f"where sysfs is mounted (env {ENV_SYSFS}; default /sys)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    subs = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = _sub(subs, "list", "list PFs and their VFs")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_list)
+
+    s = _sub(subs, "set", "change one VF's settings through its PF")
+    s.add_argument("pf")
+    s.add_argument("vf")
+    s.add_argument("settings", nargs=argparse.REMAINDER,
+                   help="mac M | vlan N [qos Q] [proto 802.1Q|802.1ad] | spoofchk on|off | "
+                        "trust on|off | state auto|enable|disable | min_tx_rate N | max_tx_rate N")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_set)
+
+    s = _sub(subs, "attach", "prepare the VFs of a <hostdev>/<interface>/<domain> document")
+    s.add_argument("file")
+    s.add_argument("--live-xml", metavar="OUT", help="write the live XML here (default stdout)")
+    s.set_defaults(func=cmd_attach)
+
+    s = _sub(subs, "detach", "give back the VFs of a document attached before")
+    s.add_argument("file")
+    s.add_argument("--force", action="store_true",
+                   help="drop the saved record even where a setting could not be restored")
+    s.set_defaults(func=cmd_detach)
+
+    s = _sub(subs, "restore", "put back a VF's saved original configuration")
+    s.add_argument("pf", nargs="?")
+    s.add_argument("vf", nargs="?")
+    s.add_argument("--all", action="store_true")
+    s.add_argument("--force", action="store_true",
+                   help="drop the saved record even where a setting could not be restored")
+    s.set_defaults(func=cmd_restore)
+
+    s = _sub(subs, "recover", "restore every VF whose attach did not complete")
+    s.set_defaults(func=cmd_recover)
+
+    s = _sub(subs, "apply", "program all VFs of all PFs from a TOML config (boot time)")
+    s.add_argument("config", nargs="?", default="/etc/pyvfmac/vfmac.toml")
+    s.add_argument("--dry-run", action="store_true", help="print the changes, change nothing")
+    s.set_defaults(func=cmd_apply)
+
+    for name, text, arg in (
+        ("net-define", "store a <network> pool definition", "file"),
+        ("net-undefine", "remove a stopped network definition", "name"),
+        ("net-start", "resolve a network's pool and make it usable", "name"),
+        ("net-stop", "stop a network (refused while VFs are in use)", "name"),
+        ("net-list", "list networks", None),
+        ("net-show", "show a network's pool and each VF's state", "name"),
+    ):
+        s = _sub(subs, name, text)
+        if arg:
+            s.add_argument(arg)
+        if name == "net-stop":
+            s.add_argument("--force", action="store_true",
+                           help="stop even with VFs in use (they are restored and released)")
+        if name in ("net-list", "net-show"):
+            s.add_argument("--json", action="store_true")
+        s.set_defaults(func=cmd_net)
+    return p
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args, out))
+    except UsageError as exc:
+        print(f"{PROG}: usage error: {exc}", file=sys.stderr)
+        return 2
+    except VfmacError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file the user named
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""Networks that are pools of VFs (``<forward mode='hostdev'>``): define, start, stop, show,
+and which VFs are free.
+
+A VF of a started network is *free* when pyvfmac has not allocated or attached it and nobody
+else holds it. Held outside pyvfmac: bound to ``vfio-pci`` or ``pci-stub`` (another VM manager
+has it), or with a ``driver_override`` set, with no pyvfmac record. Unbound VFs and VFs on their
+host network driver are free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from .domxml import NetworkSpec, PoolEntry, parse_network
+from .errors import PoolError, TopologyError, VfmacError, XmlError
+from .state import Store
+from .topology import Topology, Vf, scan
+from .types import PciAddress
+
+HOLDING_DRIVERS = ("vfio-pci", "pci-stub")
+
+
+def _override(vf: Vf, sysfs_root: str) -> str:
+    path = os.path.join(sysfs_root, "bus", "pci", "devices", str(vf.address), "driver_override")
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            value = f.read().strip()
+    except OSError:
+        return ""
+    return "" if value == "(null)" else value
+
+
+def held_outside(vf: Vf, sysfs_root: str) -> str | None:
+    """Why a VF counts as held by someone else (None when it does not)."""
+    if vf.driver in HOLDING_DRIVERS:
+        return f"bound to {vf.driver} outside pyvfmac"
+    override = _override(vf, sysfs_root)
+    if override:
+        return f"driver_override {override} set outside pyvfmac"
+    return None
+
+
+def _entry_vfs(entry: PoolEntry, topo: Topology, net: str) -> list[Vf]:
+    try:
+        if entry.kind == "pf":
+            assert entry.dev is not None
+            pf = topo.pf_by_netdev(entry.dev)
+            if not pf.vfs:
+                raise PoolError(f"network {net}: <pf dev='{entry.dev}'> has no VFs (sriov_numvfs 0)")
+            return list(pf.vfs)
+        if entry.kind == "interface":
+            assert entry.dev is not None
+            return [topo.find_vf_by_netdev(entry.dev)]
+        assert entry.address is not None
+        return [topo.vf(entry.address)]
+    except TopologyError as exc:
+        what = f"<{entry.kind} dev='{entry.dev}'>" if entry.dev else f"<address {entry.address}>"
+        raise PoolError(f"network {net}: pool entry {what}: {exc}") from None
+
+
+def resolve_pool(spec: NetworkSpec, topo: Topology) -> list[str]:
+    """Every pool entry as VF keys (canonical PCI addresses), in pool order, without repeats."""
+    keys: list[str] = []
+    for entry in spec.pool:
+        for vf in _entry_vfs(entry, topo, spec.name):
+            key = str(vf.address)
+            if key not in keys:
+                keys.append(key)
+    if not keys:
+        raise PoolError(f"network {spec.name}: the pool resolves to no VF")
+    return keys
+
+
+def eligible(store: Store, network: str, topo: Topology) -> list[str]:
+    """The started network's pool, in order, without VFs held outside pyvfmac."""
+    rec = store.get_network(network)
+    if rec is None:
+        raise PoolError(f"network {network}: not defined")
+    ours = {a.vf_key for a in store.all()} | {a.vf_key for a in store.allocations()}
+    out = []
+    for key in rec.pool:
+        if key in ours:
+            out.append(key)  # the store decides; it is busy
+            continue
+        try:
+            vf = topo.vf(PciAddress.parse(key))
+        except TopologyError:
+            continue  # gone (VFs destroyed since start)
+        if held_outside(vf, topo.sysfs_root) is None:
+            out.append(key)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSlot:
+    key: str
+    pf: str | None
+    vf: int | None
+    netdev: str | None
+    driver: str | None
+    state: str          # free / in use / held / missing
+    detail: str
+
+
+def pool_view(store: Store, network: str, topo: Topology) -> list[PoolSlot]:
+    rec = store.get_network(network)
+    if rec is None:
+        raise PoolError(f"network {network}: not defined")
+    if not rec.started:
+        spec = parse_network(rec.xml, source=f"network {network}")
+        try:
+            keys = resolve_pool(spec, topo)
+        except PoolError as exc:
+            return [PoolSlot("-", None, None, None, None, "unresolved", str(exc))]
+    else:
+        keys = list(rec.pool)
+    allocs = {a.vf_key: a for a in store.allocations()}
+    atts = {a.vf_key: a for a in store.all()}
+    slots = []
+    for key in keys:
+        try:
+            vf = topo.vf(PciAddress.parse(key))
+        except TopologyError as exc:
+            slots.append(PoolSlot(key, None, None, None, None, "missing", str(exc)))
+            continue
+        pf = vf.pf_netdevs[0] if vf.pf_netdevs else None
+        if key in allocs:
+            a = allocs[key]
+            phase = atts[key].phase if key in atts else "allocated"
+            where = "" if a.network == network else f" (network {a.network})"
+            state, detail = "in use", f"{a.owner}{where}, {phase}"
+        elif key in atts:
+            state, detail = "in use", f"attached directly for {atts[key].owner}"
+        else:
+            reason = held_outside(vf, topo.sysfs_root)
+            state, detail = ("held", reason) if reason else ("free", "")
+        slots.append(PoolSlot(key, pf, vf.index, vf.netdev, vf.driver, state, detail))
+    return slots
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def net_define(store: Store, path: str) -> NetworkSpec:
+    text = _read(path)
+    spec = parse_network(text, source=path)
+    store.define_network(spec.name, text)
+    return spec
+
+
+def net_start(store: Store, name: str, topo: Topology) -> list[str]:
+    rec = store.get_network(name)
+    if rec is None:
+        raise PoolError(f"network {name}: not defined")
+    if rec.started:
+        raise PoolError(f"network {name}: already started")
+    keys = resolve_pool(parse_network(rec.xml, source=f"network {name}"), topo)
+    store.start_network(name, keys)
+    return keys
+
+
+def net_stop(name: str, *, force: bool, out: TextIO, state_dir: str | None,
+             sysfs_root: str) -> None:
+    from .attach import open_host, restore_attachment
+
+    host = open_host(state_dir=state_dir, sysfs_root=sysfs_root)
+    try:
+        held = host.store.stop_network(name, force=force)
+        for alloc in held:
+            att = host.store.get(alloc.vf_key)
+            if att is not None:
+                restore_attachment(att, host)
+                out.write(f"network {name}: {alloc.vf_key} restored and released "
+                          f"(was {alloc.owner})\n")
+            else:
+                try:
+                    host.store.release(name, alloc.vf_key)
+                except VfmacError:
+                    pass
+    finally:
+        host.close()
+
+
+def _json_slot(s: PoolSlot) -> dict[str, Any]:
+    return {"pci": s.key, "pf": s.pf, "vf": s.vf, "netdev": s.netdev, "driver": s.driver,
+            "state": s.state, "detail": s.detail}
+
+
+def cli(command: str, args: argparse.Namespace, out: TextIO, *, state_dir: str | None,
+        sysfs_root: str) -> int:
+    if command == "net-stop":
+        net_stop(args.name, force=args.force, out=out, state_dir=state_dir,
+                 sysfs_root=sysfs_root)
+        out.write(f"network {args.name} stopped\n")
+        return 0
+    with Store(state_dir) as store:
+        if command == "net-define":
+            spec = net_define(store, args.file)
+            out.write(f"network {spec.name} defined ({len(spec.pool)} pool entries)\n")
+        elif command == "net-undefine":
+            store.undefine_network(args.name)
+            out.write(f"network {args.name} undefined\n")
+        elif command == "net-start":
+            keys = net_start(store, args.name, scan(sysfs_root))
+            out.write(f"network {args.name} started: {len(keys)} VFs\n")
+        elif command == "net-list":
+            recs = store.networks()
+            if args.json:
+                json.dump([{"name": r.name, "started": r.started, "vfs": len(r.pool)}
+                           for r in recs], out, indent=2)
+                out.write("\n")
+            else:
+                for r in recs:
+                    out.write(f"{r.name:<24} {'active' if r.started else 'inactive':<9} "
+                              f"{len(r.pool)} VFs\n")
+        elif command == "net-show":
+            slots = pool_view(store, args.name, scan(sysfs_root))
+            rec = store.get_network(args.name)
+            assert rec is not None
+            if args.json:
+                json.dump({"name": rec.name, "started": rec.started,
+                           "pool": [_json_slot(s) for s in slots]}, out, indent=2)
+                out.write("\n")
+            else:
+                out.write(f"network {rec.name}: {'active' if rec.started else 'inactive'}\n")
+                for s in slots:
+                    where = f"{s.pf} vf {s.vf}" if s.pf is not None else "-"
+                    out.write(f"  {s.key:<13} {where:<14} {s.netdev or '-':<10} "
+                              f"{s.driver or '-':<9} {s.state}"
+                              + (f" ({s.detail})" if s.detail else "") + "\n")
+        else:  # pragma: no cover - argparse keeps this out
+            raise XmlError(f"unknown network command {command}")
+    return 0

@@ -1,0 +1,228 @@
+"""Attach / detach / recover on the emulated igb VFs (issue 5) and netdev names (issue 7 step 2),
+checked with ``ip -j link show`` and sysfs, never only with pyvfmac's own reads."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from vfhelp import (
+    all_vf_states,
+    hostdev_xml,
+    interface_xml,
+    netdev_of,
+    ok,
+    vf_pci,
+    vf_state,
+    vfmac,
+)
+
+MAC = "52:54:00:6d:90:02"
+FORMS = {"hostdev": hostdev_xml, "interface": interface_xml}
+
+
+@pytest.mark.parametrize(("form", "managed", "vlan"),
+                         list(itertools.product(FORMS, (True, False), (None, 42))))
+def test_round_trip_restores_everything(form: str, managed: bool, vlan: int | None,
+                                        igb_pfs: tuple[str, ...], igb_clean: None,
+                                        tmp_path: Path) -> None:
+    pf = igb_pfs[0]
+    index = 2
+    pci = vf_pci(pf, index)
+    # a non-default starting point, so that "restored" means something
+    ok(vfmac(tmp_path, "set", pf, str(index), "vlan", "7", "qos", "1", "spoofchk", "off"))
+    before = vf_state(pf, index)
+    assert before["driver"] == "igbvf" and before["vlan"] == 7
+    dev = tmp_path / "dev.xml"
+    dev.write_text(FORMS[form](pci, MAC, managed=managed, vlan=vlan))
+    live = tmp_path / "live.xml"
+    ok(vfmac(tmp_path, "attach", str(dev), "--live-xml", str(live)))
+    during = vf_state(pf, index)
+    assert during["mac"] == MAC
+    assert during["vlan"] == (vlan or 0)
+    assert during["driver"] == ("vfio-pci" if managed else "igbvf")
+    dom, bus, rest = pci.split(":")
+    assert f"bus='0x{bus}'" in live.read_text() and f"domain='0x{dom}'" in live.read_text()
+    ok(vfmac(tmp_path, "detach", str(live)))
+    assert vf_state(pf, index) == before
+    # the record is gone: a second detach is a clear error
+    again = vfmac(tmp_path, "detach", str(live))
+    assert again.returncode == 1 and "never attached" in again.stderr
+
+
+def test_unmanaged_vf_netdev_gets_the_mac(igb_pfs: tuple[str, ...], igb_clean: None,
+                                          tmp_path: Path) -> None:
+    """A VF held by igbvf: what the host sees on the VF netdev is the fixed MAC."""
+    pf = igb_pfs[0]
+    pci = vf_pci(pf, 1)
+    dev = tmp_path / "dev.xml"
+    dev.write_text(hostdev_xml(pci, MAC, managed=False))
+    ok(vfmac(tmp_path, "attach", str(dev)))
+    netdev = netdev_of(pci)
+    assert netdev is not None
+    assert Path(f"/sys/class/net/{netdev}/address").read_text().strip() == MAC
+    ok(vfmac(tmp_path, "detach", str(dev)))
+
+
+@pytest.mark.parametrize("phase", ["saved", "mac-set", "unbound"])
+def test_killed_attach_is_recovered(phase: str, igb_pfs: tuple[str, ...], igb_clean: None,
+                                    tmp_path: Path) -> None:
+    pf = igb_pfs[1]
+    index = 3
+    pci = vf_pci(pf, index)
+    before = vf_state(pf, index)
+    dev = tmp_path / "dev.xml"
+    dev.write_text(hostdev_xml(pci, MAC, managed=True, vlan=9))
+    killed = vfmac(tmp_path, "attach", str(dev), env={"PYVFMAC_CRASH_AFTER": phase})
+    assert killed.returncode == -9, killed.stderr
+    mid = vf_state(pf, index)
+    if phase == "saved":
+        assert mid == before
+    else:
+        assert mid["mac"] == MAC
+    if phase == "unbound":
+        assert mid["driver"] is None
+    out = ok(vfmac(tmp_path, "recover"))
+    assert "restored" in out
+    assert vf_state(pf, index) == before
+    assert "nothing to recover" in ok(vfmac(tmp_path, "recover"))
+
+
+def test_double_attach_keeps_the_first_original(igb_pfs: tuple[str, ...], igb_clean: None,
+                                                tmp_path: Path) -> None:
+    pf = igb_pfs[0]
+    pci = vf_pci(pf, 4)
+    before = vf_state(pf, 4)
+    dev = tmp_path / "dev.xml"
+    dev.write_text(hostdev_xml(pci, MAC, managed=False, vlan=5))
+    ok(vfmac(tmp_path, "attach", str(dev)))
+    ok(vfmac(tmp_path, "attach", str(dev)))  # again: same device, nothing overwritten
+    other = tmp_path / "other.xml"
+    other.write_text(hostdev_xml(pci, "52:54:00:00:00:99", managed=False))
+    refused = vfmac(tmp_path, "attach", str(other))
+    assert refused.returncode == 1 and "already attached" in refused.stderr
+    assert vf_state(pf, 4)["mac"] == MAC
+    ok(vfmac(tmp_path, "detach", str(dev)))
+    assert vf_state(pf, 4) == before
+
+
+def _bad_documents(pf_pci: str, vf0: str, vf1: str) -> dict[str, tuple[str, str]]:
+    """name -> (document, a word the error must contain)"""
+    good = hostdev_xml(vf0, MAC, managed=True)
+    return {
+        "malformed": (good.replace("</hostdev>", ""), "hostdev"),
+        "multicast": (hostdev_xml(vf0, "01:00:5e:00:00:01", managed=True), "multicast"),
+        "broadcast": (hostdev_xml(vf0, "ff:ff:ff:ff:ff:ff", managed=True), "broadcast"),
+        "short mac": (hostdev_xml(vf0, "52:54:00:6d:90", managed=True), "52:54:00:6d:90"),
+        "bus range": (good.replace("bus='0x", "bus='0x1"), "bus"),
+        "slot range": (good.replace("slot='0x", "slot='0x4"), "slot"),
+        "type usb": (good.replace("type='pci'", "type='usb'"), "usb"),
+        "mode caps": (good.replace("mode='subsystem'", "mode='capabilities'"), "capabilities"),
+        "same mac twice": (f"<domain><devices>{good}{hostdev_xml(vf1, MAC, managed=True)}"
+                           "</devices></domain>", MAC),
+        "same vf twice": (f"<domain><devices>{good}"
+                          f"{hostdev_xml(vf0, '52:54:00:00:00:02', managed=True)}"
+                          "</devices></domain>", vf0),
+        "not a vf": (hostdev_xml(pf_pci, MAC, managed=True), "not a VF"),
+        "no such device": (hostdev_xml("0000:7f:1f.7", MAC, managed=True), "0000:7f:1f.7"),
+        "entity": ("<!DOCTYPE x [<!ENTITY a 'b'>]>" + good, "ntit"),
+        "qbg": (hostdev_xml(vf0, MAC, managed=True, extra=(
+            "<virtualport type='802.1Qbg'><parameters managerid='11' typeid='1193047' "
+            "typeidversion='2'/></virtualport>")), "802.1Qbg"),
+        "qbh unsupported": (hostdev_xml(vf0, MAC, managed=True, extra=(
+            "<virtualport type='802.1Qbh'><parameters profileid='finance'/></virtualport>")),
+            "EOPNOTSUPP"),
+    }
+
+
+def test_bad_input_changes_nothing(igb_pfs: tuple[str, ...], igb_clean: None,
+                                   tmp_path: Path) -> None:
+    pf_pci = Path(f"/sys/class/net/{igb_pfs[0]}/device").resolve().name
+    vf0, vf1 = vf_pci(igb_pfs[0], 0), vf_pci(igb_pfs[0], 1)
+    before = all_vf_states(igb_pfs)
+    for name, (doc, word) in _bad_documents(pf_pci, vf0, vf1).items():
+        path = tmp_path / f"{name.replace(' ', '-')}.xml"
+        path.write_text(doc)
+        proc = vfmac(tmp_path, "attach", str(path))
+        assert proc.returncode in (1, 2), f"{name}: {proc.stdout}"
+        assert proc.stderr.count("\n") == 1, f"{name}: not one line: {proc.stderr!r}"
+        assert word in proc.stderr, f"{name}: {proc.stderr!r} does not name {word!r}"
+        assert all_vf_states(igb_pfs) == before, f"{name}: the host changed"
+    assert "nothing to recover" in ok(vfmac(tmp_path, "recover"))
+
+
+def test_mac_used_elsewhere_is_refused(igb_pfs: tuple[str, ...], igb_clean: None,
+                                       tmp_path: Path) -> None:
+    pf = igb_pfs[0]
+    ok(vfmac(tmp_path, "set", pf, "5", "mac", MAC))
+    before = all_vf_states(igb_pfs)
+    dev = tmp_path / "dev.xml"
+    dev.write_text(hostdev_xml(vf_pci(pf, 6), MAC, managed=False))
+    proc = vfmac(tmp_path, "attach", str(dev))
+    assert proc.returncode == 1 and f"{pf} vf 5" in proc.stderr
+    assert all_vf_states(igb_pfs) == before
+
+
+def test_detach_of_never_attached_vf(igb_pfs: tuple[str, ...], tmp_path: Path) -> None:
+    dev = tmp_path / "dev.xml"
+    dev.write_text(hostdev_xml(vf_pci(igb_pfs[0], 0), MAC, managed=True))
+    proc = vfmac(tmp_path, "detach", str(dev))
+    assert proc.returncode == 1 and "never attached" in proc.stderr
+
+
+def test_restore_one_and_all(igb_pfs: tuple[str, ...], igb_clean: None, tmp_path: Path) -> None:
+    pf = igb_pfs[1]
+    before = all_vf_states(igb_pfs)
+    for i, mac in ((0, "52:54:00:00:01:00"), (1, "52:54:00:00:01:01")):
+        dev = tmp_path / f"d{i}.xml"
+        dev.write_text(hostdev_xml(vf_pci(pf, i), mac, managed=bool(i)))
+        ok(vfmac(tmp_path, "attach", str(dev)))
+    ok(vfmac(tmp_path, "restore", pf, "0"))
+    assert vf_state(pf, 0) == before[(pf, 0)]
+    assert vf_state(pf, 1)["driver"] == "vfio-pci"
+    ok(vfmac(tmp_path, "restore", "--all"))
+    assert all_vf_states(igb_pfs) == before
+
+
+# ------------------------------------------------------------------ step 2: netdev names
+
+
+def test_netdev_name_is_resolved_recorded_and_rechecked(igb_pfs: tuple[str, ...],
+                                                        igb_clean: None, tmp_path: Path) -> None:
+    pf = igb_pfs[0]
+    pci = vf_pci(pf, 0)
+    name = netdev_of(pci)
+    assert name is not None
+    before = vf_state(pf, 0)
+    dev = tmp_path / "dev.xml"
+    dev.write_text(f"<hostdev mode='subsystem' type='pci' managed='yes'><source>"
+                   f"<address netdev='{name}'/></source><mac address='{MAC}'/></hostdev>\n")
+    live = tmp_path / "live.xml"
+    ok(vfmac(tmp_path, "attach", str(dev), "--live-xml", str(live)))
+    _, bus, rest = pci.split(":")
+    for text in (live.read_text(), dev.read_text()):  # live XML and persistent definition
+        assert f"netdev='{name}'" in text and f"bus='0x{bus}'" in text
+    assert vf_state(pf, 0)["driver"] == "vfio-pci" and netdev_of(pci) is None
+    # bound to vfio-pci the VF has no netdev: detach and re-attach use the recorded address
+    ok(vfmac(tmp_path, "detach", str(dev)))
+    assert vf_state(pf, 0) == before
+    ok(vfmac(tmp_path, "attach", str(dev)))
+    ok(vfmac(tmp_path, "detach", str(dev)))
+    # both present but no longer agreeing: refused, with both values
+    other = netdev_of(vf_pci(pf, 1))
+    assert other is not None
+    dev.write_text(dev.read_text().replace(f"netdev='{name}'", f"netdev='{other}'"))
+    states = all_vf_states(igb_pfs)
+    proc = vfmac(tmp_path, "attach", str(dev))
+    assert proc.returncode == 1 and other in proc.stderr and pci in proc.stderr
+    assert all_vf_states(igb_pfs) == states
+
+
+def test_netdev_that_is_not_a_vf(igb_pfs: tuple[str, ...], tmp_path: Path) -> None:
+    dev = tmp_path / "dev.xml"
+    for name, word in ((igb_pfs[0], "not a VF"), ("lo", "lo"), ("nosuch0", "nosuch0")):
+        dev.write_text(f"<hostdev mode='subsystem' type='pci'><source><address netdev='{name}'/>"
+                       f"</source><mac address='{MAC}'/></hostdev>")
+        proc = vfmac(tmp_path, "attach", str(dev))
+        assert proc.returncode == 1 and word in proc.stderr, proc.stderr
