@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, NoReturn, TextIO
 
-from .errors import VfmacError
-from .netlink import Rtnl, check_results
+from .errors import InputError, VfmacError
+from .netlink import Rtnl, check_results, validate_change
 from .types import LinkInfo, VfChange
 
 PROG = "vfmac"
@@ -204,7 +204,10 @@ def parse_set_words(pf: str, vf_text: str, words: Sequence[str]) -> VfChange:
     for key in ("min_tx_rate", "max_tx_rate"):
         if key in seen:
             fields[key] = _int_word(key, seen[key])
-    return VfChange(pf=pf, vf=vf, **fields)
+    try:
+        return validate_change(VfChange(pf=pf, vf=vf, **fields))
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_set(args: argparse.Namespace, out: TextIO) -> int:

@@ -80,7 +80,7 @@ def _check_int(value: object, what: str, low: int, high: int) -> int:
     return value
 
 
-def _validate(change: VfChange) -> VfChange:
+def validate_change(change: VfChange) -> VfChange:
     """Check every field before anything is sent; canonicalise the MAC."""
     where = f"{change.pf} vf {change.vf}"
     _check_int(change.vf, f"{change.pf}: VF index", 0, 0x7FFFFFFE)
@@ -217,7 +217,7 @@ class Rtnl:
         raises ``NetlinkError`` (ENODEV) before anything is sent. Kernel refusals are per VF in the
         results: use :func:`check_results` to raise the first.
         """
-        checked = [_validate(c) for c in changes]
+        checked = [validate_change(c) for c in changes]
         _check_int(max_per_msg, "max_per_msg", 0, 1 << 20)
         _check_int(retries, "retries", 0, 100)
         _check_int(backoff_us, "backoff_us", 0, 10_000_000)
@@ -312,4 +312,5 @@ __all__ = [
     "dump_links",
     "read_link",
     "result_error",
+    "validate_change",
 ]
