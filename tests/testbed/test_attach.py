@@ -111,7 +111,7 @@ def _bad_documents(pf_pci: str, vf0: str, vf1: str) -> dict[str, tuple[str, str]
     """name -> (document, a word the error must contain)"""
     good = hostdev_xml(vf0, MAC, managed=True)
     return {
-        "malformed": (good.replace("</hostdev>", ""), "hostdev"),
+        "malformed": (good.replace("</hostdev>", ""), "malformed XML"),
         "multicast": (hostdev_xml(vf0, "01:00:5e:00:00:01", managed=True), "multicast"),
         "broadcast": (hostdev_xml(vf0, "ff:ff:ff:ff:ff:ff", managed=True), "broadcast"),
         "short mac": (hostdev_xml(vf0, "52:54:00:6d:90", managed=True), "52:54:00:6d:90"),

@@ -15,10 +15,26 @@ VFMAC = str(Path(sys.executable).with_name("vfmac"))
 
 def vfmac(state: Path | str, *args: str, env: dict[str, str] | None = None,
           timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``vfmac --state-dir STATE ARGS``: in this process (a Python start costs seconds under
+    TCG), or as the installed console script when ``env`` is given (crash hooks, races)."""
+    if env is None:
+        return _vfmac_here([ "--state-dir", str(state), "-q", *args])
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run([VFMAC, "--state-dir", str(state), "-q", *args], capture_output=True,
                           text=True, env=full_env, timeout=timeout, cwd="/")
+
+
+def _vfmac_here(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    import contextlib
+    import io
+
+    from pyvfmac.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argv, out=out)
+    return subprocess.CompletedProcess(["vfmac", *argv], code, out.getvalue(), err.getvalue())
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> str:
