@@ -112,6 +112,30 @@ def vf_apply(sock: Socket, changes: _Sequence[PackedChange], *, max_per_msg: int
     return out
 
 
+def vf_apply_macs(sock: Socket, ifindex: int, vfs: _Sequence[int], macs_hex: _Sequence[str], *,
+                  max_per_msg: int, retries: int,
+                  backoff_us: int) -> list[tuple[int, int, int, str]]:
+    """Bulk fast path: MAC only, one PF. ``macs_hex`` are 12 hex digits each. Returns the
+    failures only, as (position, errno, attempts, kernel message)."""
+    n = len(vfs)
+    if n == 0:
+        return []
+    size = _CHANGE.size
+    buf = bytearray(size * n)
+    pack = _CHANGE.pack_into
+    fromhex = bytes.fromhex
+    for i, (vf, mac) in enumerate(zip(vfs, macs_hex)):
+        pack(buf, i * size, ifindex, vf, SET_MAC, fromhex(mac), 0, 0, 0, 0, 0, 0, 0, 0)
+    arr = ffi.from_buffer("struct vfm_vf_change[]", buf)
+    res = ffi.new("struct vfm_vf_result[]", n)
+    opts = ffi.new("struct vfm_batch_opts *", (max_per_msg, retries, backoff_us))
+    failed = check(lib.vfm_vf_apply(sock.ptr, arr, n, opts, res), "cannot apply VF changes")
+    if failed == 0:
+        return []
+    errs = memoryview(ffi.buffer(res)).cast("i")[:: _RESULT.size // 4]
+    return [(i, -e, int(res[i].attempts), _msg(res[i].msg)) for i, e in enumerate(errs) if e]
+
+
 def vf_encode(changes: _Sequence[PackedChange], *, max_per_msg: int = 0,
               seq: int = 1) -> list[bytes]:
     """The RTM_SETLINK messages the core would send for these changes (for tests and benches)."""
@@ -251,3 +275,123 @@ def vf_port_set(sock: Socket, ifindex: int, vf: int, request: int, profile: str,
 ENODEV = _errno.ENODEV
 
 # ---- sysfs walker (topology) ----
+
+from typing import NamedTuple as _NamedTuple
+
+from .errors import SysfsError as _SysfsError
+
+FN_VANISHED = int(lib.VFM_FN_VANISHED)
+FN_BADNAME = int(lib.VFM_FN_BADNAME)
+FN_PF = int(lib.VFM_FN_PF)
+FN_VF = int(lib.VFM_FN_VF)
+FN_LINKED = int(lib.VFM_FN_LINKED)
+FN_BAD_DRIVER = int(lib.VFM_FN_BAD_DRIVER)
+FN_BAD_IOMMU = int(lib.VFM_FN_BAD_IOMMU)
+FN_BAD_PHYSFN = int(lib.VFM_FN_BAD_PHYSFN)
+FN_BAD_NETDEV = int(lib.VFM_FN_BAD_NETDEV)
+FN_BAD_VIRTFN = int(lib.VFM_FN_BAD_VIRTFN)
+FN_BAD_SRIOV = int(lib.VFM_FN_BAD_SRIOV)
+FN_BAD_IDS = int(lib.VFM_FN_BAD_IDS)
+
+VIRTFN_OK = int(lib.VFM_VIRTFN_OK)
+VIRTFN_MISSING = int(lib.VFM_VIRTFN_MISSING)
+VIRTFN_VANISHED = int(lib.VFM_VIRTFN_VANISHED)
+VIRTFN_NOT_VF = int(lib.VFM_VIRTFN_NOT_VF)
+VIRTFN_MISMATCH = int(lib.VFM_VIRTFN_MISMATCH)
+VIRTFN_DUPLICATE = int(lib.VFM_VIRTFN_DUPLICATE)
+
+# struct vfm_pci_func / vfm_virtfn / vfm_netdev, unpacked in bulk (layout checked below).
+_FUNC = _struct.Struct("=32s4IIIIIiii4IiiIIII64s")
+_VIRTFN = _struct.Struct("=I4IiI")
+_NETDEV = _struct.Struct("=16s")
+for _name, _st in (
+    ("struct vfm_pci_func", _FUNC),
+    ("struct vfm_virtfn", _VIRTFN),
+    ("struct vfm_netdev", _NETDEV),
+):
+    if ffi.sizeof(_name) != _st.size:  # pragma: no cover - a build/ABI mismatch
+        raise ImportError(
+            f"pyvfmac._native: {_name} is {ffi.sizeof(_name)} bytes, expected {_st.size}"
+        )
+if ffi.offsetof("struct vfm_pci_func", "driver") != _FUNC.size - 64:  # pragma: no cover
+    raise ImportError("pyvfmac._native: struct vfm_pci_func layout differs from the expected one")
+
+class RawVirtfn(_NamedTuple):
+    """One ``virtfnN`` link of a PF (struct vfm_virtfn): ``func`` indexes the scan's functions
+    (-1: none)."""
+
+    vf_index: int
+    domain: int
+    bus: int
+    slot: int
+    function: int
+    func: int
+    state: int  # VIRTFN_*
+
+
+class RawFunc(_NamedTuple):
+    """One entry of ``bus/pci/devices`` as the C walker saw it (struct vfm_pci_func, field by
+    field). ``name`` and ``driver`` are NUL-padded; ``flags``: FN_*."""
+
+    name: bytes
+    domain: int
+    bus: int
+    slot: int
+    function: int
+    flags: int
+    vendor: int
+    device: int
+    class_code: int
+    iommu_group: int  # -1: none
+    totalvfs: int  # -1: not a PF
+    numvfs: int  # -1: not a PF / unreadable
+    pf_domain: int  # physfn (FN_VF)
+    pf_bus: int
+    pf_slot: int
+    pf_function: int
+    pf: int  # index of the PF (linked VFs), -1
+    vf_index: int  # -1
+    netdev_first: int  # RawScan.netdevs[first:first + count]
+    netdev_count: int
+    virtfn_first: int  # RawScan.virtfns[first:first + count]
+    virtfn_count: int
+    driver: bytes  # NUL-padded, empty: none
+
+
+class RawScan(_NamedTuple):
+    funcs: list[RawFunc]
+    netdevs: list[bytes]
+    virtfns: list[RawVirtfn]
+
+
+def cstr(raw: bytes) -> bytes:
+    """The bytes of a NUL-terminated char array."""
+    return raw.partition(b"\0")[0]
+
+
+def _raw_scan(t: _Any) -> RawScan:
+    def rows(st: _struct.Struct, ptr: _Any, n: int) -> _Any:
+        return st.iter_unpack(ffi.buffer(ptr, n * st.size)) if n else ()
+
+    return RawScan(
+        list(map(RawFunc._make, rows(_FUNC, t.funcs, t.n_funcs))),
+        [n.partition(b"\0")[0] for (n,) in rows(_NETDEV, t.netdevs, t.n_netdevs)],
+        list(map(RawVirtfn._make, rows(_VIRTFN, t.virtfns, t.n_virtfns))),
+    )
+
+
+def topo_scan(root: str, threads: int = 0) -> RawScan:
+    """One pass of the C walker over ``<root>/bus/pci/devices``, sorted by address (entries whose
+    name is not a PCI address last); :class:`SysfsError` naming the path on an I/O failure.
+    ``threads``: readers (0: one per CPU for big trees)."""
+    out = ffi.new("struct vfm_topo **")
+    errpath = ffi.new("char[]", 512)
+    rc = lib.vfm_topo_scan(root.encode("utf-8", "surrogateescape"), threads, out, errpath, 512)
+    if rc < 0:
+        where = _msg(errpath)
+        path = root if where in ("", ".") else f"{root.rstrip('/')}/{where}"
+        raise _SysfsError(-rc, f"cannot scan PCI devices: {path}", device=None)
+    try:
+        return _raw_scan(out[0])
+    finally:
+        lib.vfm_topo_free(out[0])

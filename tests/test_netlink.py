@@ -159,6 +159,16 @@ def test_zero_mac_allowed_only_for_restores() -> None:
     assert "MAC 00-00-00-00-00-00" in describe_change(change)
 
 
+def test_bulk_macs_are_checked_whole_before_sending() -> None:
+    with Rtnl() as nl:
+        with pytest.raises(InputError, match="lo vf 2: MAC '01:00:5e:00:00:01': multicast"):
+            nl.set_macs("lo", {1: "02:00:00:00:00:01", 2: "01:00:5e:00:00:01"})
+        with pytest.raises(InputError, match="VF index -3"):
+            nl.set_macs("lo", {-3: "02:00:00:00:00:01"})
+        with pytest.raises(InputError, match="all-zero"):
+            nl.set_macs("lo", {0: "00:00:00:00:00:00"})
+
+
 def test_missing_device_is_enodev() -> None:
     with Rtnl() as nl, pytest.raises(NetlinkError) as exc:
         nl.apply([VfChange(pf="nosuchdev9", vf=0, mac="02:00:00:00:00:01")])
@@ -302,6 +312,8 @@ NETNS_SCRIPT = textwrap.dedent(
             nl.set_vf_port("vx0", 0, profile="prof")
         except OSError as exc:
             out["port"] = [exc.errno, str(exc)]
+        bulk = nl.set_macs("vx0", {0: "02:00:00:00:00:0a", 3: "02:00:00:00:00:0b"})
+        out["bulk"] = {str(k): [v.errno, str(v)] for k, v in bulk.items()}
         link = nl.read_link("vx0")
         out["link"] = [link.name, link.num_vf, len(link.vfs)]
         nl.set_link_mac("vx1", "02:aa:bb:cc:dd:ee")
@@ -344,6 +356,12 @@ def test_veth_refuses_every_vf_setting_and_nothing_changes(netns: str) -> None:
                     "(EOPNOTSUPP)")
     assert out["port"][0] == errno.EOPNOTSUPP and "vx0 vf 0" in out["port"][1]
     assert out["link"] == ["vx0", None, 0]
+    assert out["bulk"] == {
+        "0": [errno.EOPNOTSUPP, "vx0 vf 0: cannot set MAC 02:00:00:00:00:0a: Operation not "
+              "supported (EOPNOTSUPP)"],
+        "3": [errno.EOPNOTSUPP, "vx0 vf 3: cannot set MAC 02:00:00:00:00:0b: Operation not "
+              "supported (EOPNOTSUPP)"],
+    }
     after = ip_links(netns)
     assert after["vx1"]["address"] == "02:aa:bb:cc:dd:ee"  # the one real change made
     after["vx1"]["address"] = before["vx1"]["address"]
