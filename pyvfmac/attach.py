@@ -319,13 +319,18 @@ def _set_netdev_mac(t: Target, host: Host) -> None:
                        f"(driver {t.vf.driver})", device=t.pf, vf=t.vf.index)
 
 
-def _attach_one(t: Target, host: Host, snap: _Snapshot) -> Attachment:
+def _attach_one(t: Target, host: Host, snap: _Snapshot, done: list[Target]) -> Attachment:
+    """Attach one VF. Once its original is saved by this call, ``t`` joins ``done`` so that a
+    failure in any later step (of this VF or the next) rolls it back."""
     addr = PciAddress.parse(t.key)
+    prior = host.store.get(t.key)
     att = host.store.save_original(_original(t, snap), owner=t.owner, mac=t.spec.mac,
                                    managed=t.managed, network=t.network)
     if att.owner != t.owner or att.mac != t.spec.mac:
         raise StateError(f"{t.key} ({t.pf} vf {t.vf.index}) is already attached for "
                          f"{att.owner} with MAC {att.mac}")
+    if prior is None:
+        done.append(t)
     _crash_point("saved")
     host.say(f"{t.pf} vf {t.vf.index} ({t.key}): MAC {t.spec.mac}")
     _set_admin(t, host, snap.vf_state(t.pf, t.vf.index))
@@ -361,10 +366,7 @@ def attach_document(doc: DeviceDocument, host: Host) -> list[Target]:
         for t in targets:
             _check_mac_free(t, snap)
         for t in targets:
-            prior = host.store.get(t.key)
-            _attach_one(t, host, snap)
-            if prior is None:
-                done.append(t)
+            _attach_one(t, host, snap, done)
     except BaseException as exc:
         _rollback(done, host, exc)
         for network, key in allocated:
