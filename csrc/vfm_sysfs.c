@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,6 +366,21 @@ static void mark_vanished(struct vfm_topo *t, struct vfm_pci_func *f)
 	f->iommu_group = f->totalvfs = f->numvfs = -1;
 }
 
+/* After reading: is bus/pci/devices/<name> still the directory that was read? A device removed
+ * (or removed and recreated) meanwhile may have been read half: it counts as vanished. */
+static int still_there(int busfd, int devfd, const char *name)
+{
+	struct stat read_dir, now;
+
+	if (fstat(devfd, &read_dir) < 0)
+		return -errno;
+	if (fstatat(busfd, name, &now, 0) < 0)
+		return -errno;
+	if (read_dir.st_nlink == 0 || read_dir.st_ino != now.st_ino || read_dir.st_dev != now.st_dev)
+		return -ENOENT;
+	return 0;
+}
+
 static int read_func(struct scan *sc, int busfd, struct vfm_pci_func *f)
 {
 	const char *file = NULL;
@@ -384,6 +400,8 @@ static int read_func(struct scan *sc, int busfd, struct vfm_pci_func *f)
 	if (err == 0)
 		err = read_ids(devfd, f, &file);
 	if (err == 0 && (err = read_virtio(sc, devfd, f)) < 0)
+		file = NULL;
+	if (err == 0 && (err = still_there(busfd, devfd, f->name)) < 0)
 		file = NULL;
 	close(devfd);
 	if (vfm_sysfs_gone(err))
