@@ -283,7 +283,8 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         "| set the MAC of every VF | " + " | ".join(TOPOLOGIES) + " |",
         "|---|" + "---:|" * len(TOPOLOGIES),
     ]
-    names = {"pyvfmac": "pyvfmac `Rtnl.apply` (Python API)",
+    names = {"pyvfmac_bulk": "pyvfmac `Rtnl.set_macs` (bulk Python API)",
+             "pyvfmac": "pyvfmac `Rtnl.apply` (per-VF VfChange objects)",
              "pyvfmac_core": "pyvfmac C core alone (`_lowlevel.vf_apply`, pre-packed)",
              "vfmac_apply": "`vfmac apply` (whole command)",
              "ip_batch": "`ip -batch`, one line per VF", "pyroute2": "pyroute2, one call per VF",
@@ -312,7 +313,10 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         md.append(f"| {label} | " + " | ".join(cells) + " |")
     md += ["", "| ratio, same run: medians (mins) | " + " | ".join(TOPOLOGIES) + " | target |",
            "|---|" + "---:|" * len(TOPOLOGIES) + "---|"]
-    rows = (("ip_batch", "pyvfmac", "`ip -batch` / pyvfmac", ">= 300x (1x4096)"),
+    rows = (("ip_batch", "pyvfmac_bulk", "`ip -batch` / pyvfmac bulk", ">= 300x (1x4096)"),
+            ("pyroute2", "pyvfmac_bulk", "pyroute2 / pyvfmac bulk", ">= 300x (1x4096)"),
+            ("pyvfmac_bulk", "floor", "pyvfmac bulk / C floor", "<= 1.5x"),
+            ("ip_batch", "pyvfmac", "`ip -batch` / pyvfmac", ">= 300x (1x4096)"),
             ("pyroute2", "pyvfmac", "pyroute2 / pyvfmac", ">= 300x (1x4096)"),
             ("pyvfmac", "floor", "pyvfmac / C floor", "<= 1.5x"),
             ("pyvfmac_core", "floor", "pyvfmac C core alone / C floor", "-"),
@@ -339,6 +343,12 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     md.append("| peak RSS of `vfmac apply` | " + " | ".join(
         f"{x:.1f} MB" if x is not None else "-" for x in rss) + " | < 40 MB |")
     targets = {
+        "ip_batch >= 300x pyvfmac bulk (1x4096)": _ge(
+            ratios.get("set 1x4096: ip_batch / pyvfmac_bulk"), 300),
+        "pyroute2 >= 300x pyvfmac bulk (1x4096)": _ge(
+            ratios.get("set 1x4096: pyroute2 / pyvfmac_bulk"), 300),
+        "pyvfmac bulk <= 1.5x floor (1x4096)": _le(
+            ratios.get("set 1x4096: pyvfmac_bulk / floor"), 1.5),
         "ip_batch >= 300x pyvfmac (1x4096)": _ge(ratios.get("set 1x4096: ip_batch / pyvfmac"), 300),
         "pyroute2 >= 300x pyvfmac (1x4096)": _ge(ratios.get("set 1x4096: pyroute2 / pyvfmac"), 300),
         "pyvfmac <= 1.5x floor (1x4096)": _le(ratios.get("set 1x4096: pyvfmac / floor"), 1.5),
@@ -427,6 +437,30 @@ def test_set_pyvfmac(benchmark: Any, topo: tuple[str, tuple[Pf, ...]]) -> None:
     rounds.verify()
     assert rounds.done == ROUNDS
     record("set", "pyvfmac", name, benchmark)
+
+
+def test_set_pyvfmac_bulk(benchmark: Any, topo: tuple[str, tuple[Pf, ...]]) -> None:
+    """The bulk Python API: ``Rtnl.set_macs(pf, {vf: mac})``, one call per PF, input checked
+    whole, only failures returned."""
+    name, pfs = topo
+    rounds = Rounds(pfs, "pyvfmac Rtnl.set_macs")
+    failures: list[str] = []
+    with Rtnl() as nl:
+
+        def setup() -> tuple[tuple[dict[str, dict[int, str]]], dict[str, Any]]:
+            want = rounds.next()
+            return ({pf.name: {v: want[pf.name][v] for v in range(pf.num_vfs)}
+                     for pf in pfs},), {}
+
+        def run(macs: dict[str, dict[int, str]]) -> None:
+            for pf_name, per_vf in macs.items():
+                failures.extend(str(e) for e in nl.set_macs(pf_name, per_vf).values())
+
+        benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1)
+    assert not failures, failures[:5]
+    rounds.verify()
+    assert rounds.done == ROUNDS
+    record("set", "pyvfmac_bulk", name, benchmark)
 
 
 def test_set_pyvfmac_core(benchmark: Any, topo: tuple[str, tuple[Pf, ...]]) -> None:

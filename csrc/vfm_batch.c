@@ -200,39 +200,38 @@ bool vfm_change_matches(const struct vfm_vf_change *c, const struct vfm_vf_info 
 
 /* ---- sending and ACKs ---- */
 
-static void ack_record(struct inflight *fl, size_t nfl, const struct nlmsghdr *h,
-		       size_t *left)
-{
-	uint32_t k = h->nlmsg_seq - fl[0].seq;
+struct acks {
+	struct inflight *fl;
+	size_t nfl;
+	size_t left;
+};
 
-	if (k >= nfl || fl[k].err != VFM_PENDING)
-		return;
-	fl[k].err = vfm_msg_error(h, fl[k].msg, sizeof(fl[k].msg));
-	(*left)--;
+static int ack_record(const struct vfm_sock *s, const struct nlmsghdr *h, void *arg)
+{
+	struct acks *a = arg;
+	uint32_t k = h->nlmsg_seq - a->fl[0].seq;
+
+	if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_pid != s->portid)
+		return 0;
+	if (k >= a->nfl || a->fl[k].err != VFM_PENDING)
+		return 0;
+	a->fl[k].err = vfm_msg_error(h, a->fl[k].msg, sizeof(a->fl[k].msg));
+	a->left--;
+	return 0;
 }
 
 /* Read ACKs until every request of fl[0..nfl) (consecutive seqs) is answered. */
 static int collect_acks(struct vfm_sock *s, struct inflight *fl, size_t nfl)
 {
-	size_t left = 0, i;
+	struct acks a = { fl, nfl, 0 };
+	size_t i;
+	int err;
 
 	for (i = 0; i < nfl; i++)
-		left += fl[i].err == VFM_PENDING;
-	while (left) {
-		long n = vfm_sock_recv(s);
-		const uint8_t *cur = s->rx, *end;
-		const struct nlmsghdr *h;
-		bool bad = false;
-
-		if (n < 0)
-			return (int)n;
-		end = s->rx + n;
-		while ((h = vfm_msg_next(&cur, end, &bad)) != NULL)
-			if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_pid == s->portid)
-				ack_record(fl, nfl, h, &left);
-		if (bad)
-			return -EBADMSG;
-	}
+		a.left += fl[i].err == VFM_PENDING;
+	while (a.left)
+		if ((err = vfm_recv_msgs(s, ack_record, &a)) < 0)
+			return err;
 	return 0;
 }
 

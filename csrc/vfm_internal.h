@@ -55,6 +55,10 @@ long vfm_sock_recv(struct vfm_sock *s);
 const struct nlmsghdr *vfm_msg_next(const uint8_t **cur, const uint8_t *end, bool *bad);
 /* An NLMSG_ERROR message: its error (0 for an ACK, -errno) and the extended-ACK text. */
 int vfm_msg_error(const struct nlmsghdr *h, char *msg, size_t msglen);
+/* Receive one datagram and hand each complete message to fn, which returns 0 to go on; a
+ * non-zero return stops the walk and is returned. -errno on a receive or framing error. */
+typedef int (*vfm_msg_fn)(const struct vfm_sock *s, const struct nlmsghdr *h, void *arg);
+int vfm_recv_msgs(struct vfm_sock *s, vfm_msg_fn fn, void *arg);
 /* Send one request (NLM_F_ACK set by the caller) and wait for its ACK. */
 int vfm_request(struct vfm_sock *s, struct vfm_buf *b, char *errmsg, size_t errlen);
 void vfm_set_msg(char *dst, size_t dstlen, const char *src);

@@ -239,29 +239,49 @@ static bool msg_is_ours(const struct vfm_sock *s, const struct nlmsghdr *h, uint
 	return h->nlmsg_seq == seq && (h->nlmsg_pid == s->portid || h->nlmsg_pid == 0);
 }
 
+int vfm_recv_msgs(struct vfm_sock *s, vfm_msg_fn fn, void *arg)
+{
+	long n = vfm_sock_recv(s);
+	const uint8_t *cur = s->rx, *end;
+	const struct nlmsghdr *h;
+	bool bad = false;
+	int r;
+
+	if (n < 0)
+		return (int)n;
+	end = s->rx + n;
+	while ((h = vfm_msg_next(&cur, end, &bad)) != NULL)
+		if ((r = fn(s, h, arg)) != 0)
+			return r;
+	return bad ? -EBADMSG : 0;
+}
+
+struct request_ack {
+	uint32_t seq;
+	int err;
+	char *errmsg;
+	size_t errlen;
+};
+
+static int request_ack_msg(const struct vfm_sock *s, const struct nlmsghdr *h, void *arg)
+{
+	struct request_ack *ra = arg;
+
+	if (!msg_is_ours(s, h, ra->seq) || h->nlmsg_type != NLMSG_ERROR)
+		return 0;
+	ra->err = vfm_msg_error(h, ra->errmsg, ra->errlen);
+	return 1;
+}
+
 int vfm_request(struct vfm_sock *s, struct vfm_buf *b, char *errmsg, size_t errlen)
 {
-	const struct nlmsghdr *req = (const struct nlmsghdr *)b->p;
-	uint32_t seq = req->nlmsg_seq;
-	int err = vfm_sock_send(s, b->p, b->len);
+	struct request_ack ra = { ((const struct nlmsghdr *)b->p)->nlmsg_seq, 0, errmsg, errlen };
+	int r = vfm_sock_send(s, b->p, b->len);
 
 	vfm_set_msg(errmsg, errlen, "");
-	if (err < 0)
-		return err;
-	for (;;) {
-		long n = vfm_sock_recv(s);
-		const uint8_t *cur = s->rx, *end;
-		const struct nlmsghdr *h;
-		bool bad = false;
-
-		if (n < 0)
-			return (int)n;
-		end = s->rx + n;
-		while ((h = vfm_msg_next(&cur, end, &bad)) != NULL) {
-			if (msg_is_ours(s, h, seq) && h->nlmsg_type == NLMSG_ERROR)
-				return vfm_msg_error(h, errmsg, errlen);
-		}
-		if (bad)
-			return -EBADMSG;
-	}
+	if (r < 0)
+		return r;
+	while ((r = vfm_recv_msgs(s, request_ack_msg, &ra)) == 0)
+		;
+	return r < 0 ? r : ra.err;
 }
