@@ -12,7 +12,7 @@ echo "demo-host-key" > /tmp/host-key
 import json, sys
 for pf in json.load(sys.stdin):
     print("[[pf]]")
-    print(f"name = \"{pf["pf"]}\"")'
+    print("name = " + json.dumps(pf["pf"]))'
 } > "$cfg"
 echo "== $cfg"; head -12 "$cfg"; echo "..."
 echo "== vfmac apply $cfg --dry-run | tail -3"

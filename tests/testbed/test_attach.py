@@ -228,3 +228,30 @@ def test_netdev_that_is_not_a_vf(igb_pfs: tuple[str, ...], tmp_path: Path) -> No
                        f"</source><mac address='{MAC}'/></hostdev>")
         proc = vfmac(tmp_path, "attach", str(dev))
         assert proc.returncode == 1 and word in proc.stderr, proc.stderr
+
+
+def test_whole_domain_every_device_and_the_rest_kept(igb_pfs: tuple[str, ...], igb_clean: None,
+                                                     tmp_path: Path) -> None:
+    pf0, pf1 = igb_pfs
+    before = all_vf_states(igb_pfs)
+    disk = ("<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+            "<source file='/var/lib/libvirt/images/g1.qcow2'/><target dev='vda' bus='virtio'/>"
+            "</disk>")
+    gpu = ("<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' "
+           "bus='0x65' slot='0x00' function='0x0'/></source></hostdev>")
+    domain = ("<domain type='kvm'>\n  <name>g1</name>\n  <memory unit='KiB'>1048576</memory>\n"
+              f"  <devices>\n    {disk}\n    {gpu}\n"
+              f"    {hostdev_xml(vf_pci(pf0, 5), '52:54:00:dd:00:01', managed=True).strip()}\n"
+              f"    {interface_xml(vf_pci(pf1, 6), '52:54:00:dd:00:02', managed=False, vlan=11).strip()}\n"
+              "  </devices>\n</domain>\n")
+    dom = tmp_path / "g1.xml"
+    dom.write_text(domain)
+    live = tmp_path / "g1.live.xml"
+    ok(vfmac(tmp_path, "attach", str(dom), "--live-xml", str(live)))
+    text = live.read_text()
+    assert disk in text and gpu in text and "<name>g1</name>" in text
+    assert vf_state(pf0, 5)["mac"] == "52:54:00:dd:00:01"
+    assert vf_state(pf0, 5)["driver"] == "vfio-pci"
+    assert (vf_state(pf1, 6)["mac"], vf_state(pf1, 6)["vlan"]) == ("52:54:00:dd:00:02", 11)
+    ok(vfmac(tmp_path, "detach", str(live)))
+    assert all_vf_states(igb_pfs) == before
