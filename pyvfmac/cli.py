@@ -392,6 +392,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except VfmacError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `vfmac list | head`: the reader left, nothing to complain about
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except OSError as exc:  # a file the user named
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
