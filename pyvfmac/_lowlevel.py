@@ -22,16 +22,18 @@ from .types import VfState as _VfState
 
 # Fixed layouts of the C structs, checked against the compiled module at import: changes are
 # packed and VF states unpacked in bulk, not one cffi attribute access at a time.
-_CHANGE = _struct.Struct("=iII6sHIIIIIII")
-_RESULT = _struct.Struct("=iI256s")
-_VFINFO = _struct.Struct("=I32sIIH2xiiiII")
-for _name, _st in (
-    ("struct vfm_vf_change", _CHANGE),
-    ("struct vfm_vf_result", _RESULT),
-    ("struct vfm_vf_info", _VFINFO),
-):
-    if ffi.sizeof(_name) != _st.size:  # pragma: no cover - a build/ABI mismatch
-        raise ImportError(f"pyvfmac._native: {_name} is {ffi.sizeof(_name)} bytes, expected {_st.size}")
+def _layout(cname: str, fmt: str) -> _struct.Struct:
+    """A struct.Struct for a C struct of the core, its size checked against the build."""
+    st = _struct.Struct(fmt)
+    if ffi.sizeof(cname) != st.size:  # pragma: no cover - a build/ABI mismatch
+        raise ImportError(f"pyvfmac._native: {cname} is {ffi.sizeof(cname)} bytes, "
+                          f"expected {st.size}")
+    return st
+
+
+_CHANGE = _layout("struct vfm_vf_change", "=iII6sHIIIIIII")
+_RESULT = _layout("struct vfm_vf_result", "=iI256s")
+_VFINFO = _layout("struct vfm_vf_info", "=I32sIIH2xiiiII")
 
 SET_MAC = int(lib.VFM_SET_MAC)
 SET_VLAN = int(lib.VFM_SET_VLAN)
@@ -301,18 +303,9 @@ VIRTFN_MISMATCH = int(lib.VFM_VIRTFN_MISMATCH)
 VIRTFN_DUPLICATE = int(lib.VFM_VIRTFN_DUPLICATE)
 
 # struct vfm_pci_func / vfm_virtfn / vfm_netdev, unpacked in bulk (layout checked below).
-_FUNC = _struct.Struct("=32s4IIIIIiii4IiiIIII64s")
-_VIRTFN = _struct.Struct("=I4IiI")
-_NETDEV = _struct.Struct("=16s")
-for _name, _st in (
-    ("struct vfm_pci_func", _FUNC),
-    ("struct vfm_virtfn", _VIRTFN),
-    ("struct vfm_netdev", _NETDEV),
-):
-    if ffi.sizeof(_name) != _st.size:  # pragma: no cover - a build/ABI mismatch
-        raise ImportError(
-            f"pyvfmac._native: {_name} is {ffi.sizeof(_name)} bytes, expected {_st.size}"
-        )
+_FUNC = _layout("struct vfm_pci_func", "=32s4IIIIIiii4IiiIIII64s")
+_VIRTFN = _layout("struct vfm_virtfn", "=I4IiI")
+_NETDEV = _layout("struct vfm_netdev", "=16s")
 if ffi.offsetof("struct vfm_pci_func", "driver") != _FUNC.size - 64:  # pragma: no cover
     raise ImportError("pyvfmac._native: struct vfm_pci_func layout differs from the expected one")
 
