@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import random
-import shutil
 import struct
 import subprocess
 import sys
@@ -20,7 +18,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from pyvfmac import _lowlevel as ll
 from pyvfmac.errors import InputError, NetlinkError
-from pyvfmac.netlink import Rtnl, check_results, describe_change
+from pyvfmac.netlink import Rtnl, describe_change
 from pyvfmac.types import VfChange
 
 ALL = (ll.SET_MAC | ll.SET_VLAN | ll.SET_SPOOFCHK | ll.SET_TRUST | ll.SET_LINK_STATE
@@ -322,20 +320,6 @@ NETNS_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def netns() -> str:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.fail("this test needs root and iproute2 (the README's test command runs as root)")
-    name = f"pyvfmac-t{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "add", "vx0", "type", "veth", "peer", "name",
-                        "vx1"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
 def ip_links(ns: str) -> dict[str, dict[str, object]]:
     out = subprocess.run(["ip", "-n", ns, "-j", "-d", "link", "show"], check=True,
                          capture_output=True, text=True).stdout
@@ -343,7 +327,8 @@ def ip_links(ns: str) -> dict[str, dict[str, object]]:
 
 
 @pytest.mark.root
-def test_veth_refuses_every_vf_setting_and_nothing_changes(netns: str) -> None:
+def test_veth_refuses_every_vf_setting_and_nothing_changes(veth_netns: str) -> None:
+    netns = veth_netns
     before = ip_links(netns)
     run = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-P", "-c", NETNS_SCRIPT],
                          check=True, capture_output=True, text=True)

@@ -75,20 +75,6 @@ def shim(tmp_path: Path) -> Path:
     return lib
 
 
-@pytest.fixture
-def veth_ns() -> str:
-    if os.geteuid() != 0:
-        pytest.fail("this test needs root (the README's test command runs as root)")
-    name = f"pyvfmac-r{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "add", "vx0", "type", "veth", "peer", "name",
-                        "vx1"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
 def run(ns: str, shim: Path, busy: int, retries: int) -> list[int]:
     env = dict(os.environ, FAKE_EBUSY=str(busy))
     env["LD_PRELOAD"] = ":".join(filter(None, (env.get("LD_PRELOAD"), str(shim))))
@@ -99,16 +85,16 @@ def run(ns: str, shim: Path, busy: int, retries: int) -> list[int]:
 
 
 @pytest.mark.root
-def test_transient_errors_are_retried_then_the_real_answer_counts(veth_ns: str,
+def test_transient_errors_are_retried_then_the_real_answer_counts(veth_netns: str,
                                                                    shim: Path) -> None:
     # two EBUSY, then the kernel's real EOPNOTSUPP: three requests carried the VF
-    assert run(veth_ns, shim, busy=2, retries=5) == [95, 3]
+    assert run(veth_netns, shim, busy=2, retries=5) == [95, 3]
 
 
 @pytest.mark.root
-def test_persistent_transient_error_is_reported_after_bounded_retries(veth_ns: str,
+def test_persistent_transient_error_is_reported_after_bounded_retries(veth_netns: str,
                                                                        shim: Path) -> None:
     import errno
 
-    assert run(veth_ns, shim, busy=100, retries=2) == [errno.EBUSY, 3]
-    assert run(veth_ns, shim, busy=100, retries=0) == [errno.EBUSY, 1]
+    assert run(veth_netns, shim, busy=100, retries=2) == [errno.EBUSY, 3]
+    assert run(veth_netns, shim, busy=100, retries=0) == [errno.EBUSY, 1]
