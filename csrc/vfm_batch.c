@@ -7,19 +7,7 @@
 
 #include "vfm_internal.h"
 
-#define VFM_NEST_MAX 65535u   /* a nested attribute's 16-bit length */
-#define VFM_WINDOW 512u       /* requests in flight before ACKs are read */
 #define VFM_MSGBUF (VFM_NEST_MAX + 1024u)
-#define VFM_PENDING 1         /* res[].err while undecided */
-
-/* One RTM_SETLINK in flight: entries order[first .. first + count). */
-struct inflight {
-	uint32_t seq;
-	uint32_t first;
-	uint32_t count;
-	int32_t err;
-	char msg[VFM_MSG_LEN];
-};
 
 struct batch {
 	struct vfm_sock *s;
@@ -27,7 +15,7 @@ struct batch {
 	struct vfm_vf_result *res;
 	const struct vfm_batch_opts *opts;
 	uint32_t *order;         /* change indices, grouped by PF */
-	struct inflight *fl;     /* one per message of the current round */
+	struct vfm_inflight *fl;     /* one per message of the current round */
 	uint8_t *buf;            /* one message being encoded */
 };
 
@@ -201,7 +189,7 @@ bool vfm_change_matches(const struct vfm_vf_change *c, const struct vfm_vf_info 
 /* ---- sending and ACKs ---- */
 
 struct acks {
-	struct inflight *fl;
+	struct vfm_inflight *fl;
 	size_t nfl;
 	size_t left;
 };
@@ -220,8 +208,7 @@ static int ack_record(const struct vfm_sock *s, const struct nlmsghdr *h, void *
 	return 0;
 }
 
-/* Read ACKs until every request of fl[0..nfl) (consecutive seqs) is answered. */
-static int collect_acks(struct vfm_sock *s, struct inflight *fl, size_t nfl)
+int vfm_collect_acks(struct vfm_sock *s, struct vfm_inflight *fl, size_t nfl)
 {
 	struct acks a = { fl, nfl, 0 };
 	size_t i;
@@ -230,7 +217,7 @@ static int collect_acks(struct vfm_sock *s, struct inflight *fl, size_t nfl)
 	for (i = 0; i < nfl; i++)
 		a.left += fl[i].err == VFM_PENDING;
 	while (a.left)
-		if ((err = vfm_recv_msgs(s, ack_record, &a)) < 0)
+		if ((err = vfm_recv_acks(s, ack_record, &a)) < 0)
 			return err;
 	return 0;
 }
@@ -259,13 +246,13 @@ static int send_round(struct batch *bt, size_t nfl, uint32_t max_per_msg)
 		if (err)
 			return err;
 		if (i + 1 - base == VFM_WINDOW) {
-			err = collect_acks(bt->s, bt->fl + base, i + 1 - base);
+			err = vfm_collect_acks(bt->s, bt->fl + base, i + 1 - base);
 			if (err)
 				return err;
 			base = i + 1;
 		}
 	}
-	return collect_acks(bt->s, bt->fl + base, nfl - base);
+	return vfm_collect_acks(bt->s, bt->fl + base, nfl - base);
 }
 
 /* ---- the apply algorithm ---- */
@@ -314,7 +301,7 @@ static const struct vfm_vf_info *find_vf(const struct vfm_link *link, uint32_t v
 
 /* A message failed: the kernel applied its entries up to the failing one. Read the PF back; the
  * leading entries already in their requested state are applied; return where the rest begins. */
-static uint32_t resolve_failed(struct batch *bt, const struct inflight *f)
+static uint32_t resolve_failed(struct batch *bt, const struct vfm_inflight *f)
 {
 	struct vfm_links *l = NULL;
 	uint32_t j = 0;
@@ -356,7 +343,7 @@ static size_t settle_round(struct batch *bt, size_t nfl, uint32_t *todo)
 	size_t i, ntodo = 0;
 
 	for (i = 0; i < nfl; i++) {
-		const struct inflight *f = &bt->fl[i];
+		const struct vfm_inflight *f = &bt->fl[i];
 		uint32_t j, start = 0;
 
 		for (j = 0; j < f->count; j++)
@@ -382,9 +369,10 @@ static size_t settle_round(struct batch *bt, size_t nfl, uint32_t *todo)
 	return ntodo;
 }
 
-static int run_rounds(struct batch *bt, size_t n, uint32_t *todo)
+/* Send rounds until every entry is decided; with sent, the first round (bt->fl[0..nfl)) has
+ * already been sent and answered. */
+static int run_rounds(struct batch *bt, size_t nfl, uint32_t *todo, bool sent)
 {
-	size_t nfl = plan_batches(bt, n);
 	uint64_t backoff = bt->opts->backoff_us;
 	int err;
 
@@ -392,7 +380,8 @@ static int run_rounds(struct batch *bt, size_t n, uint32_t *todo)
 		size_t ntodo, i;
 		bool retry = false;
 
-		err = send_round(bt, nfl, bt->opts->max_per_msg);
+		err = sent ? 0 : send_round(bt, nfl, bt->opts->max_per_msg);
+		sent = false;
 		if (err)
 			return err;
 		ntodo = settle_round(bt, nfl, todo);
@@ -432,8 +421,9 @@ static void batch_free(struct batch *bt, uint32_t *todo)
 	free(todo);
 }
 
-int vfm_vf_apply(struct vfm_sock *s, const struct vfm_vf_change *ch, size_t n,
-		 const struct vfm_batch_opts *opts, struct vfm_vf_result *res)
+static int apply_all(struct vfm_sock *s, const struct vfm_vf_change *ch, size_t n,
+		     const struct vfm_batch_opts *opts, struct vfm_vf_result *res,
+		     const struct vfm_inflight *refused)
 {
 	struct vfm_batch_opts dflt = { 0, 5, 1000 };
 	struct batch bt = { s, ch, res, opts ? opts : &dflt, NULL, NULL, NULL };
@@ -452,9 +442,14 @@ int vfm_vf_apply(struct vfm_sock *s, const struct vfm_vf_change *ch, size_t n,
 		res[i].attempts = 0;
 		res[i].msg[0] = 0;
 	}
-	if (!err) {
+	if (!err && refused) {
+		bt.fl[0] = *refused;
+		bt.fl[0].first = 0;
+		bt.fl[0].count = (uint32_t)n;
+		err = run_rounds(&bt, 1, todo, true);
+	} else if (!err) {
 		qsort_r(bt.order, n, sizeof(*bt.order), cmp_by_pf, (void *)ch);
-		err = run_rounds(&bt, n, todo);
+		err = run_rounds(&bt, plan_batches(&bt, n), todo, false);
 	}
 	batch_free(&bt, todo);
 	if (err)
@@ -462,6 +457,19 @@ int vfm_vf_apply(struct vfm_sock *s, const struct vfm_vf_change *ch, size_t n,
 	for (i = 0; i < n; i++)
 		failed += res[i].err != 0;
 	return failed > INT32_MAX ? INT32_MAX : (int)failed;
+}
+
+int vfm_vf_apply(struct vfm_sock *s, const struct vfm_vf_change *ch, size_t n,
+		 const struct vfm_batch_opts *opts, struct vfm_vf_result *res)
+{
+	return apply_all(s, ch, n, opts, res, NULL);
+}
+
+int vfm_vf_resolve_refused(struct vfm_sock *s, const struct vfm_vf_change *ch, size_t n,
+			   const struct vfm_batch_opts *opts, struct vfm_vf_result *res,
+			   const struct vfm_inflight *refused)
+{
+	return apply_all(s, ch, n, opts, res, refused);
 }
 
 /* ---- single-request settings: a netdev's own MAC, 802.1Qbh port profiles ---- */

@@ -16,6 +16,7 @@ struct vfm_sock {
 	uint32_t seq;     /* last sequence number used */
 	uint8_t *rx;      /* receive buffer, grown to the largest datagram seen */
 	size_t rx_cap;
+	bool cap_ack;     /* NETLINK_CAP_ACK on: ACKs are small */
 };
 
 /* ---- message building (vfm_attr.c): the caller owns buf; every put is bounds-checked ---- */
@@ -59,6 +60,8 @@ int vfm_msg_error(const struct nlmsghdr *h, char *msg, size_t msglen);
  * non-zero return stops the walk and is returned. -errno on a receive or framing error. */
 typedef int (*vfm_msg_fn)(const struct vfm_sock *s, const struct nlmsghdr *h, void *arg);
 int vfm_recv_msgs(struct vfm_sock *s, vfm_msg_fn fn, void *arg);
+/* The same for replies that are only ACKs (NETLINK_CAP_ACK: small): one receive call each. */
+int vfm_recv_acks(struct vfm_sock *s, vfm_msg_fn fn, void *arg);
 /* Send one request (NLM_F_ACK set by the caller) and wait for its ACK. */
 int vfm_request(struct vfm_sock *s, struct vfm_buf *b, char *errmsg, size_t errlen);
 void vfm_set_msg(char *dst, size_t dstlen, const char *src);
@@ -67,7 +70,28 @@ void vfm_set_msg(char *dst, size_t dstlen, const char *src);
 int vfm_links_add_msg(struct vfm_links *l, const struct nlmsghdr *h);
 struct vfm_links *vfm_links_new(void);
 
-/* ---- VF state comparison (vfm_batch.c) ---- */
+/* ---- batched requests (vfm_batch.c) ---- */
+#define VFM_NEST_MAX 65535u /* a nested attribute's 16-bit length */
+#define VFM_WINDOW 512u     /* requests in flight before ACKs are read */
+#define VFM_PENDING 1       /* an error field while undecided */
+
+/* One RTM_SETLINK in flight: entries first .. first + count of the caller's order. */
+struct vfm_inflight {
+	uint32_t seq;
+	uint32_t first;
+	uint32_t count;
+	int32_t err;
+	char msg[VFM_MSG_LEN];
+};
+
+/* Read ACKs until every request of fl[0..nfl) (consecutive seqs, err VFM_PENDING) is answered. */
+int vfm_collect_acks(struct vfm_sock *s, struct vfm_inflight *fl, size_t nfl);
+/* vfm_vf_apply for ch[0..n) (one PF, in order) that were sent as one message, refused as
+ * *refused says: the leading entries the kernel applied are found by read-back, the rest are
+ * resent one per message (with retries); attempts count the refused message. */
+int vfm_vf_resolve_refused(struct vfm_sock *s, const struct vfm_vf_change *ch, size_t n,
+			   const struct vfm_batch_opts *opts, struct vfm_vf_result *res,
+			   const struct vfm_inflight *refused);
 bool vfm_change_matches(const struct vfm_vf_change *c, const struct vfm_vf_info *vi);
 
 #endif

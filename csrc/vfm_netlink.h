@@ -108,6 +108,48 @@ int vfm_vf_apply(struct vfm_sock *s, const struct vfm_vf_change *ch, size_t n,
 int vfm_vf_encode(const struct vfm_vf_change *ch, size_t n, uint32_t max_per_msg, uint32_t seq,
 		  uint8_t *buf, size_t buflen, size_t *taken);
 
+/* ---- the bulk MAC path (vfm_macs.c): many VFs of one PF, admin MAC only ---- */
+#define VFM_VF_MAX 0x7ffffffeu /* the largest VF index accepted */
+
+struct vfm_mac_failure {
+	uint32_t pos;          /* the entry's position in the input */
+	int32_t err;           /* -errno */
+	uint32_t attempts;     /* requests that carried it */
+	char msg[VFM_MSG_LEN]; /* kernel extended-ACK text, or "" */
+};
+
+struct vfm_mac_report {
+	size_t n; /* failed entries */
+	size_t cap;
+	struct vfm_mac_failure *fail;
+};
+
+/* n canonical MACs ("aa:bb:cc:dd:ee:ff", lowercase, unicast, not all-zero) joined by '\n',
+ * no trailing newline, into 6 bytes each. -EINVAL with *bad = the first entry that is not. */
+int vfm_macs_parse(const char *text, size_t len, size_t n, uint8_t *out, size_t *bad);
+
+/* Give VFs of one or more PFs their admin MACs. jobs[j] (in: ifindex > 0, or 0 and the name;
+ * out: both) holds the next jobs[j].count entries; entry i is VF vfs[i] (with vfs NULL: its
+ * position within its job) and the i-th MAC of text (as vfm_macs_parse). Every entry is
+ * checked first, then every PF's messages go out pipelined; the VFs of a refused message get
+ * their exact outcome by the general path's resolution. Returns the number of failed entries (then
+ * *report lists them; free it with vfm_mac_report_free), or -errno with nothing sent:
+ * -ENODEV (*bad: the job), -ERANGE (*bad: the entry whose VF index is over VFM_VF_MAX),
+ * -EINVAL (*bad: the entry whose MAC does not parse), or an error of the socket. */
+struct vfm_mac_job {
+	int32_t ifindex;
+	char name[16];
+	uint32_t count;
+};
+int vfm_set_macs(struct vfm_sock *s, struct vfm_mac_job *jobs, size_t njobs,
+		 const uint32_t *vfs, const char *text, size_t textlen,
+		 const struct vfm_batch_opts *opts, struct vfm_mac_report **report, size_t *bad);
+void vfm_mac_report_free(struct vfm_mac_report *r);
+/* The first RTM_SETLINK vfm_set_macs would send for these (already parsed) MACs; its length,
+ * *taken = the entries it holds. For tests and benchmarks. */
+int vfm_macs_encode(int32_t ifindex, const uint32_t *vfs, const uint8_t *macs, size_t n,
+		    uint32_t max_per_msg, uint32_t seq, uint8_t *buf, size_t buflen, size_t *taken);
+
 /* RTM_GETLINK with RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS: one link (ifindex > 0, or by name
  * when ifindex is 0), or all links (ifindex < 0, a dump; redone when the kernel marks it
  * interrupted). *out is freed with vfm_links_free. */
@@ -118,6 +160,10 @@ void vfm_links_free(struct vfm_links *l);
 /* Parse netlink messages (RTM_NEWLINK; NLMSG_DONE ends) from buf[0..len) as received. Never reads
  * outside the buffer; -EBADMSG on a message that does not hold together. */
 int vfm_links_parse(const uint8_t *buf, size_t len, struct vfm_links **out);
+
+/* The first 6 bytes of each VF's MAC as text, "aa:bb:cc:dd:ee:ff" joined by '\n' and
+ * NUL-terminated: out has room for 18 * n bytes. */
+void vfm_vfs_mac_text(const struct vfm_vf_info *vfs, size_t n, char *out);
 
 /* RTM_SETLINK IFLA_ADDRESS: a netdev's own MAC (a VF netdev held by a host driver). */
 int vfm_link_set_addr(struct vfm_sock *s, int32_t ifindex, const uint8_t *addr, size_t len,

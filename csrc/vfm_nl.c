@@ -76,7 +76,7 @@ static int sock_setup(struct vfm_sock *s, uint32_t bufsize)
 	if (err < 0)
 		return err;
 	/* Errors carry only the failed message's header back, not the whole batch. */
-	(void)sock_set_int(s->fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
+	s->cap_ack = sock_set_int(s->fd, SOL_NETLINK, NETLINK_CAP_ACK, 1) == 0;
 	/* Old kernels lack extended ACKs: ignore failure. */
 	(void)sock_set_int(s->fd, SOL_NETLINK, NETLINK_EXT_ACK, 1);
 	return sock_bind(s);
@@ -239,9 +239,21 @@ static bool msg_is_ours(const struct vfm_sock *s, const struct nlmsghdr *h, uint
 	return h->nlmsg_seq == seq && (h->nlmsg_pid == s->portid || h->nlmsg_pid == 0);
 }
 
-int vfm_recv_msgs(struct vfm_sock *s, vfm_msg_fn fn, void *arg)
+/* Receive a datagram expected to be small (an ACK) in one call. One that did not fit is not an
+ * ACK (a leftover of an abandoned dump): it is dropped, as if empty. */
+static long sock_recv_small(struct vfm_sock *s)
 {
-	long n = vfm_sock_recv(s);
+	int err = rx_grow(s, 8192);
+	long n;
+
+	if (err < 0)
+		return err;
+	n = recv_flags(s, s->rx, s->rx_cap, MSG_TRUNC);
+	return n >= 0 && (size_t)n > s->rx_cap ? 0 : n;
+}
+
+static int walk_msgs(struct vfm_sock *s, long n, vfm_msg_fn fn, void *arg)
+{
 	const uint8_t *cur = s->rx, *end;
 	const struct nlmsghdr *h;
 	bool bad = false;
@@ -254,6 +266,17 @@ int vfm_recv_msgs(struct vfm_sock *s, vfm_msg_fn fn, void *arg)
 		if ((r = fn(s, h, arg)) != 0)
 			return r;
 	return bad ? -EBADMSG : 0;
+}
+
+int vfm_recv_msgs(struct vfm_sock *s, vfm_msg_fn fn, void *arg)
+{
+	return walk_msgs(s, vfm_sock_recv(s), fn, arg);
+}
+
+int vfm_recv_acks(struct vfm_sock *s, vfm_msg_fn fn, void *arg)
+{
+	/* Without NETLINK_CAP_ACK an error ACK echoes the whole request: size it first. */
+	return walk_msgs(s, s->cap_ack ? sock_recv_small(s) : vfm_sock_recv(s), fn, arg);
 }
 
 struct request_ack {
@@ -281,7 +304,7 @@ int vfm_request(struct vfm_sock *s, struct vfm_buf *b, char *errmsg, size_t errl
 	vfm_set_msg(errmsg, errlen, "");
 	if (r < 0)
 		return r;
-	while ((r = vfm_recv_msgs(s, request_ack_msg, &ra)) == 0)
+	while ((r = vfm_recv_acks(s, request_ack_msg, &ra)) == 0)
 		;
 	return r < 0 ? r : ra.err;
 }

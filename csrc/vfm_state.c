@@ -526,3 +526,20 @@ int vfm_links_get(struct vfm_sock *s, int32_t ifindex, const char *name, struct 
 	}
 	return err;
 }
+
+void vfm_vfs_mac_text(const struct vfm_vf_info *vfs, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		char *p = out + 18 * i;
+
+		for (unsigned int k = 0; k < 6; k++) {
+			p[3 * k] = digits[vfs[i].mac[k] >> 4];
+			p[3 * k + 1] = digits[vfs[i].mac[k] & 15];
+			p[3 * k + 2] = k < 5 ? ':' : '\n';
+		}
+	}
+	if (n)
+		out[18 * n - 1] = 0;
+}

@@ -19,6 +19,8 @@ from typing import Any as _Any
 from .errors import NetlinkError as _NetlinkError
 from .types import LinkInfo as _LinkInfo
 from .types import VfState as _VfState
+from .types import bulk_constructor as _bulk_constructor
+from itertools import repeat as _repeat
 
 # Fixed layouts of the C structs, checked against the compiled module at import: changes are
 # packed and VF states unpacked in bulk, not one cffi attribute access at a time.
@@ -97,45 +99,92 @@ def pack_changes(changes: _Sequence[PackedChange]) -> bytearray:
 
 
 def vf_apply(sock: Socket, changes: _Sequence[PackedChange], *, max_per_msg: int,
-             retries: int, backoff_us: int) -> list[tuple[int, int, str]]:
-    """Apply packed changes; one (errno, attempts, kernel message) per change, errno 0 = ok."""
+             retries: int, backoff_us: int) -> tuple[list[int], list[int], list[str]]:
+    """Apply packed changes; three columns, one entry per change: errno (0 = applied), attempts,
+    kernel message ("" unless it failed)."""
     n = len(changes)
     if n == 0:
-        return []
+        return [], [], []
     packed = pack_changes(changes)
     arr = ffi.from_buffer("struct vfm_vf_change[]", packed)
     res = ffi.new("struct vfm_vf_result[]", n)
     opts = ffi.new("struct vfm_batch_opts *", (max_per_msg, retries, backoff_us))
-    check(lib.vfm_vf_apply(sock.ptr, arr, n, opts, res), "cannot apply VF changes")
-    out: list[tuple[int, int, str]] = []
-    for err, attempts, msg in _RESULT.iter_unpack(ffi.buffer(res)):
-        text = msg.split(b"\0", 1)[0].decode("utf-8", "replace") if err else ""
-        out.append((-err, attempts, text))
-    return out
-
-
-def vf_apply_macs(sock: Socket, ifindex: int, vfs: _Sequence[int], macs_hex: _Sequence[str], *,
-                  max_per_msg: int, retries: int,
-                  backoff_us: int) -> list[tuple[int, int, int, str]]:
-    """Bulk fast path: MAC only, one PF. ``macs_hex`` are 12 hex digits each. Returns the
-    failures only, as (position, errno, attempts, kernel message)."""
-    n = len(vfs)
-    if n == 0:
-        return []
-    size = _CHANGE.size
-    buf = bytearray(size * n)
-    pack = _CHANGE.pack_into
-    fromhex = bytes.fromhex
-    for i, (vf, mac) in enumerate(zip(vfs, macs_hex)):
-        pack(buf, i * size, ifindex, vf, SET_MAC, fromhex(mac), 0, 0, 0, 0, 0, 0, 0, 0)
-    arr = ffi.from_buffer("struct vfm_vf_change[]", buf)
-    res = ffi.new("struct vfm_vf_result[]", n)
-    opts = ffi.new("struct vfm_batch_opts *", (max_per_msg, retries, backoff_us))
     failed = check(lib.vfm_vf_apply(sock.ptr, arr, n, opts, res), "cannot apply VF changes")
+    words = memoryview(ffi.buffer(res)).cast("i")
+    step = _RESULT.size // 4
+    attempts = words[1::step].tolist()
     if failed == 0:
-        return []
-    errs = memoryview(ffi.buffer(res)).cast("i")[:: _RESULT.size // 4]
-    return [(i, -e, int(res[i].attempts), _msg(res[i].msg)) for i, e in enumerate(errs) if e]
+        return [0] * n, attempts, [""] * n
+    errs = [-e for e in words[::step].tolist()]
+    msgs = [_msg(res[i].msg) if e else "" for i, e in enumerate(errs)]
+    return errs, attempts, msgs
+
+
+VF_MAX = int(lib.VFM_VF_MAX)
+
+
+MacJob = tuple[int, str, int]  # (ifindex, or 0 to look the name up; name; entries)
+
+
+def vf_set_macs(sock: Socket, jobs: _Sequence[MacJob], vfs: _Any, text: bytes, *,
+                max_per_msg: int, retries: int, backoff_us: int
+                ) -> tuple[int, int, list[tuple[int, int, int, str]], list[tuple[int, str]]]:
+    """Bulk fast path: MAC only, one or more PFs. Job j holds the next ``count`` entries;
+    ``text``: one canonical MAC per entry, joined by newlines; ``vfs``: a buffer of uint32 VF
+    indices, one per entry, or None (an entry's VF is its position within its job).
+
+    Returns ``(bad, position, failures, pfs)``: ``bad`` is 0, or ENODEV (job ``position`` names
+    no netdev), ERANGE (the VF index of entry ``position`` is over VF_MAX) or EINVAL (its MAC is
+    not canonical, unicast and non-zero), nothing sent then; ``failures``: (entry, errno,
+    attempts, kernel message) of the entries that failed; ``pfs``: (ifindex, name) per job."""
+    cjobs = ffi.new("struct vfm_mac_job[]", [(i, n.encode(), c) for i, n, c in jobs])
+    vfs_c = ffi.NULL if vfs is None else ffi.from_buffer("uint32_t[]", vfs)
+    opts = ffi.new("struct vfm_batch_opts *", (max_per_msg, retries, backoff_us))
+    report = ffi.new("struct vfm_mac_report **")
+    bad = ffi.new("size_t *")
+    rc = lib.vfm_set_macs(sock.ptr, cjobs, len(jobs), vfs_c, text, len(text), opts, report, bad)
+    if rc == -_errno.ENODEV:
+        return _errno.ENODEV, int(bad[0]), [], []
+    pfs = [(int(j.ifindex), _msg(j.name)) for j in cjobs]  # resolved before any other check
+    if rc in (-_errno.EINVAL, -_errno.ERANGE):
+        return -rc, int(bad[0]), [], pfs
+    check(rc, "cannot set VF MACs")
+    if rc == 0:
+        return 0, 0, [], pfs
+    try:
+        r = report[0]
+        return 0, 0, [(int(f.pos), -int(f.err), int(f.attempts), _msg(f.msg))
+                      for f in (r.fail[i] for i in range(r.n))], pfs
+    finally:
+        lib.vfm_mac_report_free(report[0])
+
+
+def macs_parse(text: bytes, n: int) -> tuple[bytes, int]:
+    """The C parser of the bulk path (for tests): (6 bytes per MAC, -1), or (b"", bad entry)."""
+    out = ffi.new("uint8_t[]", 6 * n + 1)
+    bad = ffi.new("size_t *")
+    rc = lib.vfm_macs_parse(text, len(text), n, out, bad)
+    if rc < 0:
+        return b"", int(bad[0])
+    return bytes(ffi.buffer(out, 6 * n)), -1
+
+
+def macs_encode(ifindex: int, vfs: _Sequence[int] | None, macs: bytes, *,
+                max_per_msg: int = 0, seq: int = 1) -> list[bytes]:
+    """The RTM_SETLINK messages the bulk path would send (for tests and benches)."""
+    n = len(macs) // 6
+    vfs_c = ffi.new("uint32_t[]", list(range(n)) if vfs is None else list(vfs))
+    buf = ffi.new("uint8_t[]", 1 << 17)
+    taken = ffi.new("size_t *")
+    out: list[bytes] = []
+    pos = 0
+    while pos < n:
+        size = check(lib.vfm_macs_encode(ifindex, vfs_c + pos, macs[6 * pos:], n - pos,
+                                         max_per_msg, seq + len(out), buf, len(buf), taken),
+                     "cannot encode VF MACs")
+        out.append(bytes(ffi.buffer(buf, size)))
+        pos += int(taken[0])
+    return out
 
 
 def vf_encode(changes: _Sequence[PackedChange], *, max_per_msg: int = 0,
@@ -161,26 +210,29 @@ def _addr(raw: _Any, length: int) -> str | None:
     return bytes(ffi.buffer(raw, min(length, 32))).hex(":")
 
 
+_TRISTATE = (False, True, None)  # C: 0, 1, -1 (not reported)
+_link_state_name = {0: "auto", 1: "enable", 2: "disable"}.get
+_proto_name = _PROTO_NAMES.get
+_make_vf_state = _bulk_constructor(_VfState)
+
+
 def _vf_states(link: _Any) -> tuple[_VfState, ...]:
+    """The VF states of a parsed link, built column by column (C-level loops; 4096 VFs is one
+    PF's answer and is read at boot)."""
     n = int(link.n_vfs)
     if n == 0:
         return ()
-    states = []
-    for (vf, mac, vlan, qos, proto, spoof, trust, state, min_rate,
-         max_rate) in _VFINFO.iter_unpack(ffi.buffer(link.vfs, n * _VFINFO.size)):
-        states.append(_VfState(
-            vf=vf,
-            mac=mac[:6].hex(":"),
-            vlan=vlan,
-            qos=qos,
-            vlan_proto=_PROTO_NAMES.get(proto, "802.1Q"),  # type: ignore[arg-type]
-            spoofchk=None if spoof < 0 else bool(spoof),
-            trust=None if trust < 0 else bool(trust),
-            link_state=_LINK_STATE_NAMES[state] if 0 <= state <= 2 else None,  # type: ignore[arg-type]
-            min_tx_rate=min_rate,
-            max_tx_rate=max_rate,
-        ))
-    return tuple(states)
+    raw = ffi.buffer(link.vfs, n * _VFINFO.size)
+    (vf, mac, vlan, qos, proto, spoof, trust, state, min_rate,
+     max_rate) = zip(*_VFINFO.iter_unpack(raw))
+    text = ffi.new("char[]", 18 * n)
+    lib.vfm_vfs_mac_text(link.vfs, n, text)
+    macs = ffi.string(text, 18 * n).decode("ascii").split("\n")
+    return tuple(map(
+        _make_vf_state, vf, macs, vlan, qos, map(_proto_name, proto, _repeat("802.1Q")),
+        map(_TRISTATE.__getitem__, spoof), map(_TRISTATE.__getitem__, trust),
+        map(_link_state_name, state), min_rate, max_rate,
+    ))
 
 
 def _links(ptr: _Any) -> list[_LinkInfo]:
@@ -362,18 +414,100 @@ def cstr(raw: bytes) -> bytes:
     return raw.partition(b"\0")[0]
 
 
-def _raw_scan(t: _Any) -> RawScan:
-    def rows(st: _struct.Struct, ptr: _Any, n: int) -> _Any:
-        return st.iter_unpack(ffi.buffer(ptr, n * st.size)) if n else ()
+class PackedScan(_NamedTuple):
+    """The walker's three arrays copied out of C as they are (struct vfm_pci_func /
+    vfm_netdev / vfm_virtfn records back to back): a snapshot that costs one copy to keep and
+    is unpacked only when needed (:func:`func_rows`, :func:`netdev_names`, :func:`virtfn_rows`)."""
 
+    funcs: bytes
+    netdevs: bytes
+    virtfns: bytes
+
+
+# struct vfm_pci_func without its name (32 pad bytes): the fields of RawFunc after ``name``.
+_FUNC_NONAME = _struct.Struct("=32x4IIIIIiii4IiiIIII64s")
+if _FUNC_NONAME.size != _FUNC.size:  # pragma: no cover - a format edit gone wrong
+    raise ImportError("pyvfmac._lowlevel: struct vfm_pci_func formats disagree")
+
+
+def func_rows(p: PackedScan) -> list[tuple[_Any, ...]]:
+    """Every function as a plain tuple: RawFunc's fields but ``name`` (see :func:`func_name`)."""
+    return list(_FUNC_NONAME.iter_unpack(p.funcs)) if p.funcs else []
+
+
+def _func_word(*field: str) -> int:
+    offset = int(ffi.offsetof("struct vfm_pci_func", *field))
+    if offset % 4:  # pragma: no cover - a layout the column reader cannot take
+        raise ImportError(f"pyvfmac._native: vfm_pci_func.{'.'.join(field)} is not aligned")
+    return offset // 4
+
+
+# RawFunc's fields after ``name``, as (32-bit word index in the struct, signed) but ``driver``.
+_FUNC_COLUMNS = tuple(
+    (_func_word(*f.split(".")), signed) for f, signed in (
+        ("addr.domain", False), ("addr.bus", False), ("addr.slot", False),
+        ("addr.function", False), ("flags", False), ("vendor", False), ("device", False),
+        ("class_code", False), ("iommu_group", True), ("totalvfs", True), ("numvfs", True),
+        ("physfn.domain", False), ("physfn.bus", False), ("physfn.slot", False),
+        ("physfn.function", False), ("pf", True), ("vf_index", True), ("netdev_first", False),
+        ("netdev_count", False), ("virtfn_first", False), ("virtfn_count", False))
+)
+_FUNC_DRIVER = int(ffi.offsetof("struct vfm_pci_func", "driver"))
+_DRIVER_LEN = int(lib.VFM_DRIVER_LEN)
+if _FUNC.size % 4:  # pragma: no cover - a layout the column reader cannot take
+    raise ImportError("pyvfmac._native: struct vfm_pci_func is not a whole number of words")
+
+
+# Where each of RawFunc's fields but ``name`` is in func_rows' tuples / func_columns' list.
+FUNC_COLUMN = {name: i for i, name in enumerate(RawFunc._fields[1:])}
+
+
+def func_columns(p: PackedScan) -> list[list[_Any]]:
+    """The same values as :func:`func_rows`, one list per field (column): cheaper to build."""
+    buf = p.funcs
+    if not buf:
+        return [[] for _ in range(len(_FUNC_COLUMNS) + 1)]
+    words, end = _FUNC.size // 4, _DRIVER_LEN
+    unsigned, signed = memoryview(buf).cast("I"), memoryview(buf).cast("i")
+    cols: list[list[_Any]] = [(signed if s else unsigned)[w::words].tolist()
+                              for w, s in _FUNC_COLUMNS]
+    cols.append([buf[o:o + end] for o in range(_FUNC_DRIVER, len(buf), _FUNC.size)])
+    return cols
+
+
+def func_name(p: PackedScan, i: int) -> bytes:
+    """The ``bus/pci/devices`` entry name of function ``i`` (NUL padding removed)."""
+    return cstr(p.funcs[i * _FUNC.size:i * _FUNC.size + 32])
+
+
+def netdev_names(p: PackedScan) -> list[bytes]:
+    return [n.partition(b"\0")[0] for (n,) in _NETDEV.iter_unpack(p.netdevs)] if p.netdevs else []
+
+
+def virtfn_rows(p: PackedScan) -> list[tuple[int, int, int, int, int, int, int]]:
+    """Every virtfn link as a plain tuple of RawVirtfn's fields."""
+    return list(_VIRTFN.iter_unpack(p.virtfns)) if p.virtfns else []
+
+
+def unpack_scan(p: PackedScan) -> RawScan:
+    """The named-tuple view of a packed scan."""
     return RawScan(
-        list(map(RawFunc._make, rows(_FUNC, t.funcs, t.n_funcs))),
-        [n.partition(b"\0")[0] for (n,) in rows(_NETDEV, t.netdevs, t.n_netdevs)],
-        list(map(RawVirtfn._make, rows(_VIRTFN, t.virtfns, t.n_virtfns))),
+        list(map(RawFunc._make, _FUNC.iter_unpack(p.funcs) if p.funcs else ())),
+        netdev_names(p),
+        list(map(RawVirtfn._make, virtfn_rows(p))),
     )
 
 
-def topo_scan(root: str, threads: int = 0) -> RawScan:
+def _copy_scan(t: _Any) -> PackedScan:
+    def copy(ptr: _Any, n: int, size: int) -> bytes:
+        return ffi.buffer(ptr, n * size)[:] if n else b""
+
+    return PackedScan(copy(t.funcs, t.n_funcs, _FUNC.size),
+                      copy(t.netdevs, t.n_netdevs, _NETDEV.size),
+                      copy(t.virtfns, t.n_virtfns, _VIRTFN.size))
+
+
+def topo_scan_packed(root: str, threads: int = 0) -> PackedScan:
     """One pass of the C walker over ``<root>/bus/pci/devices``, sorted by address (entries whose
     name is not a PCI address last); :class:`SysfsError` naming the path on an I/O failure.
     ``threads``: readers (0: one per CPU for big trees)."""
@@ -385,6 +519,11 @@ def topo_scan(root: str, threads: int = 0) -> RawScan:
         path = root if where in ("", ".") else f"{root.rstrip('/')}/{where}"
         raise _SysfsError(-rc, f"cannot scan PCI devices: {path}", device=None)
     try:
-        return _raw_scan(out[0])
+        return _copy_scan(out[0])
     finally:
         lib.vfm_topo_free(out[0])
+
+
+def topo_scan(root: str, threads: int = 0) -> RawScan:
+    """:func:`topo_scan_packed`, unpacked into named tuples."""
+    return unpack_scan(topo_scan_packed(root, threads))

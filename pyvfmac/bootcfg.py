@@ -51,14 +51,11 @@ host that stays) are detected and refused before anything changes.
 from __future__ import annotations
 
 import errno
-import hashlib
-import hmac
-import json
 import os
 import sys
 import time
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
@@ -183,6 +180,8 @@ def show(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        import json  # error messages only: not on every run's import path
+
         return json.dumps(value)
     if isinstance(value, dict):
         return "(a table)"
@@ -487,8 +486,23 @@ def pf_identity(pci: PciAddress | None, link: LinkInfo) -> str | None:
 
 def derive_mac(host_key: bytes, pf_id: str, vf: int, prefix: bytes = b"") -> str:
     """The derived MAC of VF ``vf`` of the PF with identity ``pf_id`` (formula in module doc)."""
-    msg = f"{DERIVATION_TAG}\n{pf_id}\n{vf}".encode()
-    return _mac_of_digest(hmac.digest(host_key, msg, hashlib.sha256), prefix)
+    return _Deriver(host_key, pf_id, prefix).mac(vf)
+
+
+def _sha256_type() -> Callable[[bytes], Any]:
+    """SHA-256 without loading OpenSSL when the interpreter has its own implementation:
+    ``hashlib`` (and ``hmac``) load ``_hashlib``, i.e. libcrypto, about 3.6 MB of resident memory
+    and a noticeable share of ``vfmac apply``'s start-up, for a few thousand tiny hashes."""
+    from importlib import import_module
+
+    for name in ("_sha256", "_sha2"):  # CPython's built-in module: 3.11, 3.12+
+        try:
+            return cast(Callable[[bytes], Any], import_module(name).sha256)
+        except (ImportError, AttributeError):
+            continue
+    import hashlib  # pragma: no cover - an interpreter built without its own SHA-256
+
+    return hashlib.sha256  # pragma: no cover
 
 
 def _mac_of_digest(digest: bytes, prefix: bytes) -> str:
@@ -506,11 +520,12 @@ class _Deriver:
     __slots__ = ("_inner", "_outer", "_prefix")
 
     def __init__(self, host_key: bytes, pf_id: str, prefix: bytes) -> None:
-        key = hashlib.sha256(host_key).digest() if len(host_key) > 64 else host_key
+        sha256 = _sha256_type()
+        key = sha256(host_key).digest() if len(host_key) > 64 else host_key
         key = key.ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._inner = sha256(bytes(b ^ 0x36 for b in key))
         self._inner.update(f"{DERIVATION_TAG}\n{pf_id}\n".encode())
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+        self._outer = sha256(bytes(b ^ 0x5C for b in key))
         self._prefix = prefix
 
     def mac(self, vf: int) -> str:
@@ -775,6 +790,7 @@ def _plan_pf(
     pf_ref = link.ifindex
     plans: list[VfPlan] = []
     base = entry.settings
+    base_empty = base.empty()  # then an unlisted VF wants at most its MAC: no full diff
     for i in indexes:
         vf_entry = listed.get(i)
         want = vf_entry.settings.over(base) if vf_entry is not None else base
@@ -782,7 +798,12 @@ def _plan_pf(
         if mac is None and deriver is not None:
             mac = deriver.mac(i)
         have = have_by_index.get(i)
-        plans.append(VfPlan(i, want, mac, have, diff_vf(pf_ref, i, want, have, mac=mac)))
+        if vf_entry is None and base_empty:
+            change = (None if mac is None or (have is not None and have.mac == mac)
+                      else VfChange(pf_ref, i, mac))
+        else:
+            change = diff_vf(pf_ref, i, want, have, mac=mac)
+        plans.append(VfPlan(i, want, mac, have, change))
     return PfPlan(
         entry=entry, link=link, pci=pci, numvfs_now=now, numvfs_target=target,
         numvfs_path=_numvfs_path(entry, link, pci), vfs=tuple(plans),
@@ -807,15 +828,20 @@ def _collisions(ctx: _Ctx, pfs: Sequence[PfPlan], view: HostView) -> list[Collis
             for (pci, index), name in view.vf_netdevs.items():
                 if pci == pf.pci and (index in mine or pf.numvfs_change):
                     own_netdevs.add(name)
+    # Only MACs somebody wants can collide: the host's other MACs (thousands of VFs) are looked
+    # up, not collected.
+    wanted_macs = {v.mac for pf in pfs for v in pf.vfs if v.mac is not None}
     staying: dict[str, tuple[str, int]] = {}
     for link in view.links:
         if link.mac and link.mac != ZERO_MAC and link.name not in own_netdevs:
-            staying.setdefault(link.mac.lower(), (link.name, -1))
+            netdev_mac = link.mac.lower()
+            if netdev_mac in wanted_macs:
+                staying.setdefault(netdev_mac, (link.name, -1))
         if link.ifindex in recreated:
             continue
         skip = replaced.get(link.ifindex, ())
         for st in link.vfs:
-            if st.vf not in skip and st.mac != ZERO_MAC:
+            if st.mac in wanted_macs and st.vf not in skip and st.mac != ZERO_MAC:
                 staying.setdefault(st.mac, (link.name, st.vf))
     out: list[Collision] = []
     wanted: dict[str, tuple[str, int]] = {}
@@ -880,15 +906,22 @@ def set_numvfs(path: str, now: int, target: int, *, device: str) -> None:
     write_sysfs(path, str(target), device=device)
 
 
-def wait_for_vfs(read: Any, pf: int, target: int, timeout: float) -> LinkInfo:
+def wait_for_vfs(
+    read: Any, pf: int, target: int, timeout: float, *,
+    progress: Callable[[int, float], None] | None = None,
+) -> LinkInfo:
     """Poll ``read(pf)`` (e.g. ``Rtnl.read_link``) until the PF lists ``target`` VFs or the
-    ``timeout`` (seconds) is over; returns the last read."""
-    deadline = time.monotonic() + timeout
+    ``timeout`` (seconds) is over; returns the last read. ``progress(listed, seconds)`` is
+    called after every read that does not list them all yet."""
+    start = time.monotonic()
+    deadline = start + timeout
     pause = 0.02
     while True:
         link: LinkInfo = read(pf)
         if (link.num_vf or 0) == target and len(link.vfs) >= target:
             return link
+        if progress is not None:
+            progress(len(link.vfs), time.monotonic() - start)
         if time.monotonic() >= deadline:
             return link
         time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
@@ -1036,6 +1069,13 @@ def plan_report(cfg: Config, plan: Plan) -> ApplyReport:
 # ---------------------------------------------------------------------------------------------
 
 
+Progress = Callable[[str], None]
+
+
+def _no_progress(text: str) -> None:
+    """The progress callback when nobody watches."""
+
+
 def _result_message(result: VfResult) -> str:
     from .netlink import check_results
 
@@ -1064,6 +1104,26 @@ def _scan(sysfs_root: str) -> Topology | None:
         raise
 
 
+def needs_topology(cfg: Config, links: Iterable[LinkInfo]) -> bool:
+    """Whether the plan needs the sysfs PCI scan: for PFs given by PCI address and for PCI PFs
+    (their address, ``sriov_totalvfs``, their VFs' own netdevs). A config whose PFs are all named
+    netdevs on another bus (netdevsim, ...) needs none; a PF whose parent bus the kernel did not
+    say might be PCI, so it gets the scan. An unknown name needs none (the plan refuses it)."""
+    bus = {link.name: link.parent_bus for link in links}
+    for pf in cfg.pfs:
+        if pf.name is None:
+            return True
+        if pf.name in bus and bus[pf.name] in (None, "pci"):
+            return True
+    return False
+
+
+def _read_host(nl: Any, cfg: Config, sysfs_root: str) -> HostView:
+    """One dump of every link, and the PCI scan only when the plan needs it."""
+    links = nl.dump_links()
+    return host_view(links, _scan(sysfs_root) if needs_topology(cfg, links) else None)
+
+
 def _check_numvfs_files(cfg: Config, plan: Plan, sysfs_root: str) -> None:
     for pf in plan.pfs:
         path = os.path.join(sysfs_root, pf.numvfs_path)
@@ -1081,62 +1141,175 @@ def run_apply(
     sysfs_root: str = "/sys",
     out: IO[str] | None = None,
     numvfs_timeout: float = 30.0,
+    progress: Progress | None = None,
 ) -> ApplyReport:
     """``vfmac apply``: program every configured PF and VF; print and return the report.
 
     ConfigError (nothing changed) for a bad config, an unknown PF or a MAC collision.
     KernelError when the host cannot be read at all. Everything else is a failure in the report;
     the CLI exits with ``report.exit_status`` (0: all applied and verified, 1: any failure).
+    ``progress`` (e.g. a status line at a terminal) is told what is going on; ``""`` at the end.
+
+    Memory stays flat in the VF count where it can: the host is read in one dump that is
+    dropped once planned (the plan keeps the configured PFs only), MAC-only PFs go through the
+    bulk ``Rtnl.set_macs`` path, and each changed PF is read back alone for the verification.
     """
     from .netlink import Rtnl
 
     stream = out if out is not None else sys.stdout
+    say = progress if progress is not None else _no_progress
     cfg = load_config(config_path)
-    with Rtnl() as nl:
-        view = host_view(nl.dump_links(), _scan(sysfs_root))
-        plan = build_plan(cfg, view)
-        if plan.collisions:
-            raise _collision_error(plan.collisions)
-        _check_numvfs_files(cfg, plan, sysfs_root)
-        if dry_run:
-            report = plan_report(cfg, plan)
-            for line in dry_run_lines(plan) + report.lines():
-                print(line, file=stream)
-            return report
-        failures: list[VfFailure] = []
-        original = plan
-        if any(p.numvfs_change for p in plan.pfs):
-            failed_pfs = _apply_numvfs(nl, plan, sysfs_root, numvfs_timeout, failures)
-            view = host_view(nl.dump_links(), _scan(sysfs_root))
-            plan = build_plan(cfg, view, after_numvfs=True, exclude=failed_pfs)
-            for pf in plan.pfs:
-                failures.extend(
-                    VfFailure(pf.name, i, f"{pf.name} vf {i}: missing: the PF has "
-                              f"{pf.link.num_vf or 0} VFs after {numvfs_timeout:g} s")
-                    for i in pf.missing
-                )
-        blocked = {(c.pf_key, c.vf) for c in plan.collisions}
-        failures.extend(VfFailure(c.pf_name, c.vf, c.message) for c in plan.collisions)
-        changes = [
-            v.change for pf in plan.pfs for v in pf.vfs
-            if v.change is not None and (pf.entry.key, v.vf) not in blocked
-        ]
-        results = nl.apply(changes) if changes else []
-        latest = {link.ifindex: link for link in (nl.dump_links() if changes else view.links)}
-    report = _run_report(cfg.path, original, plan, changes, results, latest, failures)
-    for line in report.lines():
+    try:
+        with Rtnl() as nl:
+            say("reading the host's links")
+            plan = build_plan(cfg, _read_host(nl, cfg, sysfs_root))
+            if plan.collisions:
+                raise _collision_error(plan.collisions)
+            _check_numvfs_files(cfg, plan, sysfs_root)
+            if dry_run:
+                report = plan_report(cfg, plan)
+                lines = dry_run_lines(plan) + report.lines()
+            else:
+                report = _apply_plan(nl, cfg, plan, sysfs_root, numvfs_timeout, say)
+                lines = report.lines()
+    finally:
+        say("")
+    for line in lines:
         print(line, file=stream)
     return report
 
 
+def _apply_plan(
+    nl: Any, cfg: Config, plan: Plan, sysfs_root: str, timeout: float, say: Progress
+) -> ApplyReport:
+    failures: list[VfFailure] = []
+    # what the report needs of each PF as it was (not its VF list): key, name, ifindex, numvfs
+    before = [(p.entry.key, p.name, p.link.ifindex, p.numvfs_now) for p in plan.pfs]
+    now_of_failed: dict[str, int] = {}
+    if any(p.numvfs_change for p in plan.pfs):
+        failed_pfs = _apply_numvfs(nl, plan, sysfs_root, timeout, failures, say)
+        say("reading the host's links again")
+        view = _read_host(nl, cfg, sysfs_root)
+        plan = build_plan(cfg, view, after_numvfs=True, exclude=failed_pfs)
+        if failed_pfs:
+            nums = {link.ifindex: link.num_vf or 0 for link in view.links}
+            now_of_failed = {key: nums.get(ifindex, 0) for key, _name, ifindex, _n in before
+                             if key in failed_pfs}
+        del view  # the plan keeps what it needs of the second snapshot
+        for pf in plan.pfs:
+            failures.extend(
+                VfFailure(pf.name, i, f"{pf.name} vf {i}: missing: the PF has "
+                          f"{pf.link.num_vf or 0} VFs after {timeout:g} s")
+                for i in pf.missing
+            )
+    blocked = {(c.pf_key, c.vf) for c in plan.collisions}
+    failures.extend(VfFailure(c.pf_name, c.vf, c.message) for c in plan.collisions)
+    sent: list[VfChange] = []
+    reports: list[PfReport] = []
+    numvfs_before = {key: numvfs for key, _name, _ifindex, numvfs in before}
+    todo: list[tuple[PfPlan, list[VfPlan], bool]] = []
+    for pf in plan.pfs:
+        vfs = [v for v in pf.vfs if v.change is not None and (pf.entry.key, v.vf) not in blocked]
+        todo.append((pf, vfs, all(_mac_only(cast(VfChange, v.change)) for v in vfs)))
+    refused = _program(nl, todo, say)
+    for pf, vfs, bulk in todo:
+        sent.extend(cast(VfChange, v.change) for v in vfs)
+        reports.append(_verify_pf(nl, pf, vfs, bulk, refused, failures,
+                                  numvfs_before[pf.entry.key], say))
+    done = {r.key for r in reports}
+    for key, name, _ifindex, numvfs in before:  # PFs whose sriov_numvfs write failed
+        if key not in done:  # (left out of the re-plan)
+            now = now_of_failed.get(key, 0)
+            reports.append(PfReport(key, name, now, 0, now, 1, numvfs, now))
+    order = {key: i for i, (key, *_rest) in enumerate(before)}
+    reports.sort(key=lambda r: order[r.key])
+    return ApplyReport(cfg.path, False, tuple(reports), tuple(failures), tuple(sent))
+
+
+def _mac_only(c: VfChange) -> bool:
+    return (c.mac is not None and c.vlan is None and c.spoofchk is None and c.trust is None
+            and c.link_state is None and c.min_tx_rate is None and c.max_tx_rate is None)
+
+
+def _program(
+    nl: Any, todo: Sequence[tuple[PfPlan, Sequence[VfPlan], bool]], say: Progress
+) -> dict[tuple[int, int], str]:
+    """Send every change: a PF whose changes are all MAC-only (``bulk``) through the bulk
+    ``set_macs`` path, everything else in one batched ``apply``. Returns the kernel's refusals,
+    as messages, by (PF ifindex, VF)."""
+    total = sum(len(vfs) for _pf, vfs, _bulk in todo)
+    if total:
+        pfs = sum(1 for _pf, vfs, _bulk in todo if vfs)
+        say(f"programming {total} VF{'s' * (total != 1)} on {pfs} PF{'s' * (pfs != 1)}")
+    refused: dict[tuple[int, int], str] = {}
+    general: list[VfChange] = []
+    for pf, vfs, bulk in todo:
+        if not vfs:
+            continue
+        if bulk:
+            macs = {v.vf: cast(str, v.mac) for v in vfs}
+            for vf, err in nl.set_macs(pf.link.ifindex, macs).items():
+                refused[(pf.link.ifindex, vf)] = str(err)
+        else:
+            general.extend(cast(VfChange, v.change) for v in vfs)
+    if general:
+        for r in nl.apply(general):
+            if not r.ok:
+                refused[(cast(int, r.change.pf), r.change.vf)] = _result_message(r)
+    return refused
+
+
+def _verify_pf(
+    nl: Any, pf: PfPlan, vfs: Sequence[VfPlan], bulk: bool, refused: Mapping[tuple[int, int], str],
+    failures: list[VfFailure], numvfs_before: int, say: Progress,
+) -> PfReport:
+    """Read one PF back (only when something was sent to it) and count its VFs. ``bulk``: every
+    change of ``vfs`` is MAC-only, so the MAC is all there is to compare."""
+    ifindex = pf.link.ifindex
+    failed_keys = {f.vf for f in failures if f.pf == pf.name}
+    failed = len(pf.missing) + sum(1 for v in pf.vfs if v.vf in failed_keys)
+    changed = 0
+    num_vf = pf.link.num_vf or 0
+    if vfs:
+        say(f"{pf.name}: reading back {len(vfs)} VF{'s' * (len(vfs) != 1)}")
+        unread = ""
+        try:
+            link = nl.read_link(ifindex, strict=False)
+        except NetlinkError as exc:
+            link = None
+            unread = f"cannot read back: {exc}"
+        states = {s.vf: s for s in link.vfs} if link is not None else {}
+        if link is not None:
+            num_vf = link.num_vf or 0
+        for v in vfs:
+            message = refused.get((ifindex, v.vf))
+            if message is None and link is None:
+                message = f"{pf.name} vf {v.vf}: {unread}"
+            if message is None:
+                state = states.get(v.vf)
+                if bulk and state is not None:
+                    left = None if state.mac == v.mac else VfChange(ifindex, v.vf, mac=v.mac)
+                else:
+                    left = diff_vf(ifindex, v.vf, v.want, state, mac=v.mac)
+                if left is None:
+                    changed += 1
+                    continue
+                message = _verify_message(pf.name, v.vf, left)
+            failures.append(VfFailure(pf.name, v.vf, message))
+            failed += 1
+    return _pf_report(pf, numvfs_before, num_vf, changed, failed)
+
+
 def _apply_numvfs(
-    nl: Any, plan: Plan, sysfs_root: str, timeout: float, failures: list[VfFailure]
+    nl: Any, plan: Plan, sysfs_root: str, timeout: float, failures: list[VfFailure],
+    say: Progress = _no_progress,
 ) -> frozenset[str]:
     """Change sriov_numvfs where needed; returns the keys of PFs that failed."""
     failed: set[str] = set()
     for pf in plan.pfs:
         if not pf.numvfs_change:
             continue
+        say(f"{pf.name}: sriov_numvfs {pf.numvfs_now} -> {pf.numvfs_target}")
         try:
             set_numvfs(os.path.join(sysfs_root, pf.numvfs_path), pf.numvfs_now,
                        pf.numvfs_target, device=pf.name)
@@ -1144,51 +1317,11 @@ def _apply_numvfs(
             failures.append(VfFailure(pf.name, None, str(exc)))
             failed.add(pf.entry.key)
             continue
-        wait_for_vfs(lambda dev: nl.read_link(dev, strict=False), pf.link.ifindex,
-                     pf.numvfs_target, timeout)
+        name, target = pf.name, pf.numvfs_target
+        wait_for_vfs(lambda dev: nl.read_link(dev, strict=False), pf.link.ifindex, target,
+                     timeout, progress=lambda n, t: say(
+                         f"{name}: waiting for {target} VFs ({n} so far, {t:.1f} s)"))
     return frozenset(failed)
-
-
-def _run_report(
-    path: str, original: Plan, plan: Plan, changes: Sequence[VfChange],
-    results: Sequence[VfResult], after: Mapping[int, LinkInfo], failures: list[VfFailure],
-) -> ApplyReport:
-    by_vf = {(r.change.pf, r.change.vf): r for r in results}
-    failed_keys = {(f.pf, f.vf) for f in failures}
-    before = {p.entry.key: p for p in original.pfs}
-    pfs: list[PfReport] = []
-    for pf in plan.pfs:
-        link = after.get(pf.link.ifindex, pf.link)
-        states = {s.vf: s for s in link.vfs}
-        changed = failed = 0
-        for v in pf.vfs:
-            if (pf.name, v.vf) in failed_keys:
-                failed += 1
-                continue
-            r = by_vf.get((pf.link.ifindex, v.vf)) if v.change is not None else None
-            if r is None:
-                continue
-            if not r.ok:
-                failures.append(VfFailure(pf.name, v.vf, _result_message(r)))
-                failed += 1
-                continue
-            left = diff_vf(pf.link.ifindex, v.vf, v.want, states.get(v.vf), mac=v.mac)
-            if left is not None:
-                failed += 1
-                failures.append(VfFailure(pf.name, v.vf, _verify_message(pf.name, v.vf, left)))
-                continue
-            changed += 1
-        failed += len(pf.missing)
-        pfs.append(_pf_report(pf, before[pf.entry.key].numvfs_now, link.num_vf or 0, changed,
-                              failed))
-    done = {p.key for p in pfs}
-    for old in original.pfs:  # PFs whose sriov_numvfs write failed: left out of the re-plan
-        if old.entry.key not in done:
-            now = after.get(old.link.ifindex, old.link).num_vf or 0
-            pfs.append(PfReport(old.entry.key, old.name, now, 0, now, 1, old.numvfs_now, now))
-    order = {p.entry.key: i for i, p in enumerate(original.pfs)}
-    pfs.sort(key=lambda p: order[p.key])
-    return ApplyReport(path, False, tuple(pfs), tuple(failures), tuple(changes))
 
 
 def _verify_message(pf: str, vf: int, left: VfChange) -> str:

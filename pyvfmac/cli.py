@@ -7,7 +7,6 @@ content), 2 a usage error (the command line itself). Errors are one line on stde
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -15,8 +14,11 @@ from dataclasses import asdict
 from typing import Any, NoReturn, TextIO
 
 from .errors import InputError, VfmacError
-from .netlink import Rtnl, check_results, validate_change
 from .types import LinkInfo, VfChange
+
+# Subcommand modules (netlink and its compiled core, topology, bootcfg, attach, pools, state,
+# json, ...) are imported by the command that needs them: `vfmac apply` at boot and every
+# `--help` load only their own share.
 
 PROG = "vfmac"
 ENV_STATE = "PYVFMAC_STATE_DIR"
@@ -33,8 +35,25 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _columns() -> int:
+    """shutil.get_terminal_size().columns, without importing shutil (and its compression
+    modules) on every run just to build a parser."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        stdout: Any = sys.__stdout__  # None without a stdout
+        try:
+            columns = os.get_terminal_size(stdout.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 def _fmt(prog: str) -> argparse.HelpFormatter:
-    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30)
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30,
+                                                width=_columns() - 2)  # as argparse's default
 
 
 # --------------------------------------------------------------------------- options
@@ -55,6 +74,30 @@ def _progress(args: argparse.Namespace) -> Callable[[str], None] | None:
 
     def show(text: str) -> None:
         print(f"{PROG}: {text}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _status_line(args: argparse.Namespace) -> Callable[[str], None] | None:
+    """One status line for long work, rewritten in place on stderr and cleared by ``""``; only
+    when stderr is a terminal (never in pipes, files or journals) and not ``--quiet``."""
+    if args.quiet or not sys.stderr.isatty():
+        return None
+    stream = sys.stderr
+    try:
+        width = os.get_terminal_size(stream.fileno()).columns or 80  # 0: a serial console
+    except (OSError, ValueError):
+        width = 80
+    shown = False
+
+    def show(text: str) -> None:
+        nonlocal shown
+        if not text and not shown:
+            return
+        line = f"{PROG}: {text}" if text else ""
+        stream.write("\r\x1b[K" + line[: max(width - 1, 10)])
+        stream.flush()
+        shown = bool(text)
 
     return show
 
@@ -80,6 +123,7 @@ def _held(args: argparse.Namespace) -> dict[tuple[str, int], str]:
 
 def list_pfs(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every PF (netdev with VFs, PCI or not) with every VF, in one dump and one sysfs scan."""
+    from .netlink import Rtnl
     from .topology import scan
 
     with Rtnl() as nl:
@@ -130,6 +174,8 @@ def _onoff(value: object) -> str:
 def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     pfs = list_pfs(args)
     if args.json:
+        import json
+
         json.dump(pfs, out, indent=2)
         out.write("\n")
         return 0
@@ -204,6 +250,8 @@ def parse_set_words(pf: str, vf_text: str, words: Sequence[str]) -> VfChange:
     for key in ("min_tx_rate", "max_tx_rate"):
         if key in seen:
             fields[key] = _int_word(key, seen[key])
+    from .netlink import validate_change
+
     try:
         return validate_change(VfChange(pf=pf, vf=vf, **fields))
     except InputError as exc:
@@ -211,6 +259,8 @@ def parse_set_words(pf: str, vf_text: str, words: Sequence[str]) -> VfChange:
 
 
 def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
+    from .netlink import Rtnl, check_results
+
     change = parse_set_words(args.pf, args.vf, args.settings)
     with Rtnl() as nl:
         link = nl.read_link(change.pf)
@@ -219,6 +269,8 @@ def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
         check_results(results)
         state = nl.read_link(change.pf).vf(change.vf)
     if args.json:
+        import json
+
         json.dump(asdict(state), out, indent=2)
         out.write("\n")
     else:
@@ -234,7 +286,8 @@ def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
     from .bootcfg import run_apply
 
-    report = run_apply(args.config, dry_run=args.dry_run, sysfs_root=_sysfs_root(args), out=out)
+    report = run_apply(args.config, dry_run=args.dry_run, sysfs_root=_sysfs_root(args), out=out,
+                       progress=_status_line(args))
     return int(report.exit_status)
 
 
@@ -310,22 +363,12 @@ def _sub(subs: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, formatter_class=_fmt,
-                description="Fixed MAC addresses for SR-IOV VFs: set, attach/detach with saved "
-                            "originals, VF pools, boot-time bulk programming.",
-                epilog="example:\n  vfmac list\n  vfmac apply /etc/pyvfmac/vfmac.toml")
-    p.add_argument("--state-dir", help=f"state store directory (env {ENV_STATE}; "
-                                       "default /var/lib/pyvfmac)")
-    p.add_argument("--sysfs-root", help=f"where sysfs is mounted (env {ENV_SYSFS}; default /sys)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    subs = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    s = _sub(subs, "list", "list PFs and their VFs")
+def _add_list(s: argparse.ArgumentParser) -> None:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_list)
 
-    s = _sub(subs, "set", "change one VF's settings through its PF")
+
+def _add_set(s: argparse.ArgumentParser) -> None:
     s.add_argument("pf")
     s.add_argument("vf")
     s.add_argument("settings", nargs=argparse.REMAINDER,
@@ -334,57 +377,137 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_set)
 
-    s = _sub(subs, "attach", "prepare the VFs of a <hostdev>/<interface>/<domain> document")
+
+def _add_attach(s: argparse.ArgumentParser) -> None:
     s.add_argument("file")
     s.add_argument("--live-xml", metavar="OUT", help="write the live XML here (default stdout)")
     s.set_defaults(func=cmd_attach)
 
-    s = _sub(subs, "detach", "give back the VFs of a document attached before")
-    s.add_argument("file")
+
+def _add_force(s: argparse.ArgumentParser) -> None:
     s.add_argument("--force", action="store_true",
                    help="drop the saved record even where a setting could not be restored")
+
+
+def _add_detach(s: argparse.ArgumentParser) -> None:
+    s.add_argument("file")
+    _add_force(s)
     s.set_defaults(func=cmd_detach)
 
-    s = _sub(subs, "restore", "put back a VF's saved original configuration")
+
+def _add_restore(s: argparse.ArgumentParser) -> None:
     s.add_argument("pf", nargs="?")
     s.add_argument("vf", nargs="?")
     s.add_argument("--all", action="store_true")
-    s.add_argument("--force", action="store_true",
-                   help="drop the saved record even where a setting could not be restored")
+    _add_force(s)
     s.set_defaults(func=cmd_restore)
 
-    s = _sub(subs, "recover", "restore every VF whose attach did not complete")
+
+def _add_recover(s: argparse.ArgumentParser) -> None:
     s.set_defaults(func=cmd_recover)
 
-    s = _sub(subs, "apply", "program all VFs of all PFs from a TOML config (boot time)")
+
+def _add_apply(s: argparse.ArgumentParser) -> None:
     s.add_argument("config", nargs="?", default="/etc/pyvfmac/vfmac.toml")
     s.add_argument("--dry-run", action="store_true", help="print the changes, change nothing")
     s.set_defaults(func=cmd_apply)
 
-    for name, text, arg in (
-        ("net-define", "store a <network> pool definition", "file"),
-        ("net-undefine", "remove a stopped network definition", "name"),
-        ("net-start", "resolve a network's pool and make it usable", "name"),
-        ("net-stop", "stop a network (refused while VFs are in use)", "name"),
-        ("net-list", "list networks", None),
-        ("net-show", "show a network's pool and each VF's state", "name"),
-    ):
-        s = _sub(subs, name, text)
+
+def _add_net(arg: str | None, *, force: bool = False,
+             json: bool = False) -> Callable[[argparse.ArgumentParser], None]:
+    def add(s: argparse.ArgumentParser) -> None:
         if arg:
             s.add_argument(arg)
-        if name == "net-stop":
+        if force:
             s.add_argument("--force", action="store_true",
                            help="stop even with VFs in use (they are restored and released)")
-        if name in ("net-list", "net-show"):
+        if json:
             s.add_argument("--json", action="store_true")
         s.set_defaults(func=cmd_net)
+
+    return add
+
+
+# name -> (help, arguments), in the order of `vfmac --help`
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "list": ("list PFs and their VFs", _add_list),
+    "set": ("change one VF's settings through its PF", _add_set),
+    "attach": ("prepare the VFs of a <hostdev>/<interface>/<domain> document", _add_attach),
+    "detach": ("give back the VFs of a document attached before", _add_detach),
+    "restore": ("put back a VF's saved original configuration", _add_restore),
+    "recover": ("restore every VF whose attach did not complete", _add_recover),
+    "apply": ("program all VFs of all PFs from a TOML config (boot time)", _add_apply),
+    "net-define": ("store a <network> pool definition", _add_net("file")),
+    "net-undefine": ("remove a stopped network definition", _add_net("name")),
+    "net-start": ("resolve a network's pool and make it usable", _add_net("name")),
+    "net-stop": ("stop a network (refused while VFs are in use)", _add_net("name", force=True)),
+    "net-list": ("list networks", _add_net(None, json=True)),
+    "net-show": ("show a network's pool and each VF's state", _add_net("name", json=True)),
+}
+_VALUE_OPTIONS = ("--state-dir", "--sysfs-root")
+
+
+def build_parser(only: str | None = None, *,
+                 parser_class: type[_Parser] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``only``, the top level and that one subcommand (each
+    ArgumentParser costs a few gettext look-ups, i.e. file-system probes: `vfmac apply` at
+    boot builds two parsers, not fourteen)."""
+    cls = parser_class or _Parser
+    p = cls(prog=PROG, formatter_class=_fmt,
+            description="Fixed MAC addresses for SR-IOV VFs: set, attach/detach with saved "
+                        "originals, VF pools, boot-time bulk programming.",
+            epilog="example:\n  vfmac list\n  vfmac apply /etc/pyvfmac/vfmac.toml")
+    p.add_argument("--state-dir", help=f"state store directory (env {ENV_STATE}; "
+                                       "default /var/lib/pyvfmac)")
+    p.add_argument("--sysfs-root", help=f"where sysfs is mounted (env {ENV_SYSFS}; default /sys)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    subs = p.add_subparsers(dest="command", required=True, parser_class=cls)
+    for name, (text, add) in _COMMANDS.items():
+        if only is None or name == only:
+            add(_sub(subs, name, text))
     return p
+
+
+def command_word(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names, when that is plain to see (global options spelled out in
+    full before it); None otherwise (help, abbreviations, an unknown word: the whole parser)."""
+    it = iter(argv)
+    for word in it:
+        if word in _VALUE_OPTIONS:
+            next(it, None)
+        elif word in ("-q", "--quiet") or word.startswith(tuple(o + "=" for o in _VALUE_OPTIONS)):
+            continue
+        else:
+            return word if word in _COMMANDS else None
+    return None
+
+
+class _Retry(Exception):
+    """The one-subcommand parser met an error: the whole parser reports it."""
+
+
+class _QuietParser(_Parser):
+    def error(self, message: str) -> NoReturn:
+        raise _Retry(message)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse with the parser of the named subcommand only; anything unusual (an error, help at
+    the top level) goes through the whole parser, so its messages are the whole parser's."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    only = command_word(words)
+    if only is not None:
+        try:
+            return build_parser(only, parser_class=_QuietParser).parse_args(words)
+        except _Retry:
+            pass
+    return build_parser().parse_args(words)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
         return int(args.func(args, out))
     except UsageError as exc:
         print(f"{PROG}: usage error: {exc}", file=sys.stderr)

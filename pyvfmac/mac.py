@@ -18,6 +18,12 @@ ZERO_MAC = "00:00:00:00:00:00"
 _CANONICAL_UNICAST = re.compile(r"[0-9a-f][02468ace](?::[0-9a-f]{2}){5}")
 
 
+def is_canonical(text: object) -> bool:
+    """Whether ``text`` is already what :func:`parse_mac` returns for a non-zero MAC."""
+    return type(text) is str and _CANONICAL_UNICAST.fullmatch(text) is not None and (
+        text != ZERO_MAC)
+
+
 def parse_mac(text: str, *, allow_zero: bool = False, what: str = "MAC address") -> str:
     """Return ``text`` as ``aa:bb:cc:dd:ee:ff``; raise :class:`MacError` naming the value.
 

@@ -9,29 +9,97 @@
 from __future__ import annotations
 
 import errno
-import re
 import socket
-import uuid
+from array import array
+from bisect import bisect_right
+from dataclasses import dataclass
+from itertools import accumulate, chain, groupby, repeat
+from operator import attrgetter
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 
 from . import _lowlevel as ll
 from .errors import InputError, NetlinkError
-from .mac import ZERO_MAC, mac_bytes, parse_mac
+from .mac import ZERO_MAC, is_canonical, mac_bytes, parse_mac
 from .types import (
     LINK_STATES,
     VLAN_PROTOS,
     LinkInfo,
     VfChange,
     VfResult,
+    bulk_constructor,
     validate_netdev_name,
 )
 
 DEFAULT_BUFSIZE = 64 << 20
+_make_result = bulk_constructor(VfResult)
 _U32 = 0xFFFFFFFF
 _VF_MAX = 0x7FFFFFFE
-# many canonical unicast MACs, one per line, checked in one match
-_ALL_CANONICAL = re.compile(r"(?:[0-9a-f][02468ace](?::[0-9a-f]{2}){5}\n)*")
+
+
+MacsArg = Mapping[int, str] | Sequence[str]
+
+
+@dataclass(slots=True)
+class _MacJob:
+    """One PF's part of a bulk MAC call."""
+
+    pf: str | int
+    values: Sequence[str] | Iterable[str]
+    vfs: array[int] | None  # None: VF i gets the i-th MAC
+    count: int
+    name: str = ""  # the PF's name, once the C core has resolved it
+
+    def label(self) -> str:
+        return self.name or str(self.pf)
+
+    def order(self) -> Sequence[int]:
+        return self.vfs.tolist() if self.vfs is not None else range(self.count)
+
+
+def _vf_indices(keys: Iterable[int], pf: str) -> array[int]:
+    """VF indices (integers) as one uint32 buffer for the C core; InputError naming a bad one
+    (indices over the C core's limit are refused there)."""
+    try:
+        return array("I", keys)
+    except (TypeError, OverflowError):
+        bad = next(v for v in keys if not isinstance(v, int) or not 0 <= v <= _VF_MAX)
+        raise InputError(
+            f"{pf}: VF index {bad!r}: must be an integer from 0 to {_VF_MAX}") from None
+
+
+def _mac_job(pf: object, macs: object) -> _MacJob:
+    if isinstance(pf, bool) or not isinstance(pf, (str, int)):
+        raise InputError(f"network device {pf!r}: give a name or an ifindex")
+    if isinstance(pf, str):
+        validate_netdev_name(pf)
+    elif not 0 < pf <= 0x7FFFFFFF:
+        raise NetlinkError(errno.ENODEV, "no such network device", device=str(pf))
+    if isinstance(macs, Mapping):
+        return _MacJob(pf, macs.values(), _vf_indices(macs.keys(), str(pf)), len(macs))
+    if isinstance(macs, (str, bytes, bytearray)) or not isinstance(macs, Sequence):
+        raise InputError(f"{pf}: MACs: give a mapping of VF index to MAC or a sequence of "
+                         f"MACs, not {type(macs).__name__}")
+    return _MacJob(pf, macs, None, len(macs))
+
+
+def _join_macs(jobs: Sequence[_MacJob]) -> bytes | None:
+    """Every MAC, newline-joined ASCII; None when that is impossible (a non-string, non-ASCII)."""
+    values = jobs[0].values if len(jobs) == 1 else chain.from_iterable(j.values for j in jobs)
+    try:
+        return "\n".join(values).encode("ascii")
+    except (TypeError, UnicodeEncodeError):
+        return None
+
+
+def _canonical_macs(jobs: Sequence[_MacJob]) -> bytes:
+    """The slow path for MACs the C parser refused: parse_mac names the bad one (InputError)
+    or normalizes every spelling it accepts."""
+    out: list[str] = []
+    for job in jobs:
+        out.extend(parse_mac(m, what=f"{job.label()} vf {v}: MAC")
+                   for v, m in zip(job.order(), job.values))
+    return "\n".join(out).encode("ascii")
 
 
 def describe_change(change: VfChange) -> str:
@@ -84,13 +152,29 @@ def _check_int(value: object, what: str, low: int, high: int) -> int:
     return value
 
 
+def _is_int_in(value: object, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
+
+
 def validate_change(change: VfChange) -> VfChange:
-    """Check every field before anything is sent; canonicalise the MAC."""
-    where = f"{change.pf} vf {change.vf}"
-    _check_int(change.vf, f"{change.pf}: VF index", 0, 0x7FFFFFFE)
+    """Check every field before anything is sent; canonicalise the MAC. (Messages are built only
+    for a bad change: a boot-time batch checks thousands of good ones.)"""
+    if not _is_int_in(change.vf, 0, _VF_MAX):
+        _check_int(change.vf, f"{change.pf}: VF index", 0, _VF_MAX)
     mac = change.mac
-    if mac is not None:
-        mac = parse_mac(mac, allow_zero=change.allow_zero_mac, what=f"{where}: MAC")
+    if mac is not None and not is_canonical(mac):
+        mac = parse_mac(mac, allow_zero=change.allow_zero_mac,
+                        what=f"{change.pf} vf {change.vf}: MAC")
+    if (change.vlan is not None or change.qos or change.link_state is not None
+            or change.spoofchk is not None or change.trust is not None
+            or change.min_tx_rate is not None or change.max_tx_rate is not None):
+        _validate_settings(change, f"{change.pf} vf {change.vf}")
+    if mac == change.mac:
+        return change
+    return _replace_mac(change, mac)
+
+
+def _validate_settings(change: VfChange, where: str) -> None:
     if change.vlan is not None:
         _check_int(change.vlan, f"{where}: VLAN id", 0, 4095)
         _check_int(change.qos, f"{where}: VLAN qos", 0, 7)
@@ -108,9 +192,17 @@ def validate_change(change: VfChange) -> VfChange:
         value = getattr(change, name)
         if value is not None:
             _check_int(value, f"{where}: {name}", 0, _U32)
-    if mac == change.mac:
-        return change
-    return _replace_mac(change, mac)
+
+
+_OTHER_SETTINGS = attrgetter("vlan", "spoofchk", "trust", "link_state", "min_tx_rate",
+                             "max_tx_rate", "qos")
+_NO_OTHER_SETTINGS = (None, None, None, None, None, None, 0)
+
+
+def _macs_only(changes: Sequence[VfChange]) -> bool:
+    """Whether every change sets a MAC and nothing else (checked with C-level loops)."""
+    return None not in map(attrgetter("mac"), changes) and set(
+        map(_OTHER_SETTINGS, changes)) == {_NO_OTHER_SETTINGS}
 
 
 def _replace_mac(change: VfChange, mac: str | None) -> VfChange:
@@ -229,43 +321,128 @@ class Rtnl:
         for c in checked:
             if c.pf not in pfs:
                 pfs[c.pf] = self.resolve(c.pf)
+        opts = {"max_per_msg": max_per_msg, "retries": retries, "backoff_us": backoff_us}
+        if checked and _macs_only(checked):
+            fast = self._apply_macs(checked, pfs, opts)
+            if fast is not None:
+                return fast
         rates = self._complete_rates(checked, pfs)
         packed = [_pack(c, pfs[c.pf][0], rates.get(i)) for i, c in enumerate(checked)]
-        raw = ll.vf_apply(self._sock, packed, max_per_msg=max_per_msg, retries=retries,
-                          backoff_us=backoff_us)
-        return [
-            VfResult(change=c, pf_name=pfs[c.pf][1], errno=e, ext_msg=m, attempts=a)
-            for c, (e, a, m) in zip(checked, raw)
-        ]
+        errs, attempts, msgs = ll.vf_apply(self._sock, packed, max_per_msg=max_per_msg,
+                                           retries=retries, backoff_us=backoff_us)
+        names = [pfs[c.pf][1] for c in checked] if len(pfs) > 1 else repeat(
+            next(iter(pfs.values()))[1] if pfs else "")
+        return list(map(_make_result, checked, names, errs, msgs, attempts))
+
+    def _apply_macs(self, checked: Sequence[VfChange], pfs: Mapping[str | int, tuple[int, str]],
+                    opts: Mapping[str, int]) -> list[VfResult] | None:
+        """:meth:`apply` for changes that set only MACs: the bulk path (one job per PF, in
+        input order within each), one result per change. None when a MAC is one the bulk
+        path does not take (all-zero, for a restore): the general path does it then."""
+        ifindex = [pfs[c.pf][0] for c in checked]
+        order = sorted(range(len(checked)), key=ifindex.__getitem__)
+        jobs: list[ll.MacJob] = []
+        for index, group in groupby(order, key=ifindex.__getitem__):
+            jobs.append((index, "", sum(1 for _ in group)))
+        vfs = array("I", [checked[i].vf for i in order])
+        text = "\n".join([checked[i].mac for i in order]).encode("ascii")  # type: ignore[misc]
+        bad, _pos, failures, _names = ll.vf_set_macs(self._sock, jobs, vfs, text, **opts)
+        if bad:
+            return None
+        names = [pfs[c.pf][1] for c in checked] if len(pfs) > 1 else repeat(
+            next(iter(pfs.values()))[1])
+        results = list(map(_make_result, checked, names, repeat(0), repeat(""), repeat(1)))
+        for pos, code, attempts, msg in failures:
+            i = order[pos]
+            results[i] = _make_result(checked[i], results[i].pf_name, code, msg, attempts)
+        return results
 
     def set_macs(
         self,
         pf: str | int,
-        macs: Mapping[int, str],
+        macs: MacsArg,
         *,
         max_per_msg: int = 0,
         retries: int = 5,
         backoff_us: int = 1000,
     ) -> dict[int, NetlinkError]:
-        """Bulk fast path: give VFs of one PF their admin MACs (``{vf index: MAC}``), in as few
-        messages as fit. Input is checked whole first (``InputError``, nothing sent). Returns the
-        VFs that failed, each with its error; an empty dict means every MAC was applied."""
-        ifindex, name = self.resolve(pf)
-        vfs = list(macs)
-        values = list(macs.values())
-        if not all(type(v) is int for v in vfs) or (vfs and not 0 <= min(vfs) <= max(vfs) <= _VF_MAX):
-            bad = next(v for v in vfs if type(v) is not int or not 0 <= v <= _VF_MAX)
-            raise InputError(f"{name}: VF index {bad!r}: must be an integer from 0 to {_VF_MAX}")
-        if not _ALL_CANONICAL.fullmatch("\n".join(values) + "\n") or ZERO_MAC in values:
-            values = [parse_mac(m, what=f"{name} vf {v}: MAC") for v, m in zip(vfs, values)]
-        hexes = [m.replace(":", "") for m in values]
-        failures = ll.vf_apply_macs(self._sock, ifindex, vfs, hexes, max_per_msg=max_per_msg,
-                                    retries=retries, backoff_us=backoff_us)
-        return {
-            vfs[i]: NetlinkError(code, f"cannot set MAC {values[i]}", device=name, vf=vfs[i],
-                                 ext_msg=msg)
-            for i, code, _attempts, msg in failures
-        }
+        """Bulk fast path: give VFs of one PF their admin MACs, ``{vf index: MAC}`` or a
+        sequence whose i-th MAC goes to VF i, in as few messages as fit. The input is checked
+        whole first (``InputError`` naming the VF and value; ``NetlinkError`` ENODEV for a PF
+        that does not exist; nothing sent). Returns the VFs that failed, each with its error; an
+        empty dict means every MAC was applied."""
+        failed = self.set_macs_many({pf: macs}, max_per_msg=max_per_msg, retries=retries,
+                                    backoff_us=backoff_us)
+        return {vf: err for (_pf, vf), err in failed.items()}
+
+    def set_macs_many(
+        self,
+        macs: Mapping[str | int, MacsArg],
+        *,
+        max_per_msg: int = 0,
+        retries: int = 5,
+        backoff_us: int = 1000,
+    ) -> dict[tuple[str, int], NetlinkError]:
+        """:meth:`set_macs` for several PFs in one go (``{pf: MACs}``): every PF's messages are
+        sent pipelined. Checked whole first, nothing sent on bad input or a missing PF. Returns
+        ``{(PF name, vf): error}`` for the VFs that failed."""
+        _check_int(max_per_msg, "max_per_msg", 0, 1 << 20)
+        _check_int(retries, "retries", 0, 100)
+        _check_int(backoff_us, "backoff_us", 0, 10_000_000)
+        jobs = [_mac_job(pf, m) for pf, m in macs.items()]
+        jobs = [j for j in jobs if j.count]
+        if not jobs:
+            return {}
+        vfs: array[int] | None = None
+        if any(j.vfs is not None for j in jobs):
+            vfs = array("I")
+            for j in jobs:
+                vfs.extend(j.vfs if j.vfs is not None else range(j.count))
+        cjobs = [(j.pf, "", j.count) if isinstance(j.pf, int) else (0, j.pf, j.count)
+                 for j in jobs]
+        opts = {"max_per_msg": max_per_msg, "retries": retries, "backoff_us": backoff_us}
+        text = _join_macs(jobs)
+        bad, pos, failures, pfs = (errno.EINVAL, 0, [], []) if text is None else (
+            ll.vf_set_macs(self._sock, cjobs, vfs, text, **opts))
+        for job, (_ifindex, name) in zip(jobs, pfs):
+            job.name = name
+        if bad == errno.EINVAL:
+            bad, pos, failures, pfs = ll.vf_set_macs(self._sock, cjobs, vfs,
+                                                     _canonical_macs(jobs), **opts)
+        if bad == errno.ENODEV:
+            raise NetlinkError(errno.ENODEV, "no such network device", device=jobs[pos].label())
+        if bad or not failures:
+            if bad:
+                self._bad_entry(jobs, bad, pos)
+            return {}
+        return self._mac_failures(jobs, pfs, failures)
+
+    @staticmethod
+    def _locate(jobs: Sequence[_MacJob], pos: int) -> tuple[int, int]:
+        """(job, VF index) of a global entry position."""
+        starts = list(accumulate((j.count for j in jobs), initial=0))
+        k = bisect_right(starts, pos) - 1
+        return k, jobs[k].order()[pos - starts[k]]
+
+    def _bad_entry(self, jobs: Sequence[_MacJob], bad: int, pos: int) -> None:
+        k, vf = self._locate(jobs, pos)
+        if bad == errno.ERANGE:
+            raise InputError(f"{jobs[k].label()}: VF index {vf!r}: must be an integer from 0 "
+                             f"to {_VF_MAX}")
+        raise InputError(  # pragma: no cover - parse_mac and the C parser disagree
+            f"{jobs[k].label()} vf {vf}: MAC refused by the C parser")
+
+    def _mac_failures(self, jobs: Sequence[_MacJob], pfs: Sequence[tuple[int, str]],
+                      failures: Sequence[tuple[int, int, int, str]]
+                      ) -> dict[tuple[str, int], NetlinkError]:
+        texts = list(chain.from_iterable(j.values for j in jobs))
+        out: dict[tuple[str, int], NetlinkError] = {}
+        for pos, code, _attempts, msg in failures:
+            k, vf = self._locate(jobs, pos)
+            name = pfs[k][1]
+            out[(name, vf)] = NetlinkError(code, f"cannot set MAC {parse_mac(texts[pos])}",
+                                           device=name, vf=vf, ext_msg=msg)
+        return out
 
     def _complete_rates(
         self, changes: Sequence[VfChange], pfs: dict[str | int, tuple[int, str]]
@@ -310,8 +487,10 @@ class Rtnl:
         _check_int(vf, "VF index", 0, 0x7FFFFFFE)
         ifindex, name = self.resolve(pf)
         try:
-            inst = uuid.UUID(instance_uuid).bytes if instance_uuid else None
-            host = uuid.UUID(host_uuid).bytes if host_uuid else None
+            from uuid import UUID  # only here: it imports platform, costly at boot
+
+            inst = UUID(instance_uuid).bytes if instance_uuid else None
+            host = UUID(host_uuid).bytes if host_uuid else None
             ll.vf_port_set(
                 self._sock, ifindex, vf,
                 ll.PORT_ASSOCIATE if associate else ll.PORT_DISASSOCIATE,

@@ -17,9 +17,13 @@ unreadable links, over-long names) leave the element out and are described in
 
 from __future__ import annotations
 
+import gc
 import os
 import re
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, cast
 
 from . import _lowlevel as _ll
 from .errors import InputError, PciAddressError, TopologyError
@@ -149,7 +153,11 @@ class Pf:
 
 @dataclass(frozen=True, slots=True)
 class Topology:
-    """One scan's snapshot. Lookups raise :class:`TopologyError` naming the address or name."""
+    """One scan's snapshot. Lookups raise :class:`TopologyError` naming the address or name.
+
+    A Topology from :func:`scan` builds its values from the scan's records when first looked at
+    (any field, comparison, lookup); the lookup tables are built on the first lookup. Either way
+    they describe what the scan read."""
 
     sysfs_root: str
     functions: tuple[PciFunction, ...]
@@ -160,18 +168,23 @@ class Topology:
     _pf_by_addr: dict[PciAddress, Pf] = field(init=False, repr=False, compare=False)
     _vf_by_addr: dict[PciAddress, Vf] = field(init=False, repr=False, compare=False)
     _by_netdev: dict[str, PciFunction] = field(init=False, repr=False, compare=False)
+    _pending: _Snapshot | None = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        by_netdev: dict[str, PciFunction] = {}
-        for fn in self.functions:
-            for name in fn.netdevs:
-                by_netdev.setdefault(name, fn)
-        object.__setattr__(self, "_by_addr", {fn.address: fn for fn in self.functions})
-        object.__setattr__(self, "_pf_by_addr", {pf.address: pf for pf in self.pfs})
-        object.__setattr__(
-            self, "_vf_by_addr", {vf.address: vf for pf in self.pfs for vf in pf.vfs}
-        )
-        object.__setattr__(self, "_by_netdev", by_netdev)
+    if not TYPE_CHECKING:  # for mypy, a __getattr__ would make every attribute name valid
+
+        def __getattr__(self, name: str) -> Any:
+            """Only for what is not set yet: the values of a scan, the lookup tables."""
+            if name in _SNAPSHOT_FIELDS:
+                pending = object.__getattribute__(self, "_pending")
+                if pending is not None:
+                    pending.fill(self)
+            elif name in _INDEXES:
+                object.__setattr__(self, name, _INDEXES[name](self))
+            else:
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {name!r}", name=name,
+                    obj=self)
+            return object.__getattribute__(self, name)
 
     # ---- by address ----
 
@@ -263,11 +276,124 @@ class Topology:
         return found
 
 
+def _index_by_netdev(topo: Topology) -> dict[str, PciFunction]:
+    by_netdev: dict[str, PciFunction] = {}
+    for fn in topo.functions:
+        for name in fn.netdevs:
+            by_netdev.setdefault(name, fn)
+    return by_netdev
+
+
+_SNAPSHOT_FIELDS = frozenset({"functions", "pfs", "vanished", "anomalies"})
+# The lookup tables, each built on its first use.
+_INDEXES: dict[str, Callable[[Topology], dict[Any, Any]]] = {
+    "_by_addr": lambda topo: {fn.address: fn for fn in topo.functions},
+    "_pf_by_addr": lambda topo: {pf.address: pf for pf in topo.pfs},
+    "_vf_by_addr": lambda topo: {vf.address: vf for pf in topo.pfs for vf in pf.vfs},
+    "_by_netdev": _index_by_netdev,
+}
+
+
 # ---- building a Topology from the C walker's records ----
+#
+# A scan yields thousands of values. A frozen dataclass's __init__ sets each field through
+# object.__setattr__ (about 0.1 us each, ten fields); building them that way cost a third of the
+# whole scan. Here every value is made by a plain slotted "twin" class (same __slots__, a plain
+# __init__) and then given its real class: ``obj.__class__ = PciFunction`` is allowed because
+# the layouts are identical (checked at import), and the result is indistinguishable from one
+# built by PciFunction(...): same type, fields, equality, hash, repr, immutability. Only values
+# the C walker has already checked go through here; user input still goes through the classes.
+# The builder's hot loops set the slots by name: a field added to a class must be set there too
+# (tests/test_topology.py compares every field of every value with a constructed one).
+
+
+class _RawAddress:
+    __slots__ = ("domain", "bus", "slot", "function")
+
+    def __init__(self, domain: int, bus: int, slot: int, function: int) -> None:
+        self.domain = domain
+        self.bus = bus
+        self.slot = slot
+        self.function = function
+
+
+class _RawFunction:
+    __slots__ = ("address", "vendor", "device", "class_code", "driver", "iommu_group", "netdevs",
+                 "totalvfs", "numvfs", "physfn")
+
+    def __init__(self, address: PciAddress, vendor: int, device: int, class_code: int,
+                 driver: str | None, iommu_group: int | None, netdevs: tuple[str, ...],
+                 totalvfs: int | None, numvfs: int | None, physfn: PciAddress | None) -> None:
+        self.address = address
+        self.vendor = vendor
+        self.device = device
+        self.class_code = class_code
+        self.driver = driver
+        self.iommu_group = iommu_group
+        self.netdevs = netdevs
+        self.totalvfs = totalvfs
+        self.numvfs = numvfs
+        self.physfn = physfn
+
+
+class _RawVf:
+    __slots__ = ("address", "pf", "pf_netdevs", "index", "netdev", "driver", "iommu_group",
+                 "vendor", "device", "class_code")
+
+    def __init__(self, address: PciAddress, pf: PciAddress, pf_netdevs: tuple[str, ...],
+                 index: int, netdev: str | None, driver: str | None, iommu_group: int | None,
+                 vendor: int, device: int, class_code: int) -> None:
+        self.address = address
+        self.pf = pf
+        self.pf_netdevs = pf_netdevs
+        self.index = index
+        self.netdev = netdev
+        self.driver = driver
+        self.iommu_group = iommu_group
+        self.vendor = vendor
+        self.device = device
+        self.class_code = class_code
+
+
+class _RawPf:
+    __slots__ = ("address", "netdevs", "numvfs", "totalvfs", "vendor", "device", "class_code",
+                 "driver", "vfs", "iommu_group")
+
+    def __init__(self, address: PciAddress, netdevs: tuple[str, ...], numvfs: int,
+                 totalvfs: int, vendor: int, device: int, class_code: int, driver: str | None,
+                 vfs: tuple[Vf, ...], iommu_group: int | None) -> None:
+        self.address = address
+        self.netdevs = netdevs
+        self.numvfs = numvfs
+        self.totalvfs = totalvfs
+        self.vendor = vendor
+        self.device = device
+        self.class_code = class_code
+        self.driver = driver
+        self.vfs = vfs
+        self.iommu_group = iommu_group
+
+
+def _twin(raw: type, cls: type) -> Any:
+    """``raw`` as a constructor of ``cls`` values (see above); refuses a twin whose slots differ
+    from the dataclass fields, so that a field added to ``cls`` cannot be forgotten here."""
+    names = tuple(f.name for f in fields(cls))
+    slots = getattr(raw, "__slots__", None)
+    if slots != names or getattr(cls, "__slots__", None) != names:  # pragma: no cover
+        raise TypeError(f"{raw.__name__}: slots {slots} differ from {cls.__name__}'s "
+                        f"fields {names}")
+    probe: Any = object.__new__(raw)
+    probe.__class__ = cls  # TypeError here if the layouts differ in any other way
+    return raw
+
+
+_MAKE_ADDRESS = _twin(_RawAddress, PciAddress)
+_MAKE_FUNCTION = _twin(_RawFunction, PciFunction)
+_MAKE_VF = _twin(_RawVf, Vf)
+_MAKE_PF = _twin(_RawPf, Pf)
 
 _PLAIN_NAME = re.compile(r"[0-9A-Za-z_@+.-]{1,15}")
-_new = object.__new__
-_set = object.__setattr__
+_PLAIN_NAMES = re.compile(r"[0-9A-Za-z_@+.-]{1,15}(?:\0[0-9A-Za-z_@+.-]{1,15})*")
 
 
 def _text(raw: bytes) -> str:
@@ -286,17 +412,14 @@ def _valid_name(name: str) -> bool:
 
 
 def _address(domain: int, bus: int, slot: int, function: int) -> PciAddress | None:
-    """A PciAddress from the walker's numbers. The C parser admits only what the kernel prints
-    (bus 0..ff, slot 0..1f, function 0..7); the domain is checked here. Built without
-    PciAddress.__post_init__, whose checks cost ~6 us each, thousands of times per scan."""
+    """A PciAddress from the walker's numbers, None when out of range. The C parser admits only
+    what the kernel prints (bus 0..ff, slot 0..1f, function 0..7); a domain over 0xffff is not
+    representable and is reported by the caller."""
     if domain > 0xFFFF or bus > 0xFF or slot > 0x1F or function > 7:
-        return None  # a domain over 0xffff: not representable, reported by the caller
-    a = _new(PciAddress)
-    _set(a, "domain", domain)
-    _set(a, "bus", bus)
-    _set(a, "slot", slot)
-    _set(a, "function", function)
-    return a
+        return None
+    a = _MAKE_ADDRESS(domain, bus, slot, function)
+    a.__class__ = PciAddress
+    return cast(PciAddress, a)
 
 
 _FLAG_NOTES = (
@@ -310,6 +433,8 @@ _FLAG_NOTES = (
 _ANY_BAD = 0
 for _flag, _ in _FLAG_NOTES:
     _ANY_BAD |= _flag
+# Entries that give no function: not a PCI address, gone during the scan, ids unreadable.
+_NO_FUNCTION = _ll.FN_BADNAME | _ll.FN_VANISHED | _ll.FN_BAD_IDS
 
 _VIRTFN_NOTES = {
     _ll.VIRTFN_MISSING: "no such PCI function",
@@ -319,158 +444,226 @@ _VIRTFN_NOTES = {
 }
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
+class _Snapshot:
+    """What one scan read, kept packed until the values are first wanted (then built once)."""
+
+    __slots__ = ("packed", "lock")
+
+    def __init__(self, packed: _ll.PackedScan) -> None:
+        self.packed = packed
+        self.lock = threading.Lock()
+
+    def fill(self, topo: Topology) -> None:
+        """Build the values into ``topo`` (once, whichever thread asks first)."""
+        with self.lock:
+            if object.__getattribute__(topo, "_pending") is not self:
+                return  # another thread did it meanwhile
+            functions, pfs, vanished, anomalies = _build(self.packed)
+            _set(topo, "functions", functions)
+            _set(topo, "pfs", pfs)
+            _set(topo, "vanished", vanished)
+            _set(topo, "anomalies", anomalies)
+            _set(topo, "_pending", None)
+
+
+
+def _build(packed: _ll.PackedScan) -> tuple[tuple[PciFunction, ...], tuple[Pf, ...],
+                                             tuple[str, ...], tuple[str, ...]]:
+    """The values of a scan, built with the cyclic garbage collector paused: they are thousands
+    of new containers (each 700 would start a collection, and now and then one over every object
+    of the process: a third of the time, more in a big process) and hold no reference cycles,
+    so reference counting alone frees them. Paused for the whole process, as gc.disable() does,
+    for the few ms of the build; re-enabled only if it was enabled."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _Builder(packed).build()
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class _Builder:
-    """Turns the walker's records into the typed snapshot, collecting what was left out."""
+    """Turns the walker's records into the typed values, collecting what was left out: one pass
+    over the functions, one over each PF's virtfn links. Anomalies are listed as entries that
+    give no function, then problems of functions, then of virtfn links, then VFs that no PF
+    claims, each group in address order."""
 
-    def __init__(self, raw: _ll.RawScan) -> None:
-        self.raws = raw.funcs
-        self.netdev_names = raw.netdevs
-        self.virtfns = raw.virtfns
-        self.funcs: list[PciFunction | None] = [None] * len(raw.funcs)
+    def __init__(self, packed: _ll.PackedScan) -> None:
+        self.packed = packed
+        self.cols = _ll.func_columns(packed)  # RawFunc's fields but name, a list per field
         self.vanished: list[str] = []
-        self.anomalies: list[str] = []
-        self.drivers: dict[bytes, str] = {}
+        self.entry_notes: list[str] = []
+        self.notes: list[str] = []
+        self.drivers: dict[bytes, str | None] = {}
+        raw = _ll.netdev_names(packed)
+        # Every name decoded at once; when all are plain (nearly always) none needs a check.
+        self.names = b"\0".join(raw).decode("utf-8", "surrogateescape").split("\0")
+        self.names_ok = bool(raw) and _PLAIN_NAMES.fullmatch("\0".join(self.names)) is not None
+        if "." in self.names or ".." in self.names:
+            self.names_ok = False
 
-    def note(self, text: str) -> None:
-        self.anomalies.append(text)
+    def unusable(self, i: int) -> None:
+        """Note why entry ``i`` gives no function."""
+        row = [col[i] for col in self.cols]
+        flags = row[4]
+        if flags & _ll.FN_BADNAME:
+            name = _text(_ll.func_name(self.packed, i))
+            self.entry_notes.append(
+                f"bus/pci/devices/{name!r}: not a PCI address: ignored" if name
+                else "bus/pci/devices: an entry with an over-long name: ignored"
+            )
+            return
+        address = _address(*row[:4])
+        if address is None:
+            self.entry_notes.append(f"{_text(_ll.func_name(self.packed, i))}: PCI domain over "
+                                    "0xffff is not supported: ignored")
+        elif flags & _ll.FN_VANISHED:
+            self.vanished.append(str(address))
+        else:
+            self.entry_notes.append(f"{address}: vendor / device / class unreadable: ignored")
 
-    def netdevs(self, address: PciAddress, raw: _ll.RawFunc) -> tuple[str, ...]:
+    def netdevs(self, address: PciAddress, first: int, count: int) -> tuple[str, ...]:
         names = []
-        first = raw.netdev_first
-        for b in self.netdev_names[first:first + raw.netdev_count]:
-            name = _text(b)
-            if _valid_name(name):
+        for name in self.names[first:first + count]:
+            if self.names_ok or _valid_name(name):
                 names.append(name)
             else:
-                self.note(f"{address}: net/{name!r} is not a valid network device name: left out")
+                self.notes.append(
+                    f"{address}: net/{name!r} is not a valid network device name: left out")
         if len(names) > 1:
             names.sort()
         return tuple(names)
 
-    def address(self, raw: _ll.RawFunc) -> PciAddress | None:
-        flags = raw.flags
-        if flags & _ll.FN_BADNAME:
-            name = _text(_ll.cstr(raw.name))
-            self.note(
-                f"bus/pci/devices/{name!r}: not a PCI address: ignored" if name
-                else "bus/pci/devices: an entry with an over-long name: ignored"
-            )
-            return None
-        address = _address(raw.domain, raw.bus, raw.slot, raw.function)
-        if address is None:
-            self.note(f"{_text(_ll.cstr(raw.name))}: PCI domain over 0xffff is not supported: "
-                      "ignored")
-        elif flags & _ll.FN_VANISHED:
-            self.vanished.append(str(address))
-            return None
-        elif flags & _ll.FN_BAD_IDS:
-            self.note(f"{address}: vendor / device / class unreadable: ignored")
-            return None
-        return address
-
     def driver(self, raw: bytes) -> str | None:
         """Driver names repeat: decode each distinct one once."""
-        name = self.drivers.get(raw)
-        if name is None:
-            text = _ll.cstr(raw)
-            name = self.drivers[raw] = _text(text) if text else ""
-        return name or None
+        text = _ll.cstr(raw)
+        name = self.drivers[raw] = _text(text) if text else None
+        return name
 
-    def function(self, address: PciAddress, raw: _ll.RawFunc,
-                 by_tuple: dict[tuple[int, int, int, int], PciAddress]) -> PciFunction:
-        (_, _, _, _, _, flags, vendor, device, class_code, group, totalvfs, numvfs,
-         pf_domain, pf_bus, pf_slot, pf_function, _, _, _, netdev_count, _, _, driver) = raw
-        if flags & _ANY_BAD:
-            for flag, text in _FLAG_NOTES:
-                if flags & flag:
-                    self.note(f"{address}: {text}")
-        is_pf = flags & _ll.FN_PF
-        physfn = None
-        if flags & _ll.FN_VF:
-            key = (pf_domain, pf_bus, pf_slot, pf_function)
-            physfn = by_tuple.get(key) or _address(*key)
-        return PciFunction(
-            address,
-            vendor,
-            device,
-            class_code,
-            self.driver(driver),
-            group if group >= 0 else None,
-            self.netdevs(address, raw) if netdev_count else (),
-            totalvfs if is_pf else None,
-            max(numvfs, 0) if is_pf else None,
-            physfn,
-        )
+    def functions(self) -> tuple[list[Any], list[int], list[int]]:
+        """Every function (None where its entry gave none), the indexes of PFs and of VFs
+        that no PF claims."""
+        n = len(self.cols[0])
+        funcs: list[Any] = [None] * n
+        addrs: list[Any] = [None] * n
+        pf_rows: list[int] = []
+        orphans: list[int] = []
+        drivers = self.drivers
+        names, names_ok = self.names, self.names_ok
+        # The hot loop fills the twins' slots in place: no __init__ call (about a third less).
+        new, raw_address, raw_function = _new, _MAKE_ADDRESS, _MAKE_FUNCTION
+        address_cls, cls = PciAddress, PciFunction
+        is_vf, linked, is_pf = _ll.FN_VF, _ll.FN_LINKED, _ll.FN_PF
+        for i, (domain, bus, slot, function, flags, vendor, device, class_code, group, totalvfs,
+                numvfs, pf_domain, pf_bus, pf_slot, pf_function, pf, _, netdev_first,
+                netdev_count, _, _, driver_raw) in enumerate(zip(*self.cols)):
+            if flags & _NO_FUNCTION or domain > 0xFFFF:
+                self.unusable(i)
+                continue
+            address = addrs[i] = new(raw_address)
+            address.domain = domain
+            address.bus = bus
+            address.slot = slot
+            address.function = function
+            address.__class__ = address_cls
+            if flags & _ANY_BAD:
+                for flag, text in _FLAG_NOTES:
+                    if flags & flag:
+                        self.notes.append(f"{address}: {text}")
+            try:
+                driver = drivers[driver_raw]
+            except KeyError:
+                driver = self.driver(driver_raw)
+            physfn = None
+            if flags & is_vf:
+                if flags & linked:
+                    physfn = addrs[pf]  # the PF whose virtfn link agrees (None: not built yet)
+                else:
+                    orphans.append(i)
+                if physfn is None:
+                    physfn = _address(pf_domain, pf_bus, pf_slot, pf_function)
+            if flags & is_pf:
+                pf_rows.append(i)
+                if numvfs < 0:
+                    numvfs = 0
+            else:
+                totalvfs = numvfs = None
+            if not netdev_count:
+                netdevs: tuple[str, ...] = ()
+            elif netdev_count == 1 and names_ok:
+                netdevs = (names[netdev_first],)
+            else:
+                netdevs = self.netdevs(address, netdev_first, netdev_count)
+            fn = funcs[i] = new(raw_function)
+            fn.address = address
+            fn.vendor = vendor
+            fn.device = device
+            fn.class_code = class_code
+            fn.driver = driver
+            fn.iommu_group = group if group >= 0 else None
+            fn.netdevs = netdevs
+            fn.totalvfs = totalvfs
+            fn.numvfs = numvfs
+            fn.physfn = physfn
+            fn.__class__ = cls
+        return funcs, pf_rows, orphans
 
-    def vf(self, pf: PciFunction, v: _ll.RawVirtfn) -> Vf | None:
-        fn = self.funcs[v.func] if v.func >= 0 else None
-        if v.state == _ll.VIRTFN_VANISHED:
-            return None  # already in vanished
-        if v.state != _ll.VIRTFN_OK or fn is None:
-            target = f"{v.domain:04x}:{v.bus:02x}:{v.slot:02x}.{v.function:x}"
-            why = _VIRTFN_NOTES.get(v.state, "not usable")
-            self.note(f"{pf.address}: virtfn{v.vf_index} -> {target}: {why}: left out")
-            return None
-        return Vf(
-            fn.address,
-            pf.address,
-            pf.netdevs,
-            v.vf_index,
-            fn.netdevs[0] if fn.netdevs else None,
-            fn.driver,
-            fn.iommu_group,
-            fn.vendor,
-            fn.device,
-            fn.class_code,
-        )
+    def pf(self, pf: PciFunction, first: int, count: int,
+           virtfns: list[tuple[int, int, int, int, int, int, int]], funcs: list[Any]) -> Pf:
+        vfs: list[Vf] = []
+        append = vfs.append
+        new, raw_vf, cls = _new, _MAKE_VF, Vf
+        ok, vanished = _ll.VIRTFN_OK, _ll.VIRTFN_VANISHED
+        pf_address, pf_netdevs = pf.address, pf.netdevs
+        for index, domain, bus, slot, function, func, state in virtfns[first:first + count]:
+            fn = funcs[func] if func >= 0 else None
+            if state != ok or fn is None:
+                if state != vanished:  # a vanished one is already in vanished
+                    why = _VIRTFN_NOTES.get(state, "not usable")
+                    self.notes.append(f"{pf_address}: virtfn{index} -> {domain:04x}:{bus:02x}:"
+                                      f"{slot:02x}.{function:x}: {why}: left out")
+                continue
+            netdevs = fn.netdevs
+            vf = new(raw_vf)
+            vf.address = fn.address
+            vf.pf = pf_address
+            vf.pf_netdevs = pf_netdevs
+            vf.index = index
+            vf.netdev = netdevs[0] if netdevs else None
+            vf.driver = fn.driver
+            vf.iommu_group = fn.iommu_group
+            vf.vendor = fn.vendor
+            vf.device = fn.device
+            vf.class_code = fn.class_code
+            vf.__class__ = cls
+            append(vf)
+        out = _MAKE_PF(pf_address, pf_netdevs, pf.numvfs or 0, pf.totalvfs or 0, pf.vendor,
+                       pf.device, pf.class_code, pf.driver, tuple(vfs), pf.iommu_group)
+        out.__class__ = Pf
+        return cast(Pf, out)
 
-    def pf(self, fn: PciFunction, raw: _ll.RawFunc) -> Pf:
-        first = raw.virtfn_first
-        vfs = tuple(
-            vf for v in self.virtfns[first:first + raw.virtfn_count]
-            if (vf := self.vf(fn, v)) is not None
-        )
-        return Pf(
-            fn.address,
-            fn.netdevs,
-            fn.numvfs or 0,
-            fn.totalvfs or 0,
-            fn.vendor,
-            fn.device,
-            fn.class_code,
-            fn.driver,
-            vfs,
-            fn.iommu_group,
-        )
-
-    def orphans(self) -> None:
-        for fn, raw in zip(self.funcs, self.raws):
-            if fn is not None and fn.physfn is not None and not raw.flags & _ll.FN_LINKED:
-                self.note(
-                    f"{fn.address}: physfn names {fn.physfn}, which does not list it as a "
-                    "virtfn: not taken as a VF"
-                )
-
-    def build(self, root: str) -> Topology:
-        addresses = [self.address(raw) for raw in self.raws]
-        by_tuple = {
-            (a.domain, a.bus, a.slot, a.function): a for a in addresses if a is not None
-        }
-        funcs = self.funcs
-        for i, (address, raw) in enumerate(zip(addresses, self.raws)):
-            if address is not None:
-                funcs[i] = self.function(address, raw, by_tuple)
-        pfs = tuple(
-            self.pf(fn, raw) for fn, raw in zip(funcs, self.raws)
-            if fn is not None and raw.flags & _ll.FN_PF
-        )
-        self.orphans()
-        return Topology(
-            sysfs_root=root,
-            functions=tuple(fn for fn in funcs if fn is not None),
-            pfs=pfs,
-            vanished=tuple(self.vanished),
-            anomalies=tuple(self.anomalies),
+    def build(self) -> tuple[tuple[PciFunction, ...], tuple[Pf, ...], tuple[str, ...],
+                             tuple[str, ...]]:
+        funcs, pf_rows, orphans = self.functions()
+        virtfns = _ll.virtfn_rows(self.packed)
+        firsts = self.cols[_ll.FUNC_COLUMN["virtfn_first"]]
+        counts = self.cols[_ll.FUNC_COLUMN["virtfn_count"]]
+        pfs = tuple(self.pf(funcs[i], firsts[i], counts[i], virtfns, funcs) for i in pf_rows)
+        for i in orphans:
+            fn = funcs[i]
+            if fn.physfn is not None:
+                self.notes.append(f"{fn.address}: physfn names {fn.physfn}, which does not list "
+                                  "it as a virtfn: not taken as a VF")
+        return (
+            tuple(fn for fn in funcs if fn is not None),
+            pfs,
+            tuple(self.vanished),
+            tuple(self.entry_notes + self.notes),
         )
 
 
@@ -480,8 +673,14 @@ def scan(sysfs_root: str | os.PathLike[str] | None = None, *, threads: int = 0) 
     ``threads``: how many readers share the functions (0: one per CPU, for trees of more than
     a few hundred functions). Raises :class:`~pyvfmac.errors.SysfsError` (with errno and the path)
     when sysfs cannot be read, :class:`~pyvfmac.errors.InputError` for a root that is not a
-    path or a thread count out of 0..8."""
+    path or a thread count out of 0..8.
+
+    Everything is read here; the values (:class:`PciFunction`, :class:`Pf`, :class:`Vf`) are
+    built from what was read the first time the Topology is looked at, never from a re-read."""
     root = _check_root(sysfs_root)
     if not isinstance(threads, int) or isinstance(threads, bool) or not 0 <= threads <= 8:
         raise InputError(f"threads {threads!r}: expected 0 (automatic) to 8")
-    return _Builder(_ll.topo_scan(root, threads)).build(root)
+    topo = _new(Topology)
+    _set(topo, "sysfs_root", root)
+    _set(topo, "_pending", _Snapshot(_ll.topo_scan_packed(root, threads)))
+    return topo

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, Literal, TypeVar
+
+_T = TypeVar("_T")
 
 LinkState = Literal["auto", "enable", "disable"]
 VlanProto = Literal["802.1Q", "802.1ad"]
@@ -190,3 +193,22 @@ def validate_netdev_name(name: str, *, what: str = "network device name") -> str
         if ch in "/:" or ch.isspace() or ord(ch) < 0x20 or ch == "\x7f":
             raise NetdevNameError(f"{what} {name!r}: contains {ch!r}")
     return name
+
+
+def bulk_constructor(cls: type[_T]) -> Callable[..., _T]:
+    """A positional constructor for a frozen slotted dataclass that fills the slots directly.
+
+    The generated ``__init__`` of a frozen dataclass sets each field through
+    ``object.__setattr__``; building thousands of values read from the kernel (VF states, results)
+    that way costs several times more than the kernel's answer. Only for values that need no
+    checking (the class has no ``__post_init__``); equal in every way to ``cls(*args)``."""
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} validates in __post_init__: use its constructor")
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    scope.update({f"_set_{n}": getattr(cls, n).__set__ for n in names})
+    body = "".join(f"    _set_{n}(o, {n})\n" for n in names)
+    exec(f"def make({', '.join(names)}):\n    o = _new(_cls)\n{body}    return o\n", scope)
+    make: Callable[..., _T] = scope["make"]
+    make.__qualname__ = make.__name__ = f"bulk_{cls.__name__}"
+    return make

@@ -9,10 +9,11 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pyvfmac.cli import UsageError, build_parser, main, parse_set_words
+from pyvfmac.cli import UsageError, build_parser, command_word, main, parse_args, parse_set_words
 from pyvfmac.types import VfChange
 
 
@@ -109,3 +110,137 @@ def test_detach_unknown_device_is_clear(tmp_path: Path, capsys: pytest.CaptureFi
     code, _ = run("--state-dir", str(tmp_path / "st"), "detach", str(doc))
     assert code == 1
     assert "0000:06:02.0 was never attached by pyvfmac" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- one subcommand's parser only
+
+
+@pytest.mark.parametrize(("argv", "word"), [
+    (["apply", "x.toml"], "apply"),
+    (["-q", "--state-dir", "/s", "--sysfs-root=/h", "apply"], "apply"),
+    (["--sysfs-root", "apply", "list"], "list"),  # "apply" is the option's value here
+    (["--help"], None),
+    (["--state", "/s", "apply"], None),  # an abbreviation: the whole parser decides
+    (["frobnicate"], None),
+    ([], None),
+])
+def test_command_word(argv: list[str], word: str | None) -> None:
+    assert command_word(argv) == word
+
+
+@pytest.mark.parametrize("argv", [
+    ["apply"], ["-q", "apply", "/tmp/x.toml", "--dry-run"], ["--state-dir", "/s", "list", "--json"],
+    ["set", "eth0", "3", "mac", "02:00:00:00:00:01"], ["restore", "--all", "--force"],
+    ["net-stop", "pool", "--force"], ["net-show", "pool", "--json"], ["recover"],
+])
+def test_one_subcommand_parser_parses_like_the_whole(argv: list[str]) -> None:
+    whole = build_parser().parse_args(argv)
+    assert vars(parse_args(argv)) == vars(whole)
+    only = build_parser(command_word(argv))
+    (action,) = [a for a in only._actions if a.dest == "command"]
+    assert list(action.choices or ()) == [whole.command]
+    assert vars(only.parse_args(argv)) == vars(whole)
+
+
+def test_one_subcommand_help_is_the_whole_parsers() -> None:
+    def subs(p: Any) -> dict[str, Any]:
+        return dict(next(a for a in p._actions if a.dest == "command").choices)
+
+    whole = subs(build_parser())
+    for name, sub in whole.items():
+        assert subs(build_parser(name))[name].format_help() == sub.format_help(), name
+
+
+def test_errors_come_from_the_whole_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    """A usage error seen by the one-subcommand parser is reported by the whole parser: the
+    same usage line and message as before."""
+    for argv in (["apply", "a.toml", "b.toml"], ["--quiet", "apply", "--frob"]):
+        with pytest.raises(UsageError) as got:
+            parse_args(argv)
+        mine = capsys.readouterr().err
+        with pytest.raises(UsageError) as want:
+            build_parser().parse_args(argv)
+        assert str(got.value) == str(want.value) and mine == capsys.readouterr().err
+        assert "{list,set,attach," in mine or "usage: vfmac apply" in mine
+
+
+# ---------------------------------------------------------------- vfmac apply: imports, TTY
+
+
+def _lo_config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "vfmac.toml"
+    cfg.write_text('[[pf]]\nname = "lo"\n')
+    return cfg
+
+
+def test_apply_imports_only_what_it_needs(tmp_path: Path) -> None:
+    """`vfmac apply` loads no OpenSSL, SQLite, XML, json or attach/pool modules; `vfmac apply
+    --help` not even the netlink core."""
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "from pyvfmac.cli import main\n"
+        "try:\n"
+        "    rc = main(sys.argv[1:])\n"
+        "except SystemExit as exc:\n"
+        "    rc = exc.code\n"
+        "print(rc, ' '.join(sorted(set(sys.modules) - before)), file=sys.stderr)\n"
+    )
+    never = {"hashlib", "_hashlib", "hmac", "json", "sqlite3", "_sqlite3", "xml", "defusedxml",
+             "shutil", "pyvfmac.attach", "pyvfmac.pools", "pyvfmac.state", "pyvfmac.domxml",
+             "pyvfmac.pcibind"}
+    for argv, also_never in (
+        (["apply", "--dry-run", str(_lo_config(tmp_path))], {"uuid", "platform"}),
+        (["apply", "--help"], {"pyvfmac.netlink", "pyvfmac._native", "pyvfmac.bootcfg",
+                               "pyvfmac.topology", "tomllib", "uuid", "socket"}),
+    ):
+        proc = subprocess.run([sys.executable, "-P", "-c", code, *argv], capture_output=True,
+                              text=True, cwd="/")
+        rc, _, loaded = proc.stderr.strip().splitlines()[-1].partition(" ")
+        assert rc == "0", proc.stderr
+        modules = set(loaded.split())
+        assert "pyvfmac.cli" in modules
+        if argv[1] == "--dry-run":
+            assert {"pyvfmac.bootcfg", "pyvfmac.netlink", "tomllib"} <= modules
+        bad = {m for m in modules if m in never | also_never or m.split(".")[0] in never}
+        assert not bad, (argv, sorted(bad))
+
+
+def _apply_with_stderr(tmp_path: Path, *extra: str, tty: bool) -> tuple[int, str, str]:
+    """`vfmac apply --dry-run` on `lo`; stderr a pty (a terminal) or a pipe."""
+    import pty
+
+    argv = [sys.executable, "-P", "-m", "pyvfmac.cli", *extra, "apply", "--dry-run",
+            str(_lo_config(tmp_path))]
+    if not tty:
+        proc = subprocess.run(argv, capture_output=True, text=True, cwd="/")
+        return proc.returncode, proc.stdout, proc.stderr
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=slave, text=True, cwd="/")
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the other side is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+    return proc.returncode, proc.stdout, b"".join(chunks).decode()
+
+
+def test_apply_progress_line_only_at_a_terminal(tmp_path: Path) -> None:
+    report = ["lo: 0 VFs, 0 to change, 0 unchanged",
+              "dry run: 0 changes would be made; nothing was changed"]
+    rc, out, err = _apply_with_stderr(tmp_path, tty=True)
+    assert rc == 0 and out.splitlines() == report
+    # one status line, rewritten in place and cleared before the report: nothing left behind
+    assert err == "\r\x1b[Kvfmac: reading the host's links\r\x1b[K", repr(err)
+    rc, out, err = _apply_with_stderr(tmp_path, tty=False)
+    assert (rc, out.splitlines(), err) == (0, report, "")
+    rc, out, err = _apply_with_stderr(tmp_path, "--quiet", tty=True)
+    assert (rc, out.splitlines(), err) == (0, report, "")

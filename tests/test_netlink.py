@@ -3,6 +3,7 @@ namespace of the test's own) real kernel refusals on devices without VFs."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import random
@@ -19,7 +20,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyvfmac import _lowlevel as ll
 from pyvfmac.errors import InputError, NetlinkError
 from pyvfmac.netlink import Rtnl, describe_change
-from pyvfmac.types import VfChange
+from pyvfmac.types import PciAddress, VfChange, VfResult, VfState, bulk_constructor
 
 ALL = (ll.SET_MAC | ll.SET_VLAN | ll.SET_SPOOFCHK | ll.SET_TRUST | ll.SET_LINK_STATE
        | ll.SET_RATE)
@@ -35,6 +36,25 @@ def decode(msg: bytes) -> ifinfmsg:
     m = ifinfmsg(msg)
     m.decode()
     return m
+
+
+def test_bulk_constructor_builds_equal_frozen_values() -> None:
+    make = bulk_constructor(VfState)
+    args = (3, "02:00:00:00:00:03", 42, 5, "802.1ad", True, None, "disable", 10, 20)
+    built, plain = make(*args), VfState(*args)  # type: ignore[arg-type]
+    assert built == plain and hash(built) == hash(plain) and repr(built) == repr(plain)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.mac = "02:00:00:00:00:04"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        make(*args[:-1])
+    change = VfChange(pf="eth0", vf=1)
+    result = bulk_constructor(VfResult)(change, "eth0", 0, "", 1)
+    assert result == VfResult(change=change, pf_name="eth0") and result.ok
+
+
+def test_bulk_constructor_refuses_validating_classes() -> None:
+    with pytest.raises(TypeError, match="PciAddress validates"):
+        bulk_constructor(PciAddress)
 
 
 # ---------------------------------------------------------------- encoding
@@ -165,6 +185,111 @@ def test_bulk_macs_are_checked_whole_before_sending() -> None:
             nl.set_macs("lo", {-3: "02:00:00:00:00:01"})
         with pytest.raises(InputError, match="all-zero"):
             nl.set_macs("lo", {0: "00:00:00:00:00:00"})
+
+
+@pytest.mark.parametrize(
+    ("text", "n", "bad"),
+    [
+        (b"02:00:00:00:00:01", 1, -1),
+        (b"02:00:00:00:00:01\n02:00:00:00:00:02", 2, -1),
+        (b"", 0, -1),
+        (b"02:00:00:00:00:01\n", 1, 0),          # trailing newline
+        (b"02:00:00:00:00:01\n02:00:00:00:00:02", 1, 0),  # more entries than n
+        (b"02:00:00:00:00:01", 2, 0),            # fewer: entry 0 lacks its newline
+        (b"02:00:00:00:00:0A", 1, 0),            # uppercase: not canonical
+        (b"02-00-00-00-00-01", 1, 0),
+        (b"02:00:00:00:00:01\n01:00:5e:00:00:01", 2, 1),  # multicast
+        (b"02:00:00:00:00:01\n00:00:00:00:00:00", 2, 1),  # all-zero
+        (b"02:00:00:00:00:01\n02:00:00:00:00:0g", 2, 1),
+        (b"02:00:00:00:00:01\r02:00:00:00:00:02", 2, 0),
+        (b"02:00:00:00:00:01\n02:00:00:00:00:2", 2, 1),   # short
+        (b"02:00:00:00:00:01\x00", 1, 0),
+        (b"x", 0, 0),
+    ],
+)
+def test_bulk_mac_text_parser(text: bytes, n: int, bad: int) -> None:
+    out, got = ll.macs_parse(text, n)
+    assert got == bad
+    if bad < 0:
+        want = b"".join(bytes.fromhex(m.replace(":", "")) for m in text.decode().split("\n") if m)
+        assert out == want
+
+
+def test_bulk_mac_text_parser_random_octets() -> None:
+    rng = random.Random(7)
+    macs = [bytes([rng.randrange(256) & 0xFE | 0x02]) + rng.randbytes(5) for _ in range(3000)]
+    out, bad = ll.macs_parse("\n".join(m.hex(":") for m in macs).encode(), len(macs))
+    assert bad == -1 and out == b"".join(macs)
+
+
+@pytest.mark.parametrize(
+    ("macs", "words"),
+    [
+        ({0: "02:00:00:00:00:01", -1: "02:00:00:00:00:02"}, "VF index -1"),
+        ({0: "02:00:00:00:00:01", 2.0: "02:00:00:00:00:02"}, "VF index 2.0"),
+        ({"3": "02:00:00:00:00:01"}, "VF index '3'"),
+        ({0x7FFFFFFF: "02:00:00:00:00:01"}, "VF index 2147483647"),
+        ({1 << 40: "02:00:00:00:00:01"}, "VF index 1099511627776"),
+        ({0: "02:00:00:00:00:01", 1: 5}, "lo vf 1: MAC 5"),
+        ({0: "02:00:00:00:00:01", 7: "02:00:00:00:00:01\n02:00:00:00:00:02"}, "lo vf 7: MAC"),
+        ({4: "02:00:00:00:00:01", 9: "02:00:00:00:00:0é"}, "lo vf 9: MAC '02:00:00:00:00:0é'"),
+        ({4: "02:00:00:00:00:01", 9: ""}, "lo vf 9: MAC ''"),
+        (["02:00:00:00:00:01", "ff:ff:ff:ff:ff:ff"], "lo vf 1: MAC 'ff:ff:ff:ff:ff:ff'"),
+        ("02:00:00:00:00:01", "sequence of MACs, not str"),
+        ({"02:00:00:00:00:01"}, "sequence of MACs, not set"),
+    ],
+)
+def test_bulk_bad_input_names_the_vf_and_value(macs: object, words: str) -> None:
+    with Rtnl() as nl, pytest.raises(InputError) as exc:
+        nl.set_macs("lo", macs)  # type: ignore[arg-type]
+    assert words in str(exc.value)
+
+
+@pytest.mark.parametrize(("n", "max_per_msg"), [(1, 0), (1489, 0), (1490, 0), (4096, 0),
+                                                (100, 7), (5000, 2000)])
+def test_bulk_path_sends_the_general_encoders_bytes(n: int, max_per_msg: int) -> None:
+    """The bulk path's own encoder and the general one ask the kernel for the same work."""
+    rng = random.Random(n)
+    vfs = rng.sample(range(1 << 20), n)
+    macs = [bytes([0x02]) + rng.randbytes(5) for _ in range(n)]
+    bulk = ll.macs_encode(9, vfs, b"".join(macs), max_per_msg=max_per_msg)
+    general = ll.vf_encode([packed(9, vf, ll.SET_MAC, mac) for vf, mac in zip(vfs, macs)],
+                           max_per_msg=max_per_msg)
+    assert bulk == general
+    assert ll.macs_encode(9, None, b"".join(macs)) == ll.vf_encode(
+        [packed(9, i, ll.SET_MAC, mac) for i, mac in enumerate(macs)])
+
+
+@pytest.mark.parametrize(
+    ("pfs", "words", "kind"),
+    [
+        ({"nosuchdev9": ["02:00:00:00:00:01"]}, "nosuchdev9", NetlinkError),
+        ({"lo": ["02:00:00:00:00:01"], "nosuchdev9": ["02:00:00:00:00:01"]}, "nosuchdev9",
+         NetlinkError),
+        ({0x7FFFFFF0: ["02:00:00:00:00:01"]}, "2147483632", NetlinkError),
+        ({-1: ["02:00:00:00:00:01"]}, "-1", NetlinkError),
+        ({"a" * 16: ["02:00:00:00:00:01"]}, "a" * 16, InputError),
+        ({"a/b": ["02:00:00:00:00:01"]}, "a/b", InputError),
+        ({True: ["02:00:00:00:00:01"]}, "True", InputError),
+        ({"lo": ["02:00:00:00:00:01"], "lo ": ["02:00:00:00:00:01"]}, "lo ", InputError),
+        ({"lo": {0: "02:00:00:00:00:01"}, 1: {1 << 31: "02:00:00:00:00:01"}}, "lo: VF index 2147483648",
+         InputError),
+        ({"lo": ["02:00:00:00:00:01"] * 3, 1: ["02:00:00:00:00:01", "x"]}, "lo vf 1: MAC 'x'",
+         InputError),
+    ],
+)
+def test_bulk_many_pfs_checked_whole(pfs: dict[object, object], words: str, kind: type) -> None:
+    with Rtnl() as nl, pytest.raises(kind) as exc:
+        nl.set_macs_many(pfs)  # type: ignore[arg-type]
+    assert words in str(exc.value)
+    if kind is NetlinkError:
+        assert exc.value.errno == errno.ENODEV  # type: ignore[attr-defined]
+
+
+def test_bulk_empty_input_sends_nothing() -> None:
+    with Rtnl() as nl:
+        assert nl.set_macs("lo", {}) == {}
+        assert nl.set_macs("lo", []) == {}
 
 
 def test_missing_device_is_enodev() -> None:
@@ -312,6 +437,17 @@ NETNS_SCRIPT = textwrap.dedent(
             out["port"] = [exc.errno, str(exc)]
         bulk = nl.set_macs("vx0", {0: "02:00:00:00:00:0a", 3: "02:00:00:00:00:0b"})
         out["bulk"] = {str(k): [v.errno, str(v)] for k, v in bulk.items()}
+        seq = nl.set_macs("vx0", ["02-00-00-00-00-0A", "0200.0000.000b", "02:00:00:00:00:0c"],
+                          max_per_msg=2)
+        out["seq"] = {str(k): [v.errno, str(v)] for k, v in seq.items()}
+        import socket
+        many = nl.set_macs_many({socket.if_nametoindex("vx1"): ["02:00:00:00:00:0d"],
+                                 "vx0": {7: "02:00:00:00:00:0e"}})
+        out["many"] = sorted([k[0], k[1], v.errno, str(v)] for k, v in many.items())
+        try:
+            nl.set_macs_many({"vx0": ["02:00:00:00:00:0f"], "nosuch0": ["02:00:00:00:00:10"]})
+        except OSError as exc:
+            out["nodev"] = [exc.errno, str(exc)]
         link = nl.read_link("vx0")
         out["link"] = [link.name, link.num_vf, len(link.vfs)]
         nl.set_link_mac("vx1", "02:aa:bb:cc:dd:ee")
@@ -347,6 +483,15 @@ def test_veth_refuses_every_vf_setting_and_nothing_changes(veth_netns: str) -> N
         "3": [errno.EOPNOTSUPP, "vx0 vf 3: cannot set MAC 02:00:00:00:00:0b: Operation not "
               "supported (EOPNOTSUPP)"],
     }
+    assert out["seq"] == {
+        str(i): [errno.EOPNOTSUPP, f"vx0 vf {i}: cannot set MAC 02:00:00:00:00:0{c}: Operation "
+                 "not supported (EOPNOTSUPP)"] for i, c in enumerate("abc")}
+    assert out["many"] == [
+        ["vx0", 7, errno.EOPNOTSUPP, "vx0 vf 7: cannot set MAC 02:00:00:00:00:0e: Operation not "
+         "supported (EOPNOTSUPP)"],
+        ["vx1", 0, errno.EOPNOTSUPP, "vx1 vf 0: cannot set MAC 02:00:00:00:00:0d: Operation not "
+         "supported (EOPNOTSUPP)"]]
+    assert out["nodev"][0] == errno.ENODEV and "nosuch0" in out["nodev"][1]
     after = ip_links(netns)
     assert after["vx1"]["address"] == "02:aa:bb:cc:dd:ee"  # the one real change made
     after["vx1"]["address"] = before["vx1"]["address"]

@@ -56,11 +56,14 @@ SCRIPT = textwrap.dedent("""
     import json, sys
     from pyvfmac.netlink import Rtnl
     from pyvfmac.types import VfChange
+    extra = {"trust": True} if sys.argv[2] == "general" else {}  # else MAC only: bulk path
     with Rtnl() as nl:
-        (r,) = nl.apply([VfChange(pf="vx0", vf=0, mac="02:00:00:00:00:01")],
+        (r,) = nl.apply([VfChange(pf="vx0", vf=0, mac="02:00:00:00:00:01", **extra)],
                         retries=int(sys.argv[1]), backoff_us=500)
     json.dump([r.errno, r.attempts], sys.stdout)
 """)
+
+PATHS = pytest.mark.parametrize("path", ["bulk", "general"])
 
 
 @pytest.fixture
@@ -75,26 +78,29 @@ def shim(tmp_path: Path) -> Path:
     return lib
 
 
-def run(ns: str, shim: Path, busy: int, retries: int) -> list[int]:
+def run(ns: str, shim: Path, busy: int, retries: int, path: str) -> list[int]:
     env = dict(os.environ, FAKE_EBUSY=str(busy))
     env["LD_PRELOAD"] = ":".join(filter(None, (env.get("LD_PRELOAD"), str(shim))))
     out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-P", "-c", SCRIPT,
-                          str(retries)], check=True, capture_output=True, text=True, env=env,
+                          str(retries), path], check=True, capture_output=True, text=True, env=env,
                          cwd="/").stdout
     return list(json.loads(out))
 
 
 @pytest.mark.root
+@PATHS
 def test_transient_errors_are_retried_then_the_real_answer_counts(veth_netns: str,
-                                                                   shim: Path) -> None:
+                                                                   shim: Path, path: str) -> None:
     # two EBUSY, then the kernel's real EOPNOTSUPP: three requests carried the VF
-    assert run(veth_netns, shim, busy=2, retries=5) == [95, 3]
+    assert run(veth_netns, shim, busy=2, retries=5, path=path) == [95, 3]
 
 
 @pytest.mark.root
+@PATHS
 def test_persistent_transient_error_is_reported_after_bounded_retries(veth_netns: str,
-                                                                       shim: Path) -> None:
+                                                                       shim: Path,
+                                                                       path: str) -> None:
     import errno
 
-    assert run(veth_netns, shim, busy=100, retries=2) == [errno.EBUSY, 3]
-    assert run(veth_netns, shim, busy=100, retries=0) == [errno.EBUSY, 1]
+    assert run(veth_netns, shim, busy=100, retries=2, path=path) == [errno.EBUSY, 3]
+    assert run(veth_netns, shim, busy=100, retries=0, path=path) == [errno.EBUSY, 1]

@@ -3,15 +3,22 @@ copy the kernel's layout, and on this machine's real /sys."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import gc
 import os
+import pickle
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import fakesysfs
 import pytest
 from fakesysfs import NETWORK_CLASS, NVME_CLASS, FakeSysfs
 
+from pyvfmac import _lowlevel
 from pyvfmac.errors import (
     InputError,
     NetdevNameError,
@@ -589,6 +596,193 @@ def test_topology_values_are_frozen(topo: Topology) -> None:
         topo.pfs = ()  # type: ignore[misc]
     with pytest.raises(AttributeError):
         topo.pfs[0].numvfs = 9  # type: ignore[misc]
+
+
+# ---- values built on first look, from what the scan read ----
+
+
+def _rebuilt(value: Any) -> Any:
+    """The same value built through its class's own constructor (with its checks)."""
+    kwargs = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, Pf):
+        kwargs["vfs"] = tuple(_rebuilt(vf) for vf in value.vfs)
+    for key in ("address", "pf", "physfn"):
+        if kwargs.get(key) is not None:
+            a = kwargs[key]
+            kwargs[key] = PciAddress(a.domain, a.bus, a.slot, a.function)
+    return type(value)(**kwargs)
+
+
+def test_scanned_values_are_like_constructed_ones(topo: Topology) -> None:
+    """scan() builds its values without the dataclass constructors: they must be exactly what
+    the constructors give, in type, equality, hash, repr, order and immutability."""
+    values: list[Any] = [*topo.functions, *topo.pfs, *topo.vfs]
+    values += [v.address for v in topo.functions]
+    values += [fn.physfn for fn in topo.functions if fn.physfn is not None]
+    assert len(values) > 40
+    for value in values:
+        twin = _rebuilt(value)
+        assert type(value) is type(twin) and type(value).__module__.startswith("pyvfmac.")
+        assert value == twin and twin == value and hash(value) == hash(twin)
+        assert repr(value) == repr(twin)
+        assert dataclasses.astuple(value) == dataclasses.astuple(twin)
+        assert dataclasses.replace(value) == value
+        name = dataclasses.fields(value)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, name, None)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            delattr(value, name)
+        assert not hasattr(value, "__dict__")
+        assert copy.deepcopy(value) == value
+        assert pickle.loads(pickle.dumps(value)) == value
+    addrs = [fn.address for fn in topo.functions]
+    assert sorted(reversed(addrs)) == addrs == sorted(A(str(a)) for a in addrs)
+    assert topo.vf(igb_vf(3)).pf is topo.pf(IGB_PF).address  # one PciAddress per function
+
+
+def test_first_look_shows_the_scan_not_a_later_state(host: FakeSysfs) -> None:
+    """Values built after the tree changed still describe it as it was at scan()."""
+    before = scan(host.root)
+    host.bind_driver(igb_vf(1), "igbvf")
+    host.remove(igb_vf(3), keep_bus_link=False)
+    shutil.rmtree(host.functions[SATA].path)
+    after = scan(host.root)
+    assert [v.index for v in before.pf(IGB_PF).vfs] == [0, 1, 2, 3]
+    assert before.vf(igb_vf(1)).driver == "vfio-pci"
+    assert before.function(SATA).driver == "ahci"
+    assert before.vanished == ()
+    assert [v.index for v in after.pf(IGB_PF).vfs] == [0, 1, 2]
+    assert after.vf(igb_vf(1)).driver == "igbvf"
+    assert after.vanished == (SATA,)
+    assert before != after
+
+
+LOOKS: dict[str, Callable[[Topology], object]] = {
+    "functions": lambda t: [str(f.address) for f in t.functions],
+    "pfs": lambda t: [(str(p.address), len(p.vfs)) for p in t.pfs],
+    "vanished": lambda t: t.vanished,
+    "anomalies": lambda t: t.anomalies,
+    "vfs": lambda t: len(t.vfs),
+    "vf": lambda t: t.vf(igb_vf(3)).netdev,
+    "pf": lambda t: t.pf(MLX_PF).netdevs,
+    "function": lambda t: t.function(SATA).driver,
+    "is_network": lambda t: t.is_network(VIRTIO),
+    "device_netdevs": lambda t: t.device_netdevs(VIRTIO),
+    "address_of_netdev": lambda t: str(t.address_of_netdev("eth9")),
+    "pf_by_netdev": lambda t: t.pf_by_netdev("enp1s0").numvfs,
+    "find_vf_by_netdev": lambda t: t.find_vf_by_netdev("enp1s0v0").index,
+    "lookup error": lambda t: pytest.raises(TopologyError, t.pf, SATA).value.args,
+    "repr": repr,
+    "hash": hash,
+    "equality": lambda t: t == scan(t.sysfs_root),
+    "copy": lambda t: copy.copy(t).pfs,
+    "deepcopy": lambda t: copy.deepcopy(t).functions,
+    "pickle": lambda t: pickle.loads(pickle.dumps(t)).functions,
+    "fields": lambda t: [getattr(t, f.name) for f in dataclasses.fields(t) if f.compare],
+    "replace": lambda t: dataclasses.replace(t, sysfs_root="/x").functions,
+}
+
+
+@pytest.mark.parametrize("look", LOOKS)
+def test_any_first_look_gives_the_full_answer(host: FakeSysfs, look: str) -> None:
+    """Whatever a fresh scan is first asked, the answer is the one a fully built (and then
+    re-constructed) Topology gives."""
+    reference = scan(host.root)
+    built = Topology(sysfs_root=reference.sysfs_root, functions=reference.functions,
+                     pfs=reference.pfs, vanished=reference.vanished,
+                     anomalies=reference.anomalies)
+    assert LOOKS[look](scan(host.root)) == LOOKS[look](built)
+
+
+def test_two_unlooked_scans_compare_and_hash_equal(host: FakeSysfs) -> None:
+    one, two = scan(host.root), scan(host.root)
+    assert one == two and hash(one) == hash(two)
+    host.bind_driver(igb_vf(2), "igbvf")
+    three = scan(host.root)
+    assert three != one
+
+
+def test_first_look_from_many_threads_builds_once(tmp_path: Path) -> None:
+    """Threads looking at a fresh scan at once all get the same values (built once)."""
+    fakesysfs.build_scale(tmp_path, 8, 64)
+    for _ in range(5):
+        topo = scan(tmp_path)
+        start = threading.Barrier(6)
+        got: list[object] = []
+
+        def look() -> None:
+            start.wait()
+            got.append(topo.pfs)
+
+        threads = [threading.Thread(target=look) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 6 and all(g is got[0] for g in got)
+        assert len(topo.pfs) == 8 and len(topo.vfs) == 8 * 64
+
+
+def test_constructed_topology_lookups_and_unknown_attributes(topo: Topology) -> None:
+    """A Topology made by hand gets its lookup tables on first use, as a scanned one does; an
+    unknown attribute is still an AttributeError naming it."""
+    made = Topology(sysfs_root=topo.sysfs_root, functions=topo.functions, pfs=topo.pfs)
+    assert made.vf(igb_vf(3)) is topo.vf(igb_vf(3))
+    assert made.pf_by_netdev("eth9").address == A(MLX_PF)
+    assert made.address_of_netdev("eth0") == A(VIRTIO)
+    with pytest.raises(TopologyError, match="not a PCI device"):
+        made.function("0000:09:00.0")
+    for t in (made, topo, scan(topo.sysfs_root)):
+        with pytest.raises(AttributeError, match="'Topology' object has no attribute 'nope'"):
+            t.nope  # type: ignore[attr-defined]  # noqa: B018
+        assert not hasattr(t, "_functions")
+    empty = Topology(sysfs_root="/nowhere", functions=(), pfs=())
+    with pytest.raises(TopologyError, match="0000:00:00.0: not a PCI device"):
+        empty.vf("0000:00:00.0")
+
+
+def test_first_look_pauses_gc_and_leaves_no_cycles(host: FakeSysfs) -> None:
+    """The values are built with the cycle collector paused: it is back as it was after, and
+    nothing built needs it (no reference cycles: all freed by reference counting)."""
+    gc.collect()
+    topo = scan(host.root)
+    assert len(topo.functions) == len(host.functions) and gc.isenabled()
+    topo.vf(igb_vf(0))
+    del topo
+    assert gc.collect() == 0
+    gc.disable()
+    try:
+        assert scan(host.root).pfs
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_packed_records_read_alike_by_rows_and_columns(host: FakeSysfs) -> None:
+    """The builder reads the walker's records column by column; the named-tuple view reads them
+    row by row: both give every field of every record, hostile entries included."""
+    os.symlink("../../../devices/nowhere", host.root / "bus/pci/devices/not-a-device")
+    (host.functions[SATA].path / "uevent").unlink()
+    host.write_raw(SATA, "class", "0xnothex\n")
+    packed = _lowlevel.topo_scan_packed(str(host.root))
+    rows = _lowlevel.func_rows(packed)
+    raw = _lowlevel.unpack_scan(packed)
+    assert len(rows) == len(raw.funcs) == len(host.functions) + 1
+    assert list(zip(*_lowlevel.func_columns(packed))) == rows == [r[1:] for r in raw.funcs]
+    assert [_lowlevel.func_name(packed, i) for i in range(len(rows))] == [
+        _lowlevel.cstr(r.name) for r in raw.funcs]
+    assert raw.funcs[-1].name.rstrip(b"\0") == b"not-a-device"
+    assert raw.funcs[-1].flags & _lowlevel.FN_BADNAME
+    col = _lowlevel.FUNC_COLUMN
+    assert [r[col["driver"]] for r in rows] == [r.driver for r in raw.funcs]
+    assert [r[col["iommu_group"]] for r in rows] == [r.iommu_group for r in raw.funcs]
+    assert -1 in [r[col["totalvfs"]] for r in rows]  # signed fields stay signed
+    assert raw.virtfns == [_lowlevel.RawVirtfn._make(v) for v in _lowlevel.virtfn_rows(packed)]
+    assert raw.netdevs == _lowlevel.netdev_names(packed)
+    assert b"enp1s0" in raw.netdevs
+    empty = _lowlevel.PackedScan(b"", b"", b"")
+    assert _lowlevel.func_columns(empty) == [[] for _ in range(22)]
+    assert _lowlevel.func_rows(empty) == [] and _lowlevel.unpack_scan(empty).funcs == []
 
 
 # ---- this machine's real sysfs ----

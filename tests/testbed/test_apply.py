@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import io
 import os
+import pty
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -244,3 +247,98 @@ def test_same_igb_pf_by_name_and_pci_is_refused(igb_pfs: tuple[str, ...], tmp_pa
     with pytest.raises(ConfigError, match=rf'pf\[1\]\.pci = "{_pci_of(a)}": the same PF as '
                                           rf"pf\[0\] \({a}\)"):
         run_apply(path, out=io.StringIO())
+
+
+def test_apply_mac_only_pf_and_pf_with_settings_in_one_run(nsim_pf: Any, raw_vfs: Any,
+                                                            tmp_path: Path) -> None:
+    """One PF whose changes are MAC-only (the bulk set_macs path) and one with a setting more
+    (the batched per-VF path), in one run; each read back on its own; a third PF untouched."""
+    a, b, c = nsim_pf(64), nsim_pf(16), nsim_pf(8)
+    untouched = snapshot(raw_vfs, c.name)
+    path = config(tmp_path, f'mac_policy = "derived"\n[[pf]]\nname = "{a.name}"\n'
+                            f'[[pf]]\nname = "{b.name}"\n[[pf.vf]]\nindex = 3\ntrust = true\n'
+                            'vlan = 9\n')
+    report, lines = apply(path)
+    assert lines == [f"{a.name}: 64 VFs, 64 changed, 0 unchanged, 0 failed",
+                     f"{b.name}: 16 VFs, 16 changed, 0 unchanged, 0 failed",
+                     "80 changes, 0 failed"], lines
+    got_a, got_b = snapshot(raw_vfs, a.name), snapshot(raw_vfs, b.name)
+    assert {i: v.mac for i, v in got_a.items()} == nsim_macs(a.dev_id, 64)
+    assert {i: v.mac for i, v in got_b.items()} == nsim_macs(b.dev_id, 16)
+    assert [i for i, v in got_b.items() if v.trust] == [3] and got_b[3].vlan == 9
+    assert snapshot(raw_vfs, c.name) == untouched
+    report2, lines2 = apply(path)
+    assert report2.changed == 0 and lines2[-1] == "0 changes: every VF is already as configured"
+
+
+def _vfmac(*args: str, tty: bool) -> tuple[int, str, str]:
+    """The vfmac command, stderr on a pty (a terminal) or a pipe: (status, stdout, stderr)."""
+    argv = [os.path.join(sys.prefix, "bin", "vfmac"), *args]
+    if not tty:
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        return proc.returncode, proc.stdout, proc.stderr
+    master, slave = pty.openpty()
+    chunks = []
+    try:
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=slave, text=True)
+        os.close(slave)
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the writer is gone and everything was read
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+    return proc.returncode, proc.stdout, b"".join(chunks).decode()
+
+
+def test_apply_command_shows_progress_only_at_a_terminal(nsim_pf: Any, tmp_path: Path) -> None:
+    """`vfmac apply` with a sriov_numvfs change: a status line on a terminal's stderr, rewritten
+    in place and cleared before the report; nothing on a pipe."""
+    pf = nsim_pf(4, max_vfs=8)
+    path = config(tmp_path, f'[[pf]]\nname = "{pf.name}"\nnumvfs = 8\nmac_policy = "derived"\n')
+    rc, out, err = _vfmac("apply", path, tty=True)
+    assert rc == 0, (out, err)
+    assert out.splitlines() == [f"{pf.name}: 8 VFs, 8 changed, 0 unchanged, 0 failed "
+                                "(sriov_numvfs changed 4 -> 8)", "8 changes, 0 failed"]
+    steps = err.split("\r\x1b[K")
+    assert steps[0] == "" and steps[-1] == "", repr(err)  # every step in place; cleared at the end
+    assert f"vfmac: {pf.name}: sriov_numvfs 4 -> 8" in steps, steps
+    assert "vfmac: programming 8 VFs on 1 PF" in steps and "\n" not in err, steps
+    path = config(tmp_path, f'[[pf]]\nname = "{pf.name}"\nnumvfs = 6\nmac_policy = "derived"\n')
+    rc, out, err = _vfmac("apply", path, tty=False)
+    assert (rc, err) == (0, ""), err
+    assert out.splitlines()[0].endswith("(sriov_numvfs changed 8 -> 6)")
+
+
+def _peak_rss_mb(*args: str) -> tuple[float, int, str]:
+    """Peak RSS (MB), exit status and output of a command, measured from a small launcher:
+    wait4 in a process forked from a big one (pytest) reports the parent's size, not the
+    command's (the kernel carries the forking process's high-water mark into the child)."""
+    launcher = ("import os, sys\n"
+                "pid = os.fork()\n"
+                "if pid == 0:\n"
+                "    os.execv(sys.argv[1], sys.argv[1:])\n"
+                "_, status, usage = os.wait4(pid, 0)\n"
+                "print('peak-rss-kb', usage.ru_maxrss, os.waitstatus_to_exitcode(status))\n")
+    proc = subprocess.run([sys.executable, "-S", "-c", launcher, *args], capture_output=True,
+                          text=True, check=True)
+    *output, last = proc.stdout.splitlines()
+    tag, kb, code = last.split()
+    assert tag == "peak-rss-kb", proc.stdout[-2000:]
+    return int(kb) / 1024, int(code), "\n".join(output) + proc.stderr
+
+
+def test_apply_4096_vfs_peak_rss_well_under_40_mb(nsim_pf: Any, raw_vfs: Any,
+                                                  tmp_path: Path) -> None:
+    """Issue 6: `vfmac apply` programming 4096 VFs stays under 40 MB peak RSS, with margin."""
+    pf = nsim_pf(4096)
+    path = config(tmp_path, f'[[pf]]\nname = "{pf.name}"\nmac_policy = "derived"\n')
+    mb, code, out = _peak_rss_mb(os.path.join(sys.prefix, "bin", "vfmac"), "apply", path)
+    assert code == 0 and out.splitlines()[-1] == "4096 changes, 0 failed", out[-2000:]
+    assert {i: v.mac for i, v in raw_vfs(pf.name).items()} == nsim_macs(pf.dev_id, 4096)
+    print(f"vfmac apply, 4096 VFs: peak RSS {mb:.1f} MB")
+    assert mb < 34, f"peak RSS {mb:.1f} MB"
