@@ -17,6 +17,8 @@ struct vfm_sock {
 	uint8_t *rx;      /* receive buffer, grown to the largest datagram seen */
 	size_t rx_cap;
 	bool cap_ack;     /* NETLINK_CAP_ACK on: ACKs are small */
+	uint8_t *tx;      /* bulk requests being sent, kept (mapped) for the next call */
+	size_t tx_cap;
 };
 
 /* ---- message building (vfm_attr.c): the caller owns buf; every put is bounds-checked ---- */
@@ -50,6 +52,8 @@ void vfm_copy_str(char *dst, size_t dstlen, const struct nlattr *a);
 
 /* ---- socket I/O (vfm_nl.c) ---- */
 int vfm_sock_send(struct vfm_sock *s, const void *buf, size_t len);
+/* The socket's send buffer with room for need bytes (grown, never shrunk), or NULL. */
+uint8_t *vfm_sock_tx(struct vfm_sock *s, size_t need);
 /* Receive one datagram into s->rx; returns its length or -errno. */
 long vfm_sock_recv(struct vfm_sock *s);
 /* Walk the netlink messages of a datagram: the next complete message or NULL. */

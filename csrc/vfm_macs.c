@@ -86,7 +86,7 @@ struct plan {
 	const uint32_t *vfs;    /* NULL: an entry's VF is its position within its job */
 	uint32_t per_msg;
 	size_t nmsg;
-	uint8_t *buf;           /* the messages, back to back */
+	uint8_t *buf;           /* the messages, back to back (the socket's send buffer) */
 	size_t *off;            /* message m starts at buf + off[m] */
 	uint32_t *job_of;       /* message m belongs to jobs[job_of[m]] */
 	uint32_t *job_start;    /* first entry (global position) of each job */
@@ -128,7 +128,7 @@ static size_t msgs_of(const struct plan *p, uint32_t count)
 	return (count + p->per_msg - 1) / p->per_msg;
 }
 
-static int plan_alloc(struct plan *p, size_t n)
+static int plan_alloc(struct vfm_sock *s, struct plan *p, size_t n)
 {
 	size_t bytes = 0;
 
@@ -136,7 +136,7 @@ static int plan_alloc(struct plan *p, size_t n)
 	for (size_t j = 0; j < p->njobs; p->nmsg += msgs_of(p, p->jobs[j].count), j++)
 		bytes += msgs_of(p, p->jobs[j].count) * MSG_HEAD;
 	bytes += n * VF_INFO_LEN;
-	p->buf = malloc(bytes ? bytes : 1);
+	p->buf = vfm_sock_tx(s, bytes ? bytes : 1); /* reused: no page faults on every call */
 	p->off = calloc(p->nmsg + 1, sizeof(*p->off));
 	p->job_of = calloc(p->nmsg + 1, sizeof(*p->job_of));
 	p->job_start = calloc(p->njobs + 1, sizeof(*p->job_start));
@@ -145,7 +145,6 @@ static int plan_alloc(struct plan *p, size_t n)
 
 static void plan_free(struct plan *p)
 {
-	free(p->buf);
 	free(p->off);
 	free(p->job_of);
 	free(p->job_start);
@@ -396,7 +395,7 @@ int vfm_set_macs(struct vfm_sock *s, struct vfm_mac_job *jobs, size_t njobs,
 	if (!err && !*report)
 		err = -ENOMEM;
 	if (!err)
-		err = plan_alloc(&p, n);
+		err = plan_alloc(s, &p, n);
 	if (!err)
 		err = plan_encode(&p, text, textlen, n, bad);
 	if (!err)

@@ -113,7 +113,22 @@ void vfm_sock_close(struct vfm_sock *s)
 	if (s->fd >= 0)
 		(void)close(s->fd);
 	free(s->rx);
+	free(s->tx);
 	free(s);
+}
+
+uint8_t *vfm_sock_tx(struct vfm_sock *s, size_t need)
+{
+	uint8_t *p;
+
+	if (need <= s->tx_cap)
+		return s->tx;
+	p = realloc(s->tx, need);
+	if (!p)
+		return NULL;
+	s->tx = p;
+	s->tx_cap = need;
+	return p;
 }
 
 int vfm_sock_send(struct vfm_sock *s, const void *buf, size_t len)

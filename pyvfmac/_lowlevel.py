@@ -128,35 +128,39 @@ MacJob = tuple[int, str, int]  # (ifindex, or 0 to look the name up; name; entri
 
 def vf_set_macs(sock: Socket, jobs: _Sequence[MacJob], vfs: _Any, text: bytes, *,
                 max_per_msg: int, retries: int, backoff_us: int
-                ) -> tuple[int, int, list[tuple[int, int, int, str]], list[tuple[int, str]]]:
+                ) -> tuple[int, int, list[tuple[int, int, int, str]], _Any]:
     """Bulk fast path: MAC only, one or more PFs. Job j holds the next ``count`` entries;
     ``text``: one canonical MAC per entry, joined by newlines; ``vfs``: a buffer of uint32 VF
     indices, one per entry, or None (an entry's VF is its position within its job).
 
-    Returns ``(bad, position, failures, pfs)``: ``bad`` is 0, or ENODEV (job ``position`` names
-    no netdev), ERANGE (the VF index of entry ``position`` is over VF_MAX) or EINVAL (its MAC is
-    not canonical, unicast and non-zero), nothing sent then; ``failures``: (entry, errno,
-    attempts, kernel message) of the entries that failed; ``pfs``: (ifindex, name) per job."""
+    Returns ``(bad, position, failures, resolved)``: ``bad`` is 0, or ENODEV (job ``position``
+    names no netdev), ERANGE (the VF index of entry ``position`` is over VF_MAX) or EINVAL (its
+    MAC is not canonical, unicast and non-zero), nothing sent then; ``failures``: (entry, errno,
+    attempts, kernel message) of the entries that failed; ``resolved``: the jobs as the C core
+    resolved them (unless ENODEV), for :func:`mac_job_names`."""
     cjobs = ffi.new("struct vfm_mac_job[]", [(i, n.encode(), c) for i, n, c in jobs])
     vfs_c = ffi.NULL if vfs is None else ffi.from_buffer("uint32_t[]", vfs)
     opts = ffi.new("struct vfm_batch_opts *", (max_per_msg, retries, backoff_us))
     report = ffi.new("struct vfm_mac_report **")
     bad = ffi.new("size_t *")
     rc = lib.vfm_set_macs(sock.ptr, cjobs, len(jobs), vfs_c, text, len(text), opts, report, bad)
-    if rc == -_errno.ENODEV:
-        return _errno.ENODEV, int(bad[0]), [], []
-    pfs = [(int(j.ifindex), _msg(j.name)) for j in cjobs]  # resolved before any other check
-    if rc in (-_errno.EINVAL, -_errno.ERANGE):
-        return -rc, int(bad[0]), [], pfs
+    if rc in (-_errno.ENODEV, -_errno.EINVAL, -_errno.ERANGE):
+        return -rc, int(bad[0]), [], cjobs
     check(rc, "cannot set VF MACs")
     if rc == 0:
-        return 0, 0, [], pfs
+        return 0, 0, [], cjobs
     try:
         r = report[0]
         return 0, 0, [(int(f.pos), -int(f.err), int(f.attempts), _msg(f.msg))
-                      for f in (r.fail[i] for i in range(r.n))], pfs
+                      for f in (r.fail[i] for i in range(r.n))], cjobs
     finally:
         lib.vfm_mac_report_free(report[0])
+
+
+def mac_job_names(resolved: _Any) -> list[str]:
+    """The PF name of each job :func:`vf_set_macs` resolved (jobs are resolved before any
+    other check)."""
+    return [_msg(j.name) for j in resolved]
 
 
 def macs_parse(text: bytes, n: int) -> tuple[bytes, int]:

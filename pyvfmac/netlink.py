@@ -346,7 +346,7 @@ class Rtnl:
             jobs.append((index, "", sum(1 for _ in group)))
         vfs = array("I", [checked[i].vf for i in order])
         text = "\n".join([checked[i].mac for i in order]).encode("ascii")  # type: ignore[misc]
-        bad, _pos, failures, _names = ll.vf_set_macs(self._sock, jobs, vfs, text, **opts)
+        bad, _pos, failures, _resolved = ll.vf_set_macs(self._sock, jobs, vfs, text, **opts)
         if bad:
             return None
         names = [pfs[c.pf][1] for c in checked] if len(pfs) > 1 else repeat(
@@ -402,20 +402,25 @@ class Rtnl:
                  for j in jobs]
         opts = {"max_per_msg": max_per_msg, "retries": retries, "backoff_us": backoff_us}
         text = _join_macs(jobs)
-        bad, pos, failures, pfs = (errno.EINVAL, 0, [], []) if text is None else (
-            ll.vf_set_macs(self._sock, cjobs, vfs, text, **opts))
-        for job, (_ifindex, name) in zip(jobs, pfs):
-            job.name = name
-        if bad == errno.EINVAL:
-            bad, pos, failures, pfs = ll.vf_set_macs(self._sock, cjobs, vfs,
-                                                     _canonical_macs(jobs), **opts)
+        if text is not None:
+            bad, pos, failures, resolved = ll.vf_set_macs(self._sock, cjobs, vfs, text, **opts)
+            if not bad and not failures:
+                return {}
+        if text is None or bad == errno.EINVAL:  # names for the slow path's messages
+            if text is not None:
+                for job, name in zip(jobs, ll.mac_job_names(resolved)):
+                    job.name = name
+            bad, pos, failures, resolved = ll.vf_set_macs(self._sock, cjobs, vfs,
+                                                          _canonical_macs(jobs), **opts)
         if bad == errno.ENODEV:
             raise NetlinkError(errno.ENODEV, "no such network device", device=jobs[pos].label())
-        if bad or not failures:
-            if bad:
-                self._bad_entry(jobs, bad, pos)
+        for job, name in zip(jobs, ll.mac_job_names(resolved)):
+            job.name = name
+        if bad:
+            self._bad_entry(jobs, bad, pos)
+        if not failures:
             return {}
-        return self._mac_failures(jobs, pfs, failures)
+        return self._mac_failures(jobs, failures)
 
     @staticmethod
     def _locate(jobs: Sequence[_MacJob], pos: int) -> tuple[int, int]:
@@ -432,14 +437,13 @@ class Rtnl:
         raise InputError(  # pragma: no cover - parse_mac and the C parser disagree
             f"{jobs[k].label()} vf {vf}: MAC refused by the C parser")
 
-    def _mac_failures(self, jobs: Sequence[_MacJob], pfs: Sequence[tuple[int, str]],
-                      failures: Sequence[tuple[int, int, int, str]]
+    def _mac_failures(self, jobs: Sequence[_MacJob], failures: Sequence[tuple[int, int, int, str]]
                       ) -> dict[tuple[str, int], NetlinkError]:
         texts = list(chain.from_iterable(j.values for j in jobs))
         out: dict[tuple[str, int], NetlinkError] = {}
         for pos, code, _attempts, msg in failures:
             k, vf = self._locate(jobs, pos)
-            name = pfs[k][1]
+            name = jobs[k].label()
             out[(name, vf)] = NetlinkError(code, f"cannot set MAC {parse_mac(texts[pos])}",
                                            device=name, vf=vf, ext_msg=msg)
         return out
