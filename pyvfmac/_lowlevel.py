@@ -67,12 +67,16 @@ def check(rc: int, what: str, *, device: str | None = None, vf: int | None = Non
 class Socket:
     """An open NETLINK_ROUTE socket of the C core."""
 
-    __slots__ = ("_ptr",)
+    __slots__ = ("_ptr", "call_args")
 
     def __init__(self, bufsize: int) -> None:
         out = ffi.new("struct vfm_sock **")
         check(lib.vfm_sock_open(out, bufsize), "cannot open a rtnetlink socket")
         self._ptr: _Any = out[0]
+        # options and out-parameters of the bulk call, made once per socket
+        self.call_args: tuple[_Any, _Any, _Any] = (
+            ffi.new("struct vfm_batch_opts *"), ffi.new("struct vfm_mac_report **"),
+            ffi.new("size_t *"))
 
     def close(self) -> None:
         if self._ptr is not None:
@@ -140,9 +144,8 @@ def vf_set_macs(sock: Socket, jobs: _Sequence[MacJob], vfs: _Any, text: bytes, *
     resolved them (unless ENODEV), for :func:`mac_job_names`."""
     cjobs = ffi.new("struct vfm_mac_job[]", [(i, n.encode(), c) for i, n, c in jobs])
     vfs_c = ffi.NULL if vfs is None else ffi.from_buffer("uint32_t[]", vfs)
-    opts = ffi.new("struct vfm_batch_opts *", (max_per_msg, retries, backoff_us))
-    report = ffi.new("struct vfm_mac_report **")
-    bad = ffi.new("size_t *")
+    opts, report, bad = sock.call_args
+    opts.max_per_msg, opts.retries, opts.backoff_us = max_per_msg, retries, backoff_us
     rc = lib.vfm_set_macs(sock.ptr, cjobs, len(jobs), vfs_c, text, len(text), opts, report, bad)
     if rc in (-_errno.ENODEV, -_errno.EINVAL, -_errno.ERANGE):
         return -rc, int(bad[0]), [], cjobs

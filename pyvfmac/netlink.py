@@ -69,6 +69,8 @@ def _vf_indices(keys: Iterable[int], pf: str) -> array[int]:
 
 
 def _mac_job(pf: object, macs: object) -> _MacJob:
+    if type(pf) is str and type(macs) is list:  # the boot-time case, without the ABC checks
+        return _MacJob(validate_netdev_name(pf), macs, None, len(macs))
     if isinstance(pf, bool) or not isinstance(pf, (str, int)):
         raise InputError(f"network device {pf!r}: give a name or an ifindex")
     if isinstance(pf, str):
@@ -154,6 +156,14 @@ def _check_int(value: object, what: str, low: int, high: int) -> int:
 
 def _is_int_in(value: object, low: int, high: int) -> bool:
     return type(value) is int and low <= value <= high
+
+
+def _check_options(max_per_msg: int, retries: int, backoff_us: int) -> None:
+    if not (_is_int_in(max_per_msg, 0, 1 << 20) and _is_int_in(retries, 0, 100)
+            and _is_int_in(backoff_us, 0, 10_000_000)):
+        _check_int(max_per_msg, "max_per_msg", 0, 1 << 20)
+        _check_int(retries, "retries", 0, 100)
+        _check_int(backoff_us, "backoff_us", 0, 10_000_000)
 
 
 def validate_change(change: VfChange) -> VfChange:
@@ -314,9 +324,7 @@ class Rtnl:
         results: use :func:`check_results` to raise the first.
         """
         checked = [validate_change(c) for c in changes]
-        _check_int(max_per_msg, "max_per_msg", 0, 1 << 20)
-        _check_int(retries, "retries", 0, 100)
-        _check_int(backoff_us, "backoff_us", 0, 10_000_000)
+        _check_options(max_per_msg, retries, backoff_us)
         pfs: dict[str | int, tuple[int, str]] = {}
         for c in checked:
             if c.pf not in pfs:
@@ -386,15 +394,12 @@ class Rtnl:
         """:meth:`set_macs` for several PFs in one go (``{pf: MACs}``): every PF's messages are
         sent pipelined. Checked whole first, nothing sent on bad input or a missing PF. Returns
         ``{(PF name, vf): error}`` for the VFs that failed."""
-        _check_int(max_per_msg, "max_per_msg", 0, 1 << 20)
-        _check_int(retries, "retries", 0, 100)
-        _check_int(backoff_us, "backoff_us", 0, 10_000_000)
-        jobs = [_mac_job(pf, m) for pf, m in macs.items()]
-        jobs = [j for j in jobs if j.count]
+        _check_options(max_per_msg, retries, backoff_us)
+        jobs = [j for j in [_mac_job(pf, m) for pf, m in macs.items()] if j.count]
         if not jobs:
             return {}
         vfs: array[int] | None = None
-        if any(j.vfs is not None for j in jobs):
+        if any([j.vfs is not None for j in jobs]):
             vfs = array("I")
             for j in jobs:
                 vfs.extend(j.vfs if j.vfs is not None else range(j.count))
