@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ttyrun import run_with_stderr
 
 from pyvfmac.cli import UsageError, build_parser, command_word, main, parse_args, parse_set_words
 from pyvfmac.types import VfChange
@@ -208,29 +209,9 @@ def test_apply_imports_only_what_it_needs(tmp_path: Path) -> None:
 
 def _apply_with_stderr(tmp_path: Path, *extra: str, tty: bool) -> tuple[int, str, str]:
     """`vfmac apply --dry-run` on `lo`; stderr a pty (a terminal) or a pipe."""
-    import pty
-
     argv = [sys.executable, "-P", "-m", "pyvfmac.cli", *extra, "apply", "--dry-run",
             str(_lo_config(tmp_path))]
-    if not tty:
-        proc = subprocess.run(argv, capture_output=True, text=True, cwd="/")
-        return proc.returncode, proc.stdout, proc.stderr
-    master, slave = pty.openpty()
-    try:
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=slave, text=True, cwd="/")
-        os.close(slave)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the other side is closed and drained
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(master)
-    return proc.returncode, proc.stdout, b"".join(chunks).decode()
+    return run_with_stderr(argv, tty=tty, cwd="/")
 
 
 def test_apply_progress_line_only_at_a_terminal(tmp_path: Path) -> None:

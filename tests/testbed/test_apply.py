@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import pty
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ttyrun import run_with_stderr
 
 from pyvfmac.bootcfg import ApplyReport, derive_mac, run_apply
 from pyvfmac.errors import ConfigError
@@ -273,26 +273,7 @@ def test_apply_mac_only_pf_and_pf_with_settings_in_one_run(nsim_pf: Any, raw_vfs
 
 def _vfmac(*args: str, tty: bool) -> tuple[int, str, str]:
     """The vfmac command, stderr on a pty (a terminal) or a pipe: (status, stdout, stderr)."""
-    argv = [os.path.join(sys.prefix, "bin", "vfmac"), *args]
-    if not tty:
-        proc = subprocess.run(argv, capture_output=True, text=True)
-        return proc.returncode, proc.stdout, proc.stderr
-    master, slave = pty.openpty()
-    chunks = []
-    try:
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=slave, text=True)
-        os.close(slave)
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the writer is gone and everything was read
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(master)
-    return proc.returncode, proc.stdout, b"".join(chunks).decode()
+    return run_with_stderr([os.path.join(sys.prefix, "bin", "vfmac"), *args], tty=tty)
 
 
 def test_apply_command_shows_progress_only_at_a_terminal(nsim_pf: Any, tmp_path: Path) -> None:
