@@ -150,7 +150,8 @@ static void plan_free(struct plan *p)
 	free(p->job_start);
 }
 
-/* Parse and encode every entry; -EINVAL with *bad at the first MAC that does not parse. */
+/* Parse and encode every entry; -ERANGE / -EINVAL with *bad at the first entry whose VF index
+ * is over VFM_VF_MAX / whose MAC does not parse. */
 static int plan_encode(struct plan *p, const char *text, size_t len, size_t n, size_t *bad)
 {
 	uint8_t tmpl[VF_INFO_LEN];
@@ -171,6 +172,10 @@ static int plan_encode(struct plan *p, const char *text, size_t len, size_t n, s
 			for (uint32_t i = 0; i < count; i++, pos++, e += VF_INFO_LEN) {
 				uint32_t vf = entry_vf(p, j, pos);
 
+				if (vf > VFM_VF_MAX) {
+					*bad = pos;
+					return -ERANGE;
+				}
 				memcpy(e, tmpl, VF_INFO_LEN);
 				memcpy(e + VF_OFF, &vf, sizeof(vf));
 				if (!parse_entry(text, len, pos, n, e + MAC_OFF)) {
@@ -287,17 +292,6 @@ static int resolve_refused(struct vfm_sock *s, const struct plan *p,
 
 /* ---- checks before anything is sent ---- */
 
-static int check_vfs(const uint32_t *vfs, size_t n, size_t *bad)
-{
-	for (size_t i = 0; vfs && i < n; i++) {
-		if (vfs[i] > VFM_VF_MAX) {
-			*bad = i;
-			return -ERANGE;
-		}
-	}
-	return 0;
-}
-
 /* Fill in the ifindex (from the name) or the name (from the ifindex): one ioctl. */
 static int resolve_job(const struct vfm_sock *s, struct vfm_mac_job *job)
 {
@@ -387,8 +381,6 @@ int vfm_set_macs(struct vfm_sock *s, struct vfm_mac_job *jobs, size_t njobs,
 	err = resolve_jobs(s, jobs, njobs, &n, bad);
 	if (!err && n > UINT32_MAX)
 		err = -E2BIG;
-	if (!err)
-		err = check_vfs(vfs, n, bad);
 	if (!err && n == 0)
 		return textlen ? -EINVAL : 0;
 	*report = err ? NULL : calloc(1, sizeof(**report));

@@ -11,9 +11,8 @@ from __future__ import annotations
 import errno
 import socket
 from array import array
-from bisect import bisect_right
 from dataclasses import dataclass
-from itertools import accumulate, chain, groupby, repeat
+from itertools import chain, groupby, repeat
 from operator import attrgetter
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -428,14 +427,12 @@ class Rtnl:
         return self._mac_failures(jobs, failures)
 
     @staticmethod
-    def _locate(jobs: Sequence[_MacJob], pos: int) -> tuple[int, int]:
-        """(job, VF index) of a global entry position."""
-        starts = list(accumulate((j.count for j in jobs), initial=0))
-        k = bisect_right(starts, pos) - 1
-        return k, jobs[k].order()[pos - starts[k]]
+    def _owners(jobs: Sequence[_MacJob]) -> list[tuple[int, int]]:
+        """(job, VF index) of every entry position, built once (failure paths only)."""
+        return [(k, vf) for k, job in enumerate(jobs) for vf in job.order()]
 
     def _bad_entry(self, jobs: Sequence[_MacJob], bad: int, pos: int) -> None:
-        k, vf = self._locate(jobs, pos)
+        k, vf = self._owners(jobs)[pos]
         if bad == errno.ERANGE:
             raise InputError(f"{jobs[k].label()}: VF index {vf!r}: must be an integer from 0 "
                              f"to {_VF_MAX}")
@@ -445,9 +442,10 @@ class Rtnl:
     def _mac_failures(self, jobs: Sequence[_MacJob], failures: Sequence[tuple[int, int, int, str]]
                       ) -> dict[tuple[str, int], NetlinkError]:
         texts = list(chain.from_iterable(j.values for j in jobs))
+        owners = self._owners(jobs)
         out: dict[tuple[str, int], NetlinkError] = {}
         for pos, code, _attempts, msg in failures:
-            k, vf = self._locate(jobs, pos)
+            k, vf = owners[pos]
             name = jobs[k].label()
             out[(name, vf)] = NetlinkError(code, f"cannot set MAC {parse_mac(texts[pos])}",
                                            device=name, vf=vf, ext_msg=msg)
