@@ -220,7 +220,9 @@ def _addr(raw: _Any, length: int) -> str | None:
 _TRISTATE = (False, True, None)  # C: 0, 1, -1 (not reported)
 _link_state_name = {0: "auto", 1: "enable", 2: "disable"}.get
 _proto_name = _PROTO_NAMES.get
-_make_vf_state = _bulk_constructor(_VfState)
+_make_vf_state = _bulk_constructor(_VfState, (
+    "vf", "mac", "vlan", "qos", "vlan_proto", "spoofchk", "trust", "link_state", "min_tx_rate",
+    "max_tx_rate"))
 
 
 def _vf_states(link: _Any) -> tuple[_VfState, ...]:

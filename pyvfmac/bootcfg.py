@@ -61,18 +61,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 from .errors import ConfigError, MacError, NetlinkError, PciAddressError, SysfsError
 from .mac import ZERO_MAC, parse_mac
-from .types import (
-    LINK_STATES,
-    VLAN_PROTOS,
-    LinkInfo,
-    LinkState,
-    PciAddress,
-    VfChange,
-    VfResult,
-    VfState,
-    VlanProto,
-    validate_netdev_name,
-)
+from .settings import LINK_STATES, VLAN_PROTOS, VfChange, VfSettings, VfState, diff
+from .types import LinkInfo, PciAddress, VfResult, validate_netdev_name
 
 if TYPE_CHECKING:
     from .topology import Topology
@@ -88,40 +78,6 @@ MAC_POLICIES: tuple[MacPolicy, ...] = ("keep", "derived")
 # ---------------------------------------------------------------------------------------------
 # Values
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class VfSettings:
-    """Wanted settings of a VF; ``None`` means "not configured, leave as it is"."""
-
-    mac: str | None = None
-    vlan: int | None = None
-    qos: int | None = None
-    vlan_proto: VlanProto | None = None
-    spoofchk: bool | None = None
-    trust: bool | None = None
-    link_state: LinkState | None = None
-    min_tx_rate: int | None = None
-    max_tx_rate: int | None = None
-
-    def over(self, base: VfSettings) -> VfSettings:
-        """These settings, completed by ``base`` where not given here."""
-        return VfSettings(
-            *(
-                mine if mine is not None else theirs
-                for mine, theirs in zip(_values(self), _values(base), strict=True)
-            )
-        )
-
-    def empty(self) -> bool:
-        return all(v is None for v in _values(self))
-
-
-def _values(s: VfSettings) -> tuple[Any, ...]:
-    return (
-        s.mac, s.vlan, s.qos, s.vlan_proto, s.spoofchk, s.trust, s.link_state, s.min_tx_rate,
-        s.max_tx_rate,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -627,52 +583,12 @@ def diff_vf(
 ) -> VfChange | None:
     """The :class:`VfChange` that takes ``have`` to ``want`` (only what differs), or None.
 
-    ``mac`` (when given) is the wanted MAC instead of ``want.mac``. Kept lean: it runs per VF.
-    """
-    if mac is None:
-        mac = want.mac
-    if have is None:
-        return _full_change(pf, vf, want, mac)
-    if mac is not None and have.mac == mac:
-        mac = None
-    vlan, qos, proto = want.vlan, want.qos or 0, want.vlan_proto or "802.1Q"
-    if vlan is not None and _vlan_equal(vlan, qos, proto, have):
-        vlan = None
-    spoofchk = want.spoofchk if want.spoofchk != have.spoofchk else None
-    trust = want.trust if want.trust != have.trust else None
-    link_state = want.link_state if want.link_state != have.link_state else None
-    lo = hi = None
-    if want.min_tx_rate is not None or want.max_tx_rate is not None:
-        lo = want.min_tx_rate if want.min_tx_rate is not None else have.min_tx_rate
-        hi = want.max_tx_rate if want.max_tx_rate is not None else have.max_tx_rate
-        if (lo, hi) == (have.min_tx_rate, have.max_tx_rate):
-            lo = hi = None
-    if (mac is None and vlan is None and spoofchk is None and trust is None
-            and link_state is None and lo is None):
-        return None
-    if vlan is None:
-        qos, proto = 0, "802.1Q"
-    return VfChange(pf, vf, mac, vlan, qos, proto, spoofchk, trust, link_state, lo, hi)
-
-
-def _full_change(pf: str | int, vf: int, want: VfSettings, mac: str | None) -> VfChange | None:
-    """Every wanted setting (the VF's state is unknown)."""
-    lo, hi = want.min_tx_rate, want.max_tx_rate
-    if lo is not None or hi is not None:
-        lo, hi = lo or 0, hi or 0
-    vlan = want.vlan
-    change = VfChange(
-        pf, vf, mac, vlan, (want.qos or 0) if vlan is not None else 0,
-        (want.vlan_proto or "802.1Q") if vlan is not None else "802.1Q",
-        want.spoofchk, want.trust, want.link_state, lo, hi,
-    )
-    return None if change == VfChange(pf, vf) else change
-
-
-def _vlan_equal(vlan: int, qos: int, proto: VlanProto, have: VfState) -> bool:
-    if vlan == 0 and qos == 0:
-        return have.vlan == 0 and have.qos == 0  # no tag: the protocol is irrelevant
-    return (have.vlan, have.qos, have.vlan_proto) == (vlan, qos, proto)
+    ``mac`` (when given) is the wanted MAC instead of ``want.mac``. The comparison itself is
+    :func:`pyvfmac.settings.diff`."""
+    if mac is not None and mac != want.mac:
+        want = replace(want, mac=mac)
+    left = diff(want, have)
+    return None if left is None else VfChange.of(pf, vf, left)
 
 
 def build_plan(
@@ -800,7 +716,7 @@ def _plan_pf(
         have = have_by_index.get(i)
         if vf_entry is None and base_empty:
             change = (None if mac is None or (have is not None and have.mac == mac)
-                      else VfChange(pf_ref, i, mac))
+                      else VfChange(pf=pf_ref, vf=i, mac=mac))
         else:
             change = diff_vf(pf_ref, i, want, have, mac=mac)
         plans.append(VfPlan(i, want, mac, have, change))
@@ -1288,7 +1204,7 @@ def _verify_pf(
             if message is None:
                 state = states.get(v.vf)
                 if bulk and state is not None:
-                    left = None if state.mac == v.mac else VfChange(ifindex, v.vf, mac=v.mac)
+                    left = None if state.mac == v.mac else VfChange(pf=ifindex, vf=v.vf, mac=v.mac)
                 else:
                     left = diff_vf(ifindex, v.vf, v.want, state, mac=v.mac)
                 if left is None:

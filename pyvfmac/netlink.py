@@ -13,27 +13,28 @@ import socket
 from array import array
 from dataclasses import dataclass
 from itertools import chain, groupby, repeat
-from operator import attrgetter
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 
 from . import _lowlevel as ll
 from .errors import InputError, NetlinkError
-from .mac import ZERO_MAC, is_canonical, mac_bytes, parse_mac
-from .types import (
+from .mac import ZERO_MAC, mac_bytes, parse_mac
+from .settings import (
+    DEFAULT_VLAN_PROTO,
     LINK_STATES,
+    VF_MAX,
     VLAN_PROTOS,
-    LinkInfo,
     VfChange,
-    VfResult,
-    bulk_constructor,
-    validate_netdev_name,
+    VfSettings,
+    check,
+    describe,
+    int_problem,
+    is_int_in,
 )
+from .types import LinkInfo, VfResult, bulk_constructor, validate_netdev_name
 
 DEFAULT_BUFSIZE = 64 << 20
 _make_result = bulk_constructor(VfResult)
-_U32 = 0xFFFFFFFF
-_VF_MAX = 0x7FFFFFFE
 
 
 MacsArg = Mapping[int, str] | Sequence[str]
@@ -62,9 +63,9 @@ def _vf_indices(keys: Iterable[int], pf: str) -> array[int]:
     try:
         return array("I", keys)
     except (TypeError, OverflowError):
-        bad = next(v for v in keys if not isinstance(v, int) or not 0 <= v <= _VF_MAX)
+        bad = next(v for v in keys if not isinstance(v, int) or not 0 <= v <= VF_MAX)
         raise InputError(
-            f"{pf}: VF index {bad!r}: must be an integer from 0 to {_VF_MAX}") from None
+            f"{pf}: VF index {bad!r}: must be an integer from 0 to {VF_MAX}") from None
 
 
 def _mac_job(pf: object, macs: object) -> _MacJob:
@@ -104,26 +105,8 @@ def _canonical_macs(jobs: Sequence[_MacJob]) -> bytes:
 
 
 def describe_change(change: VfChange) -> str:
-    """``MAC 02:00:00:00:00:07, VLAN 42 qos 3 802.1Q`` — what a change sets, for messages."""
-    parts = []
-    if change.mac is not None:
-        parts.append(f"MAC {change.mac}")
-    if change.vlan is not None:
-        vlan = f"VLAN {change.vlan}"
-        if change.vlan and change.qos:
-            vlan += f" qos {change.qos}"
-        if change.vlan:
-            vlan += f" {change.vlan_proto}"
-        parts.append(vlan)
-    if change.spoofchk is not None:
-        parts.append(f"spoofchk {'on' if change.spoofchk else 'off'}")
-    if change.trust is not None:
-        parts.append(f"trust {'on' if change.trust else 'off'}")
-    if change.link_state is not None:
-        parts.append(f"link state {change.link_state}")
-    if change.min_tx_rate is not None or change.max_tx_rate is not None:
-        parts.append(f"TX rate min {change.min_tx_rate} max {change.max_tx_rate}")
-    return ", ".join(parts) or "nothing"
+    """``MAC 02:00:00:00:00:07, VLAN 42 qos 3 802.1Q``: what a change sets, for messages."""
+    return describe(change)
 
 
 def result_error(result: VfResult) -> NetlinkError | None:
@@ -147,77 +130,25 @@ def check_results(results: Iterable[VfResult]) -> None:
             raise err
 
 
-def _check_int(value: object, what: str, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise InputError(f"{what} {value!r}: must be an integer from {low} to {high}")
-    return value
-
-
-def _is_int_in(value: object, low: int, high: int) -> bool:
-    return type(value) is int and low <= value <= high
-
-
 def _check_options(max_per_msg: int, retries: int, backoff_us: int) -> None:
-    if not (_is_int_in(max_per_msg, 0, 1 << 20) and _is_int_in(retries, 0, 100)
-            and _is_int_in(backoff_us, 0, 10_000_000)):
-        _check_int(max_per_msg, "max_per_msg", 0, 1 << 20)
-        _check_int(retries, "retries", 0, 100)
-        _check_int(backoff_us, "backoff_us", 0, 10_000_000)
+    for what, value, high in (("max_per_msg", max_per_msg, 1 << 20), ("retries", retries, 100),
+                              ("backoff_us", backoff_us, 10_000_000)):
+        if not is_int_in(value, 0, high):
+            raise InputError(f"{what} {value!r}: {int_problem(value, 0, high)}")
 
 
 def validate_change(change: VfChange) -> VfChange:
-    """Check every field before anything is sent; canonicalise the MAC. (Messages are built only
-    for a bad change: a boot-time batch checks thousands of good ones.)"""
-    if not _is_int_in(change.vf, 0, _VF_MAX):
-        _check_int(change.vf, f"{change.pf}: VF index", 0, _VF_MAX)
-    mac = change.mac
-    if mac is not None and not is_canonical(mac):
-        mac = parse_mac(mac, allow_zero=change.allow_zero_mac,
-                        what=f"{change.pf} vf {change.vf}: MAC")
-    if (change.vlan is not None or change.qos or change.link_state is not None
-            or change.spoofchk is not None or change.trust is not None
-            or change.min_tx_rate is not None or change.max_tx_rate is not None):
-        _validate_settings(change, f"{change.pf} vf {change.vf}")
-    if mac == change.mac:
-        return change
-    return _replace_mac(change, mac)
-
-
-def _validate_settings(change: VfChange, where: str) -> None:
-    if change.vlan is not None:
-        _check_int(change.vlan, f"{where}: VLAN id", 0, 4095)
-        _check_int(change.qos, f"{where}: VLAN qos", 0, 7)
-        if change.vlan_proto not in VLAN_PROTOS:
-            raise InputError(f"{where}: VLAN protocol {change.vlan_proto!r}: use 802.1Q or 802.1ad")
-    elif change.qos:
-        raise InputError(f"{where}: qos {change.qos} given without a VLAN")
-    if change.link_state is not None and change.link_state not in LINK_STATES:
-        raise InputError(f"{where}: link state {change.link_state!r}: use auto, enable or disable")
-    for name in ("spoofchk", "trust"):
-        value = getattr(change, name)
-        if value is not None and not isinstance(value, bool):
-            raise InputError(f"{where}: {name} {value!r}: must be on/off (a bool)")
-    for name in ("min_tx_rate", "max_tx_rate"):
-        value = getattr(change, name)
-        if value is not None:
-            _check_int(value, f"{where}: {name}", 0, _U32)
-
-
-_OTHER_SETTINGS = attrgetter("vlan", "spoofchk", "trust", "link_state", "min_tx_rate",
-                             "max_tx_rate", "qos")
-_NO_OTHER_SETTINGS = (None, None, None, None, None, None, 0)
+    """Check every field before anything is sent; canonicalise the MAC (the one validator,
+    :func:`pyvfmac.settings.check`, with the VF index and PF name checked here)."""
+    if not is_int_in(change.vf, 0, VF_MAX):
+        raise InputError(f"{change.pf}: VF index {change.vf!r}: "
+                         f"{int_problem(change.vf, 0, VF_MAX)}")
+    return check(change, f"{change.pf} vf {change.vf}", allow_zero_mac=change.allow_zero_mac)
 
 
 def _macs_only(changes: Sequence[VfChange]) -> bool:
-    """Whether every change sets a MAC and nothing else (checked with C-level loops)."""
-    return None not in map(attrgetter("mac"), changes) and set(
-        map(_OTHER_SETTINGS, changes)) == {_NO_OTHER_SETTINGS}
-
-
-def _replace_mac(change: VfChange, mac: str | None) -> VfChange:
-    from dataclasses import replace
-
-    return replace(change, mac=mac)
+    """Whether every change sets a MAC and nothing else (then the bulk path takes them)."""
+    return all(map(VfSettings.mac_only, changes))
 
 
 def _pack(change: VfChange, ifindex: int, rates: tuple[int, int] | None) -> ll.PackedChange:
@@ -239,9 +170,9 @@ def _pack(change: VfChange, ifindex: int, rates: tuple[int, int] | None) -> ll.P
         change.vf,
         flags,
         mac_bytes(change.mac) if change.mac is not None else b"\0" * 6,
-        VLAN_PROTOS[change.vlan_proto] if change.vlan is not None else 0,
+        VLAN_PROTOS[change.vlan_proto or DEFAULT_VLAN_PROTO] if change.vlan is not None else 0,
         change.vlan or 0,
-        change.qos if change.vlan else 0,
+        (change.qos or 0) if change.vlan else 0,
         int(bool(change.spoofchk)),
         int(bool(change.trust)),
         LINK_STATES.index(change.link_state) if change.link_state is not None else 0,
@@ -435,7 +366,7 @@ class Rtnl:
         k, vf = self._owners(jobs)[pos]
         if bad == errno.ERANGE:
             raise InputError(f"{jobs[k].label()}: VF index {vf!r}: must be an integer from 0 "
-                             f"to {_VF_MAX}")
+                             f"to {VF_MAX}")
         raise InputError(  # pragma: no cover - parse_mac and the C parser disagree
             f"{jobs[k].label()} vf {vf}: MAC refused by the C parser")
 
@@ -491,7 +422,8 @@ class Rtnl:
         associate: bool = True,
     ) -> None:
         """802.1Qbh: associate (or disassociate) a port profile with a VF (IFLA_VF_PORTS)."""
-        _check_int(vf, "VF index", 0, 0x7FFFFFFE)
+        if not is_int_in(vf, 0, VF_MAX):
+            raise InputError(f"VF index {vf!r}: {int_problem(vf, 0, VF_MAX)}")
         ifindex, name = self.resolve(pf)
         try:
             from uuid import UUID  # only here: it imports platform, costly at boot

@@ -1,35 +1,19 @@
-"""Value types shared by the netlink layer and everything above it."""
+"""Value types shared by the netlink layer and everything above it: links, results of changes,
+PCI addresses, netdev names, and the one fast way to build frozen values in bulk.
+
+A VF's settings, its state and changes to it are in :mod:`pyvfmac.settings` (re-exported here:
+``VfState``, ``VfChange``, ``LINK_STATES``, ``VLAN_PROTOS``)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
+
+from .settings import LINK_STATES, VLAN_PROTOS, LinkState, VfChange, VfState, VlanProto
 
 _T = TypeVar("_T")
-
-LinkState = Literal["auto", "enable", "disable"]
-VlanProto = Literal["802.1Q", "802.1ad"]
-
-LINK_STATES: tuple[LinkState, ...] = ("auto", "enable", "disable")
-VLAN_PROTOS: dict[VlanProto, int] = {"802.1Q": 0x8100, "802.1ad": 0x88A8}
-
-
-@dataclass(frozen=True, slots=True)
-class VfState:
-    """One VF as its PF reports it (RTM_GETLINK, IFLA_VF_INFO)."""
-
-    vf: int
-    mac: str
-    vlan: int = 0
-    qos: int = 0
-    vlan_proto: VlanProto = "802.1Q"
-    spoofchk: bool | None = None
-    trust: bool | None = None
-    link_state: LinkState | None = None
-    min_tx_rate: int = 0
-    max_tx_rate: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,29 +42,6 @@ class LinkInfo:
         from .errors import TopologyError
 
         raise TopologyError(f"{self.name}: no VF {index} (the PF has {len(self.vfs)} VFs)")
-
-
-@dataclass(frozen=True, slots=True)
-class VfChange:
-    """Settings to give one VF through its PF. ``None`` leaves a setting as it is.
-
-    ``vlan=0`` clears the VLAN. A TX rate change sends min and max together; one given alone is
-    completed from the VF's current state. ``allow_zero_mac`` permits 00:00:00:00:00:00 (restoring
-    an original that was all-zero).
-    """
-
-    pf: str | int
-    vf: int
-    mac: str | None = None
-    vlan: int | None = None
-    qos: int = 0
-    vlan_proto: VlanProto = "802.1Q"
-    spoofchk: bool | None = None
-    trust: bool | None = None
-    link_state: LinkState | None = None
-    min_tx_rate: int | None = None
-    max_tx_rate: int | None = None
-    allow_zero_mac: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,20 +163,47 @@ def validate_netdev_name(name: str, *, what: str = "network device name") -> str
     return name
 
 
-def bulk_constructor(cls: type[_T]) -> Callable[..., _T]:
-    """A positional constructor for a frozen slotted dataclass that fills the slots directly.
+def bulk_constructor(cls: type[_T], order: Sequence[str] | None = None, *,
+                     checked: bool = False) -> Callable[..., _T]:
+    """A positional constructor for a frozen slotted dataclass that fills the slots directly:
+    the one fast way pyvfmac builds values in bulk (VF states and results read from the kernel,
+    the topology's values from the sysfs walk).
 
     The generated ``__init__`` of a frozen dataclass sets each field through
-    ``object.__setattr__``; building thousands of values read from the kernel (VF states, results)
-    that way costs several times more than the kernel's answer. Only for values that need no
-    checking (the class has no ``__post_init__``); equal in every way to ``cls(*args)``."""
-    if hasattr(cls, "__post_init__"):
+    ``object.__setattr__``; building thousands of values that way costs several times more than
+    the kernel's answer. The constructor takes the fields in ``order`` (default: the fields'
+    order) and is equal in every way to ``cls(**dict(zip(order, args)))``. A class that checks
+    its values in ``__post_init__`` is refused unless ``checked``: the caller vouches that the
+    values are valid (they come from the C core, which checked them). The function is generated
+    with ``exec``, as ``dataclasses`` generates ``__init__``: a loop over setters costs about
+    twice as much per value."""
+    if hasattr(cls, "__post_init__") and not checked:
         raise TypeError(f"{cls.__name__} validates in __post_init__: use its constructor")
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    if order is None:
+        order = names
+    elif sorted(order) != sorted(names):
+        raise TypeError(f"{cls.__name__}: order {list(order)} does not name its fields {names}")
     scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
     scope.update({f"_set_{n}": getattr(cls, n).__set__ for n in names})
-    body = "".join(f"    _set_{n}(o, {n})\n" for n in names)
-    exec(f"def make({', '.join(names)}):\n    o = _new(_cls)\n{body}    return o\n", scope)
+    body = "".join(f"    _set_{n}(o, {n})\n" for n in order)
+    exec(f"def make({', '.join(order)}):\n    o = _new(_cls)\n{body}    return o\n", scope)
     make: Callable[..., _T] = scope["make"]
     make.__qualname__ = make.__name__ = f"bulk_{cls.__name__}"
     return make
+
+
+__all__ = [
+    "IFNAMSIZ",
+    "LINK_STATES",
+    "VLAN_PROTOS",
+    "LinkInfo",
+    "LinkState",
+    "PciAddress",
+    "VfChange",
+    "VfResult",
+    "VfState",
+    "VlanProto",
+    "bulk_constructor",
+    "validate_netdev_name",
+]

@@ -486,7 +486,7 @@ def test_collision_with_a_netdev_mac() -> None:
 
 def test_collision_explicit_mac_with_a_staying_vf_admin_mac() -> None:
     cfg = cfg_of({"pf": [{"name": "eth0", "vf": [{"index": 0, "mac": "02:00:00:00:00:07"}]}]})
-    states = (VfState(0, "00:00:00:00:00:00"), VfState(1, "02:00:00:00:00:07"))
+    states = (VfState(vf=0, mac="00:00:00:00:00:00"), VfState(vf=1, mac="02:00:00:00:00:07"))
     plan = build_plan(cfg, view_of(pf_link("eth0", 3, states, pci=PCI0)))
     (c,) = plan.collisions
     assert c.message == ('/etc/pyvfmac/vfmac.toml: pf[0].vf[0].mac = "02:00:00:00:00:07": '
@@ -526,7 +526,7 @@ def test_collision_between_derived_macs_of_two_pfs() -> None:
 def test_no_false_collision_with_own_state() -> None:
     """A VF's own admin MAC and its own VF netdev (which carries it) are not "other" MACs."""
     macs = [derive_mac(KEY, "pci:0000:03:00.0", i) for i in range(2)]
-    pf = pf_link("eth0", 3, tuple(VfState(i, m) for i, m in enumerate(macs)), pci=PCI0)
+    pf = pf_link("eth0", 3, tuple(VfState(vf=i, mac=m) for i, m in enumerate(macs)), pci=PCI0)
     vf_netdev = LinkInfo(10, "eth0v1", macs[1], None, "pci", "0000:03:10.1", None, ())
     view = view_of(pf, vf_netdev, vf_netdevs={(PCI0, 1): "eth0v1"})
     plan = build_plan(derived_cfg(), view)

@@ -39,9 +39,11 @@ def decode(msg: bytes) -> ifinfmsg:
 
 
 def test_bulk_constructor_builds_equal_frozen_values() -> None:
-    make = bulk_constructor(VfState)
+    order = ("vf", "mac", "vlan", "qos", "vlan_proto", "spoofchk", "trust", "link_state",
+             "min_tx_rate", "max_tx_rate")
+    make = bulk_constructor(VfState, order)
     args = (3, "02:00:00:00:00:03", 42, 5, "802.1ad", True, None, "disable", 10, 20)
-    built, plain = make(*args), VfState(*args)  # type: ignore[arg-type]
+    built, plain = make(*args), VfState(**dict(zip(order, args)))  # type: ignore[arg-type]
     assert built == plain and hash(built) == hash(plain) and repr(built) == repr(plain)
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.mac = "02:00:00:00:00:04"  # type: ignore[misc]

@@ -1,0 +1,337 @@
+"""The settings a VF can have: one model, one validator, one comparison, one description.
+
+A VF's settings (given through its PF over rtnetlink) are its admin MAC, VLAN id / qos /
+protocol, spoof checking, trust, link state and TX rate limits. :class:`VfSettings` holds them,
+every one optional (``None``: not given, leave as it is). Everything else that speaks of a VF's
+settings is this class or a subclass of it:
+
+- :class:`VfState`: what the kernel reports for one VF (every value known, ``vf`` its index);
+- :class:`VfChange`: settings to give one VF of one PF (``pf``, ``vf``);
+- the boot configuration's per-PF and per-VF settings (``pyvfmac.apply.config``) are
+  :class:`VfSettings`, merged with :meth:`VfSettings.over`;
+- a saved original (``pyvfmac.records.Original``) is a :class:`VfState` plus where the VF was.
+
+One validator (:func:`check`, with :func:`problem` for the reason of one value), one comparison
+(:func:`diff`: what to send to take a VF from what it has to what is wanted) and one description
+(:func:`describe`, :func:`describe_diff`) serve all of them. The C core has the one encoder
+(``csrc/``), which ``pyvfmac.netlink`` hands the checked settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from operator import attrgetter
+from typing import Literal, TypeVar
+
+from .errors import InputError
+from .mac import ZERO_MAC, is_canonical, parse_mac
+
+LinkState = Literal["auto", "enable", "disable"]
+VlanProto = Literal["802.1Q", "802.1ad"]
+
+LINK_STATES: tuple[LinkState, ...] = ("auto", "enable", "disable")
+VLAN_PROTOS: dict[VlanProto, int] = {"802.1Q": 0x8100, "802.1ad": 0x88A8}
+DEFAULT_VLAN_PROTO: VlanProto = "802.1Q"
+
+VLAN_MAX = 4095
+QOS_MAX = 7
+RATE_MAX = 0xFFFFFFFF  # Mbit/s, u32 in IFLA_VF_RATE
+VF_MAX = 0x7FFFFFFE  # the largest VF index the C core accepts
+
+_S = TypeVar("_S", bound="VfSettings")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VfSettings:
+    """Settings of one VF; ``None`` means "not given: leave as it is".
+
+    ``vlan=0`` means untagged; ``qos`` and ``vlan_proto`` go with a ``vlan``. TX rates are in
+    Mbit/s, 0 = no limit; the kernel takes min and max together (a change that gives one is
+    completed from the VF's current state).
+    """
+
+    mac: str | None = None
+    vlan: int | None = None
+    qos: int | None = None
+    vlan_proto: VlanProto | None = None
+    spoofchk: bool | None = None
+    trust: bool | None = None
+    link_state: LinkState | None = None
+    min_tx_rate: int | None = None
+    max_tx_rate: int | None = None
+
+    def over(self, base: VfSettings) -> VfSettings:
+        """These settings, completed by ``base`` where not given here."""
+        return VfSettings(**{
+            name: mine if (mine := getattr(self, name)) is not None else getattr(base, name)
+            for name in SETTINGS
+        })
+
+    def only(self) -> VfSettings:
+        """Just the settings (a plain :class:`VfSettings`, without what a subclass adds)."""
+        return VfSettings(**{name: getattr(self, name) for name in SETTINGS})
+
+    def empty(self) -> bool:
+        """Whether no setting is given."""
+        return all(getattr(self, name) is None for name in SETTINGS)
+
+    def mac_only(self) -> bool:
+        """Whether the MAC is given and nothing else."""
+        return self.mac is not None and _OTHERS(self) == _NO_OTHERS
+
+
+SETTINGS: tuple[str, ...] = tuple(f.name for f in fields(VfSettings))
+"""The names of the settings, in their canonical order."""
+_OTHERS = attrgetter(*SETTINGS[1:])  # every setting but the MAC, read in one call
+_NO_OTHERS = (None,) * (len(SETTINGS) - 1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VfState(VfSettings):
+    """One VF as its PF reports it (RTM_GETLINK, IFLA_VF_INFO): every setting known, except
+    spoofchk / trust / link state, which a driver may not report (``None``)."""
+
+    vf: int
+    mac: str
+    vlan: int = 0
+    qos: int = 0
+    vlan_proto: VlanProto = DEFAULT_VLAN_PROTO
+    min_tx_rate: int = 0
+    max_tx_rate: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VfChange(VfSettings):
+    """Settings to give VF ``vf`` of PF ``pf`` (a netdev name or ifindex). ``None`` leaves a
+    setting as it is; ``allow_zero_mac`` permits 00:00:00:00:00:00 (restoring an original that
+    was all-zero)."""
+
+    pf: str | int
+    vf: int
+    allow_zero_mac: bool = False
+
+    @classmethod
+    def of(cls, pf: str | int, vf: int, settings: VfSettings, *,
+           allow_zero_mac: bool = False) -> VfChange:
+        """The change that gives ``settings`` to VF ``vf`` of ``pf``."""
+        return cls(pf=pf, vf=vf, allow_zero_mac=allow_zero_mac,
+                   **{name: getattr(settings, name) for name in SETTINGS})
+
+
+# ---------------------------------------------------------------------------- validation
+
+_INT_RANGES: dict[str, tuple[str, int]] = {
+    "vlan": ("VLAN id", VLAN_MAX),
+    "qos": ("VLAN qos", QOS_MAX),
+    "min_tx_rate": ("min_tx_rate", RATE_MAX),
+    "max_tx_rate": ("max_tx_rate", RATE_MAX),
+}
+LABELS: dict[str, str] = {
+    "mac": "MAC", "vlan": "VLAN id", "qos": "VLAN qos", "vlan_proto": "VLAN protocol",
+    "spoofchk": "spoofchk", "trust": "trust", "link_state": "link state",
+    "min_tx_rate": "min_tx_rate", "max_tx_rate": "max_tx_rate",
+}
+"""How messages name each setting."""
+
+
+def is_int_in(value: object, low: int, high: int) -> bool:
+    """An ``int`` (not a ``bool``) in ``low..high``."""
+    return type(value) is int and low <= value <= high
+
+
+def int_problem(value: object, low: int, high: int) -> str | None:
+    """Why ``value`` is not an integer in ``low..high`` (None when it is)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return f"must be an integer in {low}..{high}"
+    if not low <= value <= high:
+        return f"out of range {low}..{high}"
+    return None
+
+
+def problem(name: str, value: object) -> str | None:
+    """Why ``value`` is not a valid value of setting ``name`` (None when it is, or is None).
+
+    The reason alone, without the setting's name or value: callers say where it came from (a VF
+    of a PF, a key of the boot configuration, a saved record). MACs are checked by
+    :func:`check` (spellings are canonicalised there)."""
+    if value is None:
+        return None
+    if name in _INT_RANGES:
+        return int_problem(value, 0, _INT_RANGES[name][1])
+    if name == "vlan_proto":
+        return None if value in VLAN_PROTOS else f"use one of {', '.join(VLAN_PROTOS)}"
+    if name == "link_state":
+        return None if value in LINK_STATES else f"use one of {', '.join(LINK_STATES)}"
+    if name in ("spoofchk", "trust"):
+        return None if isinstance(value, bool) else "must be on/off (a bool)"
+    return None
+
+
+def check(settings: _S, where: str, *, allow_zero_mac: bool = False) -> _S:
+    """Check every setting given; return the settings with the MAC in canonical form.
+
+    :class:`~pyvfmac.errors.InputError` names ``where`` (``eth0 vf 3``), the setting and the
+    value. A qos or VLAN protocol without a VLAN is refused (except on a complete
+    :class:`VfState`, where vlan 0 is "untagged")."""
+    for name in SETTINGS:
+        if name == "mac":
+            continue
+        value = getattr(settings, name)
+        reason = problem(name, value)
+        if reason is not None:
+            raise InputError(f"{where}: {LABELS[name]} {value!r}: {reason}")
+    if settings.vlan is None and settings.qos:
+        raise InputError(f"{where}: qos {settings.qos} given without a VLAN")
+    mac = settings.mac
+    if mac is None or is_canonical(mac):
+        return settings
+    canonical = parse_mac(mac, allow_zero=allow_zero_mac, what=f"{where}: MAC")
+    return settings if canonical == mac else replace(settings, mac=canonical)
+
+
+# ---------------------------------------------------------------------------- comparison
+
+
+def vlan_equal(vlan: int, qos: int, proto: VlanProto, have: VfState) -> bool:
+    """Whether the VF already has this VLAN (an untagged VF's protocol does not matter)."""
+    if vlan == 0 and qos == 0:
+        return have.vlan == 0 and have.qos == 0
+    return (have.vlan, have.qos, have.vlan_proto) == (vlan, qos, proto)
+
+
+def diff(want: VfSettings, have: VfState | None) -> VfSettings | None:
+    """What to send to take a VF from ``have`` to ``want``: only what differs (None: nothing).
+
+    ``have`` None: the VF's state is unknown (about to be created): every wanted setting. A
+    VLAN goes with its qos and protocol (0 and 802.1Q when not given); TX rates go together,
+    the one not wanted taken from ``have`` (0 when unknown). Runs per VF at boot: kept lean."""
+    vlan = want.vlan
+    qos = want.qos or 0
+    proto = want.vlan_proto or DEFAULT_VLAN_PROTO
+    lo, hi = want.min_tx_rate, want.max_tx_rate
+    if have is None:
+        mac, spoofchk, trust, link_state = want.mac, want.spoofchk, want.trust, want.link_state
+        if lo is not None or hi is not None:
+            lo, hi = lo or 0, hi or 0
+    else:
+        mac = want.mac if want.mac is not None and want.mac != have.mac else None
+        if vlan is not None and vlan_equal(vlan, qos, proto, have):
+            vlan = None
+        spoofchk = want.spoofchk if want.spoofchk != have.spoofchk else None
+        trust = want.trust if want.trust != have.trust else None
+        link_state = want.link_state if want.link_state != have.link_state else None
+        if lo is not None or hi is not None:
+            lo = lo if lo is not None else have.min_tx_rate
+            hi = hi if hi is not None else have.max_tx_rate
+            if (lo, hi) == (have.min_tx_rate, have.max_tx_rate):
+                lo = hi = None
+    if (mac is None and vlan is None and spoofchk is None and trust is None
+            and link_state is None and lo is None):
+        return None
+    return VfSettings(mac=mac, vlan=vlan, qos=qos if vlan is not None else None,
+                      vlan_proto=proto if vlan is not None else None, spoofchk=spoofchk,
+                      trust=trust, link_state=link_state, min_tx_rate=lo, max_tx_rate=hi)
+
+
+def restore_steps(original: VfState, have: VfState) -> list[VfSettings]:
+    """What puts a VF back to ``original``: one :class:`VfSettings` per setting that differs
+    (each sent alone, so that each gets its own outcome). Settings the original did not report
+    (spoofchk, trust, link state as None) are left as they are."""
+    steps: list[VfSettings] = []
+    if have.mac != original.mac:
+        steps.append(VfSettings(mac=original.mac))
+    if not vlan_equal(original.vlan, original.qos, original.vlan_proto, have):
+        steps.append(VfSettings(vlan=original.vlan, qos=original.qos,
+                                vlan_proto=original.vlan_proto if original.vlan
+                                else DEFAULT_VLAN_PROTO))
+    for name in ("spoofchk", "trust", "link_state"):
+        value = getattr(original, name)
+        if value is not None and getattr(have, name) != value:
+            steps.append(VfSettings(**{name: value}))
+    if (have.min_tx_rate, have.max_tx_rate) != (original.min_tx_rate, original.max_tx_rate):
+        steps.append(VfSettings(min_tx_rate=original.min_tx_rate,
+                                max_tx_rate=original.max_tx_rate))
+    return steps
+
+
+# ---------------------------------------------------------------------------- description
+
+
+def _onoff(value: bool | None) -> str:
+    return "?" if value is None else ("on" if value else "off")
+
+
+def describe(s: VfSettings) -> str:
+    """``MAC 02:00:00:00:00:07, VLAN 42 qos 3 802.1Q``: what settings set, for messages."""
+    parts = []
+    if s.mac is not None:
+        parts.append(f"MAC {s.mac}")
+    if s.vlan is not None:
+        vlan = f"VLAN {s.vlan}"
+        if s.vlan and s.qos:
+            vlan += f" qos {s.qos}"
+        if s.vlan:
+            vlan += f" {s.vlan_proto or DEFAULT_VLAN_PROTO}"
+        parts.append(vlan)
+    if s.spoofchk is not None:
+        parts.append(f"spoofchk {_onoff(s.spoofchk)}")
+    if s.trust is not None:
+        parts.append(f"trust {_onoff(s.trust)}")
+    if s.link_state is not None:
+        parts.append(f"link state {s.link_state}")
+    if s.min_tx_rate is not None or s.max_tx_rate is not None:
+        parts.append(f"TX rate min {s.min_tx_rate} max {s.max_tx_rate}")
+    return ", ".join(parts) or "nothing"
+
+
+def describe_diff(have: VfState | None, change: VfSettings) -> str:
+    """``mac 52:54:00:aa:bb:01 -> 02:1f:...; vlan 0 (qos 0, 802.1Q) -> 42 (qos 0, 802.1Q)``:
+    a change against what the VF had (``(new)`` for a VF not there yet)."""
+
+    def was(value: object) -> str:
+        if have is None:
+            return "(new)"
+        if isinstance(value, bool):
+            return _onoff(value)
+        return "?" if value is None else str(value)
+
+    parts: list[str] = []
+    if change.mac is not None:
+        parts.append(f"mac {was(have.mac if have else None)} -> {change.mac}")
+    if change.vlan is not None:
+        old = f"{have.vlan} (qos {have.qos}, {have.vlan_proto})" if have else was(None)
+        parts.append(f"vlan {old} -> {change.vlan} (qos {change.qos or 0}, "
+                     f"{change.vlan_proto or DEFAULT_VLAN_PROTO})")
+    if change.spoofchk is not None:
+        parts.append(f"spoofchk {was(have.spoofchk if have else None)} -> "
+                     f"{_onoff(change.spoofchk)}")
+    if change.trust is not None:
+        parts.append(f"trust {was(have.trust if have else None)} -> {_onoff(change.trust)}")
+    if change.link_state is not None:
+        parts.append(f"state {was(have.link_state if have else None)} -> {change.link_state}")
+    if change.min_tx_rate is not None or change.max_tx_rate is not None:
+        old = f"{have.min_tx_rate}/{have.max_tx_rate}" if have else was(None)
+        parts.append(f"rate {old} -> {change.min_tx_rate}/{change.max_tx_rate} Mbit/s (min/max)")
+    return "; ".join(parts)
+
+
+__all__ = [
+    "DEFAULT_VLAN_PROTO",
+    "LABELS",
+    "LINK_STATES",
+    "SETTINGS",
+    "VLAN_PROTOS",
+    "LinkState",
+    "VfChange",
+    "VfSettings",
+    "VfState",
+    "VlanProto",
+    "ZERO_MAC",
+    "check",
+    "describe",
+    "describe_diff",
+    "diff",
+    "int_problem",
+    "problem",
+    "restore_steps",
+]
