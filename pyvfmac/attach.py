@@ -83,7 +83,7 @@ def _host_uuid() -> str | None:
 
 @dataclass
 class Host:
-    """What an operation works with: the state store, one rtnetlink socket, sysfs."""
+    """What an operation works with: the state store, one rtnetlink socket, pcibind."""
 
     store: Store
     nl: Rtnl

@@ -59,6 +59,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
+from . import sysfs
 from .errors import ConfigError, MacError, NetlinkError, PciAddressError, SysfsError
 from .mac import ZERO_MAC, parse_mac
 from .settings import LINK_STATES, VLAN_PROTOS, VfChange, VfSettings, VfState, diff
@@ -799,29 +800,6 @@ def _collision(
 # ---------------------------------------------------------------------------------------------
 
 
-def write_sysfs(path: str, value: str, *, device: str) -> None:
-    """Write ``value`` to a sysfs attribute; SysfsError (errno, path, device) on failure."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise SysfsError(exc.errno or 0, f"cannot open {path}", device=device) from None
-    try:
-        os.write(fd, value.encode())
-    except OSError as exc:
-        raise SysfsError(exc.errno or 0, f"cannot write {value} to {path}", device=device) from None
-    finally:
-        os.close(fd)
-
-
-def set_numvfs(path: str, now: int, target: int, *, device: str) -> None:
-    """``now`` -> ``target`` VFs, through 0 when both are non-zero (the kernel refuses N -> M)."""
-    if now == target:
-        return
-    if now != 0 and target != 0:
-        write_sysfs(path, "0", device=device)
-    write_sysfs(path, str(target), device=device)
-
-
 def wait_for_vfs(
     read: Any, pf: int, target: int, timeout: float, *,
     progress: Callable[[int, float], None] | None = None,
@@ -1227,7 +1205,7 @@ def _apply_numvfs(
             continue
         say(f"{pf.name}: sriov_numvfs {pf.numvfs_now} -> {pf.numvfs_target}")
         try:
-            set_numvfs(os.path.join(sysfs_root, pf.numvfs_path), pf.numvfs_now,
+            sysfs.set_numvfs(os.path.join(sysfs_root, pf.numvfs_path), pf.numvfs_now,
                        pf.numvfs_target, device=pf.name)
         except SysfsError as exc:
             failures.append(VfFailure(pf.name, None, str(exc)))

@@ -1,7 +1,8 @@
 """Binding a PCI function to a driver through sysfs (driver_override + drivers_probe), verified.
 
 Used for managed devices: a VF leaves its host driver for vfio-pci at attach and goes back at
-detach. Every write names its path in the error; every bind is checked by reading the ``driver``
+detach. Every write goes through :func:`pyvfmac.sysfs.write_attr` and names its path in the
+error; every bind is checked by reading the ``driver``
 link back, with a bounded wait (probing is asynchronous on some kernels).
 """
 
@@ -9,18 +10,18 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import time
 from pathlib import Path
 
 from .errors import SysfsError
+from .sysfs import driver_override, pci_device_dir, write_attr
 from .types import PciAddress
 
 VFIO = "vfio-pci"
 
 
 def _dev(sysfs_root: str, address: PciAddress) -> Path:
-    return Path(sysfs_root) / "bus" / "pci" / "devices" / str(address)
+    return Path(pci_device_dir(sysfs_root, address))
 
 
 def current_driver(address: PciAddress, *, sysfs_root: str = "/sys") -> str | None:
@@ -34,20 +35,6 @@ def current_driver(address: PciAddress, *, sysfs_root: str = "/sys") -> str | No
     except OSError as exc:
         raise SysfsError(exc.errno or errno.EIO, "cannot read its driver link",
                          device=str(address)) from None
-
-
-def _write(path: Path, value: str, *, device: str) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY)
-    except OSError as exc:
-        raise SysfsError(exc.errno or errno.EIO, f"cannot open {path}", device=device) from None
-    try:
-        os.write(fd, value.encode())
-    except OSError as exc:
-        raise SysfsError(exc.errno or errno.EIO, f"cannot write {value.strip()!r} to {path}",
-                         device=device) from None
-    finally:
-        os.close(fd)
 
 
 def _wait_driver(address: PciAddress, want: str | None, *, sysfs_root: str,
@@ -65,7 +52,7 @@ def unbind(address: PciAddress, *, sysfs_root: str = "/sys", timeout: float = 10
     driver = current_driver(address, sysfs_root=sysfs_root)
     if driver is None:
         return
-    _write(_dev(sysfs_root, address) / "driver" / "unbind", str(address), device=str(address))
+    write_attr(_dev(sysfs_root, address) / "driver" / "unbind", str(address), device=str(address))
     left = _wait_driver(address, None, sysfs_root=sysfs_root, timeout=timeout)
     if left is not None:
         raise SysfsError(errno.EBUSY, f"still bound to {left} after unbind", device=str(address))
@@ -75,6 +62,8 @@ def _ensure_driver_loaded(driver: str, *, sysfs_root: str) -> None:
     if (Path(sysfs_root) / "bus" / "pci" / "drivers" / driver).exists():
         return
     if sysfs_root == "/sys":
+        import subprocess  # only when a driver has to be loaded
+
         subprocess.run(["modprobe", driver], check=False, capture_output=True)
     if not (Path(sysfs_root) / "bus" / "pci" / "drivers" / driver).exists():
         raise SysfsError(errno.ENOENT, f"PCI driver {driver} is not loaded (modprobe {driver})",
@@ -91,13 +80,13 @@ def bind(address: PciAddress, driver: str | None, *, sysfs_root: str = "/sys",
     if driver is None:
         return
     _ensure_driver_loaded(driver, sysfs_root=sysfs_root)
-    _write(dev / "driver_override", driver + "\n", device=name)
+    write_attr(dev / "driver_override", driver + "\n", device=name)
     try:
-        _write(Path(sysfs_root) / "bus" / "pci" / "drivers_probe", name, device=name)
+        write_attr(Path(sysfs_root) / "bus" / "pci" / "drivers_probe", name, device=name)
         got = _wait_driver(address, driver, sysfs_root=sysfs_root, timeout=timeout)
     finally:
         if driver != VFIO:
-            _write(dev / "driver_override", "\n", device=name)
+            write_attr(dev / "driver_override", "\n", device=name)
     if got != driver:
         raise SysfsError(errno.EIO, f"bound to {got or 'no driver'}, not {driver}, after probe",
                          device=name)
@@ -105,7 +94,11 @@ def bind(address: PciAddress, driver: str | None, *, sysfs_root: str = "/sys",
 
 def release_override(address: PciAddress, *, sysfs_root: str = "/sys") -> None:
     """Clear driver_override (after vfio-pci is let go)."""
-    _write(_dev(sysfs_root, address) / "driver_override", "\n", device=str(address))
+    write_attr(_dev(sysfs_root, address) / "driver_override", "\n", device=str(address))
+
+
+__all__ = ["VFIO", "bind", "current_driver", "driver_override", "iommu_group", "release_override",
+           "unbind"]
 
 
 def iommu_group(address: PciAddress, *, sysfs_root: str = "/sys") -> int | None:

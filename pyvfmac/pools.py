@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from . import pcibind
 from .domxml import NetworkSpec, PoolEntry, parse_network
 from .errors import PoolError, TopologyError, VfmacError, XmlError
 from .state import Store
@@ -24,21 +25,11 @@ from .types import PciAddress
 HOLDING_DRIVERS = ("vfio-pci", "pci-stub")
 
 
-def _override(vf: Vf, sysfs_root: str) -> str:
-    path = os.path.join(sysfs_root, "bus", "pci", "devices", str(vf.address), "driver_override")
-    try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            value = f.read().strip()
-    except OSError:
-        return ""
-    return "" if value == "(null)" else value
-
-
 def held_outside(vf: Vf, sysfs_root: str) -> str | None:
     """Why a VF counts as held by someone else (None when it does not)."""
     if vf.driver in HOLDING_DRIVERS:
         return f"bound to {vf.driver} outside pyvfmac"
-    override = _override(vf, sysfs_root)
+    override = pcibind.driver_override(vf.address, sysfs_root=sysfs_root)
     if override:
         return f"driver_override {override} set outside pyvfmac"
     return None

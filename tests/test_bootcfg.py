@@ -31,9 +31,9 @@ from pyvfmac.bootcfg import (
     parse_config,
     pf_identity,
     plan_report,
-    set_numvfs,
     wait_for_vfs,
 )
+from pyvfmac.sysfs import set_numvfs
 from pyvfmac.errors import ConfigError, InputError, SysfsError
 from pyvfmac.mac import parse_mac
 from pyvfmac.types import LinkInfo, PciAddress, VfChange, VfResult, VfState
