@@ -17,17 +17,15 @@ unreadable links, over-long names) leave the element out and are described in
 
 from __future__ import annotations
 
-import gc
 import os
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from . import _lowlevel as _ll
 from .errors import InputError, PciAddressError, TopologyError
-from .types import PciAddress, validate_netdev_name
+from .types import PciAddress, bulk_constructor, validate_netdev_name
 
 __all__ = [
     "Pf",
@@ -153,45 +151,31 @@ class Pf:
 
 @dataclass(frozen=True, slots=True)
 class Topology:
-    """One scan's snapshot. Lookups raise :class:`TopologyError` naming the address or name.
-
-    A Topology from :func:`scan` builds its values from the scan's records when first looked at
-    (any field, comparison, lookup); the lookup tables are built on the first lookup. Either way
-    they describe what the scan read."""
+    """One scan's snapshot. Lookups raise :class:`TopologyError` naming the address or name;
+    the lookup tables are built on the first lookup."""
 
     sysfs_root: str
     functions: tuple[PciFunction, ...]
     pfs: tuple[Pf, ...]
     vanished: tuple[str, ...] = ()
     anomalies: tuple[str, ...] = ()
-    _by_addr: dict[PciAddress, PciFunction] = field(init=False, repr=False, compare=False)
-    _pf_by_addr: dict[PciAddress, Pf] = field(init=False, repr=False, compare=False)
-    _vf_by_addr: dict[PciAddress, Vf] = field(init=False, repr=False, compare=False)
-    _by_netdev: dict[str, PciFunction] = field(init=False, repr=False, compare=False)
-    _pending: _Snapshot | None = field(default=None, init=False, repr=False, compare=False)
+    _tables: _Tables | None = field(default=None, init=False, repr=False, compare=False)
 
-    if not TYPE_CHECKING:  # for mypy, a __getattr__ would make every attribute name valid
-
-        def __getattr__(self, name: str) -> Any:
-            """Only for what is not set yet: the values of a scan, the lookup tables."""
-            if name in _SNAPSHOT_FIELDS:
-                pending = object.__getattribute__(self, "_pending")
-                if pending is not None:
-                    pending.fill(self)
-            elif name in _INDEXES:
-                object.__setattr__(self, name, _INDEXES[name](self))
-            else:
-                raise AttributeError(
-                    f"{type(self).__name__!r} object has no attribute {name!r}", name=name,
-                    obj=self)
-            return object.__getattribute__(self, name)
+    def _lookup(self) -> _Tables:
+        """The lookup tables, built on the first lookup (a scan that is only listed needs
+        none). Two threads may both build them: the result is the same."""
+        tables = self._tables
+        if tables is None:
+            tables = _Tables.of(self)
+            object.__setattr__(self, "_tables", tables)
+        return tables
 
     # ---- by address ----
 
     def function(self, addr: PciAddress | str) -> PciFunction:
         """Any PCI function; TopologyError ``...: not a PCI device``."""
         address = _as_address(addr)
-        fn = self._by_addr.get(address)
+        fn = self._lookup().by_addr.get(address)
         if fn is None:
             raise TopologyError(
                 f"{address}: not a PCI device (no {self.sysfs_root.rstrip('/')}"
@@ -211,7 +195,7 @@ class Topology:
         """The VF at ``addr``; TopologyError ``not a PCI device`` / ``not a network device`` /
         ``not a VF``."""
         address = _as_address(addr)
-        found = self._vf_by_addr.get(address)
+        found = self._lookup().vf_by_addr.get(address)
         fn = self.function(address)
         if not fn.is_network:
             raise TopologyError(
@@ -227,7 +211,7 @@ class Topology:
     def pf(self, addr: PciAddress | str) -> Pf:
         """The PF at ``addr``; TopologyError ``not a PCI device`` / ``not an SR-IOV PF``."""
         address = _as_address(addr)
-        found = self._pf_by_addr.get(address)
+        found = self._lookup().pf_by_addr.get(address)
         if found is None:
             self.function(address)
             raise TopologyError(f"{address}: not an SR-IOV PF (no sriov_totalvfs)")
@@ -242,7 +226,7 @@ class Topology:
 
     def _netdev_function(self, name: str) -> PciFunction:
         validate_netdev_name(name)
-        fn = self._by_netdev.get(name)
+        fn = self._lookup().by_netdev.get(name)
         if fn is None:
             root = self.sysfs_root.rstrip("/")
             known = os.path.lexists(f"{root}/class/net/{name}")
@@ -260,9 +244,9 @@ class Topology:
     def pf_by_netdev(self, name: str) -> Pf:
         """The SR-IOV PF holding netdev ``name``."""
         fn = self._netdev_function(name)
-        found = self._pf_by_addr.get(fn.address)
+        found = self._lookup().pf_by_addr.get(fn.address)
         if found is None:
-            vf = self._vf_by_addr.get(fn.address)
+            vf = self._lookup().vf_by_addr.get(fn.address)
             what = f"VF {vf.index} of {vf.pf}" if vf is not None else "not SR-IOV capable"
             raise TopologyError(f"{name}: not an SR-IOV PF ({fn.address}: {what})")
         return found
@@ -270,127 +254,43 @@ class Topology:
     def find_vf_by_netdev(self, name: str) -> Vf:
         """The VF whose netdev is ``name`` (a VF bound to a host network driver)."""
         fn = self._netdev_function(name)
-        found = self._vf_by_addr.get(fn.address)
+        found = self._lookup().vf_by_addr.get(fn.address)
         if found is None:
             raise TopologyError(f"{name}: not a VF ({fn.address} is not a VF of any PF)")
         return found
 
 
-def _index_by_netdev(topo: Topology) -> dict[str, PciFunction]:
-    by_netdev: dict[str, PciFunction] = {}
-    for fn in topo.functions:
-        for name in fn.netdevs:
-            by_netdev.setdefault(name, fn)
-    return by_netdev
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    """A Topology's lookup tables."""
 
+    by_addr: dict[PciAddress, PciFunction]
+    pf_by_addr: dict[PciAddress, Pf]
+    vf_by_addr: dict[PciAddress, Vf]
+    by_netdev: dict[str, PciFunction]
 
-_SNAPSHOT_FIELDS = frozenset({"functions", "pfs", "vanished", "anomalies"})
-# The lookup tables, each built on its first use.
-_INDEXES: dict[str, Callable[[Topology], dict[Any, Any]]] = {
-    "_by_addr": lambda topo: {fn.address: fn for fn in topo.functions},
-    "_pf_by_addr": lambda topo: {pf.address: pf for pf in topo.pfs},
-    "_vf_by_addr": lambda topo: {vf.address: vf for pf in topo.pfs for vf in pf.vfs},
-    "_by_netdev": _index_by_netdev,
-}
+    @classmethod
+    def of(cls, topo: Topology) -> _Tables:
+        by_netdev: dict[str, PciFunction] = {}
+        for fn in topo.functions:
+            for name in fn.netdevs:
+                by_netdev.setdefault(name, fn)
+        return cls({fn.address: fn for fn in topo.functions}, {pf.address: pf for pf in topo.pfs},
+                   {vf.address: vf for pf in topo.pfs for vf in pf.vfs}, by_netdev)
 
 
 # ---- building a Topology from the C walker's records ----
 #
-# A scan yields thousands of values. A frozen dataclass's __init__ sets each field through
-# object.__setattr__ (about 0.1 us each, ten fields); building them that way cost a third of the
-# whole scan. Here every value is made by a plain slotted "twin" class (same __slots__, a plain
-# __init__) and then given its real class: ``obj.__class__ = PciFunction`` is allowed because
-# the layouts are identical (checked at import), and the result is indistinguishable from one
-# built by PciFunction(...): same type, fields, equality, hash, repr, immutability. Only values
-# the C walker has already checked go through here; user input still goes through the classes.
-# The builder's hot loops set the slots by name: a field added to a class must be set there too
-# (tests/test_topology.py compares every field of every value with a constructed one).
+# A scan yields thousands of values; a frozen dataclass's __init__ sets each field through
+# object.__setattr__, which cost a third of the whole scan. The values the C walker has already
+# checked are made with types.bulk_constructor (the one fast way to build frozen values), which
+# fills the slots directly; user input still goes through the classes and their checks.
+# tests/test_topology.py compares every field of every value with a constructed one.
 
-
-class _RawAddress:
-    __slots__ = ("domain", "bus", "slot", "function")
-
-    def __init__(self, domain: int, bus: int, slot: int, function: int) -> None:
-        self.domain = domain
-        self.bus = bus
-        self.slot = slot
-        self.function = function
-
-
-class _RawFunction:
-    __slots__ = ("address", "vendor", "device", "class_code", "driver", "iommu_group", "netdevs",
-                 "totalvfs", "numvfs", "physfn")
-
-    def __init__(self, address: PciAddress, vendor: int, device: int, class_code: int,
-                 driver: str | None, iommu_group: int | None, netdevs: tuple[str, ...],
-                 totalvfs: int | None, numvfs: int | None, physfn: PciAddress | None) -> None:
-        self.address = address
-        self.vendor = vendor
-        self.device = device
-        self.class_code = class_code
-        self.driver = driver
-        self.iommu_group = iommu_group
-        self.netdevs = netdevs
-        self.totalvfs = totalvfs
-        self.numvfs = numvfs
-        self.physfn = physfn
-
-
-class _RawVf:
-    __slots__ = ("address", "pf", "pf_netdevs", "index", "netdev", "driver", "iommu_group",
-                 "vendor", "device", "class_code")
-
-    def __init__(self, address: PciAddress, pf: PciAddress, pf_netdevs: tuple[str, ...],
-                 index: int, netdev: str | None, driver: str | None, iommu_group: int | None,
-                 vendor: int, device: int, class_code: int) -> None:
-        self.address = address
-        self.pf = pf
-        self.pf_netdevs = pf_netdevs
-        self.index = index
-        self.netdev = netdev
-        self.driver = driver
-        self.iommu_group = iommu_group
-        self.vendor = vendor
-        self.device = device
-        self.class_code = class_code
-
-
-class _RawPf:
-    __slots__ = ("address", "netdevs", "numvfs", "totalvfs", "vendor", "device", "class_code",
-                 "driver", "vfs", "iommu_group")
-
-    def __init__(self, address: PciAddress, netdevs: tuple[str, ...], numvfs: int,
-                 totalvfs: int, vendor: int, device: int, class_code: int, driver: str | None,
-                 vfs: tuple[Vf, ...], iommu_group: int | None) -> None:
-        self.address = address
-        self.netdevs = netdevs
-        self.numvfs = numvfs
-        self.totalvfs = totalvfs
-        self.vendor = vendor
-        self.device = device
-        self.class_code = class_code
-        self.driver = driver
-        self.vfs = vfs
-        self.iommu_group = iommu_group
-
-
-def _twin(raw: type, cls: type) -> Any:
-    """``raw`` as a constructor of ``cls`` values (see above); refuses a twin whose slots differ
-    from the dataclass fields, so that a field added to ``cls`` cannot be forgotten here."""
-    names = tuple(f.name for f in fields(cls))
-    slots = getattr(raw, "__slots__", None)
-    if slots != names or getattr(cls, "__slots__", None) != names:  # pragma: no cover
-        raise TypeError(f"{raw.__name__}: slots {slots} differ from {cls.__name__}'s "
-                        f"fields {names}")
-    probe: Any = object.__new__(raw)
-    probe.__class__ = cls  # TypeError here if the layouts differ in any other way
-    return raw
-
-
-_MAKE_ADDRESS = _twin(_RawAddress, PciAddress)
-_MAKE_FUNCTION = _twin(_RawFunction, PciFunction)
-_MAKE_VF = _twin(_RawVf, Vf)
-_MAKE_PF = _twin(_RawPf, Pf)
+_MAKE_ADDRESS = bulk_constructor(PciAddress, checked=True)
+_MAKE_FUNCTION = bulk_constructor(PciFunction)
+_MAKE_VF = bulk_constructor(Vf)
+_MAKE_PF = bulk_constructor(Pf)
 
 _PLAIN_NAME = re.compile(r"[0-9A-Za-z_@+.-]{1,15}")
 _PLAIN_NAMES = re.compile(r"[0-9A-Za-z_@+.-]{1,15}(?:\0[0-9A-Za-z_@+.-]{1,15})*")
@@ -417,9 +317,7 @@ def _address(domain: int, bus: int, slot: int, function: int) -> PciAddress | No
     representable and is reported by the caller."""
     if domain > 0xFFFF or bus > 0xFF or slot > 0x1F or function > 7:
         return None
-    a = _MAKE_ADDRESS(domain, bus, slot, function)
-    a.__class__ = PciAddress
-    return cast(PciAddress, a)
+    return _MAKE_ADDRESS(domain, bus, slot, function)
 
 
 _FLAG_NOTES = (
@@ -442,49 +340,6 @@ _VIRTFN_NOTES = {
     _ll.VIRTFN_MISMATCH: "that function's physfn names another PF",
     _ll.VIRTFN_DUPLICATE: "another virtfn link already names that function",
 }
-
-
-_new = object.__new__
-_set = object.__setattr__
-
-
-class _Snapshot:
-    """What one scan read, kept packed until the values are first wanted (then built once)."""
-
-    __slots__ = ("packed", "lock")
-
-    def __init__(self, packed: _ll.PackedScan) -> None:
-        self.packed = packed
-        self.lock = threading.Lock()
-
-    def fill(self, topo: Topology) -> None:
-        """Build the values into ``topo`` (once, whichever thread asks first)."""
-        with self.lock:
-            if object.__getattribute__(topo, "_pending") is not self:
-                return  # another thread did it meanwhile
-            functions, pfs, vanished, anomalies = _build(self.packed)
-            _set(topo, "functions", functions)
-            _set(topo, "pfs", pfs)
-            _set(topo, "vanished", vanished)
-            _set(topo, "anomalies", anomalies)
-            _set(topo, "_pending", None)
-
-
-
-def _build(packed: _ll.PackedScan) -> tuple[tuple[PciFunction, ...], tuple[Pf, ...],
-                                             tuple[str, ...], tuple[str, ...]]:
-    """The values of a scan, built with the cyclic garbage collector paused: they are thousands
-    of new containers (each 700 would start a collection, and now and then one over every object
-    of the process: a third of the time, more in a big process) and hold no reference cycles,
-    so reference counting alone frees them. Paused for the whole process, as gc.disable() does,
-    for the few ms of the build; re-enabled only if it was enabled."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _Builder(packed).build()
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class _Builder:
@@ -555,9 +410,7 @@ class _Builder:
         orphans: list[int] = []
         drivers = self.drivers
         names, names_ok = self.names, self.names_ok
-        # The hot loop fills the twins' slots in place: no __init__ call (about a third less).
-        new, raw_address, raw_function = _new, _MAKE_ADDRESS, _MAKE_FUNCTION
-        address_cls, cls = PciAddress, PciFunction
+        make_address, make_function = _MAKE_ADDRESS, _MAKE_FUNCTION
         is_vf, linked, is_pf = _ll.FN_VF, _ll.FN_LINKED, _ll.FN_PF
         for i, (domain, bus, slot, function, flags, vendor, device, class_code, group, totalvfs,
                 numvfs, pf_domain, pf_bus, pf_slot, pf_function, pf, _, netdev_first,
@@ -565,12 +418,7 @@ class _Builder:
             if flags & _NO_FUNCTION or domain > 0xFFFF:
                 self.unusable(i)
                 continue
-            address = addrs[i] = new(raw_address)
-            address.domain = domain
-            address.bus = bus
-            address.slot = slot
-            address.function = function
-            address.__class__ = address_cls
+            address = addrs[i] = make_address(domain, bus, slot, function)
             if flags & _ANY_BAD:
                 for flag, text in _FLAG_NOTES:
                     if flags & flag:
@@ -599,25 +447,16 @@ class _Builder:
                 netdevs = (names[netdev_first],)
             else:
                 netdevs = self.netdevs(address, netdev_first, netdev_count)
-            fn = funcs[i] = new(raw_function)
-            fn.address = address
-            fn.vendor = vendor
-            fn.device = device
-            fn.class_code = class_code
-            fn.driver = driver
-            fn.iommu_group = group if group >= 0 else None
-            fn.netdevs = netdevs
-            fn.totalvfs = totalvfs
-            fn.numvfs = numvfs
-            fn.physfn = physfn
-            fn.__class__ = cls
+            funcs[i] = make_function(address, vendor, device, class_code, driver,
+                                     group if group >= 0 else None, netdevs, totalvfs, numvfs,
+                                     physfn)
         return funcs, pf_rows, orphans
 
     def pf(self, pf: PciFunction, first: int, count: int,
            virtfns: list[tuple[int, int, int, int, int, int, int]], funcs: list[Any]) -> Pf:
         vfs: list[Vf] = []
         append = vfs.append
-        new, raw_vf, cls = _new, _MAKE_VF, Vf
+        make_vf = _MAKE_VF
         ok, vanished = _ll.VIRTFN_OK, _ll.VIRTFN_VANISHED
         pf_address, pf_netdevs = pf.address, pf.netdevs
         for index, domain, bus, slot, function, func, state in virtfns[first:first + count]:
@@ -629,23 +468,11 @@ class _Builder:
                                       f"{slot:02x}.{function:x}: {why}: left out")
                 continue
             netdevs = fn.netdevs
-            vf = new(raw_vf)
-            vf.address = fn.address
-            vf.pf = pf_address
-            vf.pf_netdevs = pf_netdevs
-            vf.index = index
-            vf.netdev = netdevs[0] if netdevs else None
-            vf.driver = fn.driver
-            vf.iommu_group = fn.iommu_group
-            vf.vendor = fn.vendor
-            vf.device = fn.device
-            vf.class_code = fn.class_code
-            vf.__class__ = cls
-            append(vf)
-        out = _MAKE_PF(pf_address, pf_netdevs, pf.numvfs or 0, pf.totalvfs or 0, pf.vendor,
-                       pf.device, pf.class_code, pf.driver, tuple(vfs), pf.iommu_group)
-        out.__class__ = Pf
-        return cast(Pf, out)
+            append(make_vf(fn.address, pf_address, pf_netdevs, index,
+                           netdevs[0] if netdevs else None, fn.driver, fn.iommu_group,
+                           fn.vendor, fn.device, fn.class_code))
+        return _MAKE_PF(pf_address, pf_netdevs, pf.numvfs or 0, pf.totalvfs or 0, pf.vendor,
+                        pf.device, pf.class_code, pf.driver, tuple(vfs), pf.iommu_group)
 
     def build(self) -> tuple[tuple[PciFunction, ...], tuple[Pf, ...], tuple[str, ...],
                              tuple[str, ...]]:
@@ -675,12 +502,10 @@ def scan(sysfs_root: str | os.PathLike[str] | None = None, *, threads: int = 0) 
     when sysfs cannot be read, :class:`~pyvfmac.errors.InputError` for a root that is not a
     path or a thread count out of 0..8.
 
-    Everything is read here; the values (:class:`PciFunction`, :class:`Pf`, :class:`Vf`) are
-    built from what was read the first time the Topology is looked at, never from a re-read."""
+    Everything is read in one pass and the values (:class:`PciFunction`, :class:`Pf`,
+    :class:`Vf`) are built from what was read: they describe the tree as it was then."""
     root = _check_root(sysfs_root)
     if not isinstance(threads, int) or isinstance(threads, bool) or not 0 <= threads <= 8:
         raise InputError(f"threads {threads!r}: expected 0 (automatic) to 8")
-    topo = _new(Topology)
-    _set(topo, "sysfs_root", root)
-    _set(topo, "_pending", _Snapshot(_ll.topo_scan_packed(root, threads)))
-    return topo
+    functions, pfs, vanished, anomalies = _Builder(_ll.topo_scan_packed(root, threads)).build()
+    return Topology(root, functions, pfs, vanished, anomalies)
