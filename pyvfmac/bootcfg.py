@@ -6,6 +6,7 @@ The configuration file (TOML, default ``/etc/pyvfmac/vfmac.toml``)::
     host_key = "/etc/machine-id"    # file whose content keys the derived MACs
     mac_prefix = "02:00"            # derived MACs start with these 1-3 octets (default: none)
     mac_policy = "derived"          # "keep" (default) or "derived", for every PF below
+    derive_from = "pci"             # "pci" (default) or "permanent-mac": the PF identity below
     spoofchk = true                 # VF settings: defaults for every VF of every PF below
 
     [[pf]]
@@ -37,6 +38,11 @@ Derived MACs (a compatibility promise: the same inputs give the same MAC in ever
     pf  = "pci:" + PCI address, canonical (pci:0000:03:00.0)    when the PF is a PCI function
         | "perm:" + permanent MAC, lowercase (perm:aa:bb:cc:dd:ee:ff)   else, when it has one
         | "dev:" + parent bus + ":" + parent device (dev:netdevsim:netdevsim10)  else
+      with derive_from = "permanent-mac" (in [defaults] or a [[pf]] table):
+          "perm:" + the PF's permanent MAC (IFLA_PERM_ADDRESS), always; a PF without one is an
+          error. The permanent MAC is burnt into the card: it moves with it when a card added
+          elsewhere, a slot change or a firmware setting renumbers the PCI bus, where "pci:" (the
+          default, kept for compatibility) would give every VF of the PF new MACs.
     H   = HMAC-SHA256(key, "pyvfmac-derived-mac-v1\\n" + pf + "\\n" + decimal VF index)
     MAC = H[0:6] with the first octet's two low bits set to 10 (locally administered, unicast)
         | with mac_prefix P of n octets: P + H[0:6-n]
@@ -75,6 +81,8 @@ MAX_VFS = 65535  # sriov_numvfs / sriov_totalvfs are 16-bit in PCI SR-IOV
 
 MacPolicy = Literal["keep", "derived"]
 MAC_POLICIES: tuple[MacPolicy, ...] = ("keep", "derived")
+DeriveFrom = Literal["pci", "permanent-mac"]
+DERIVE_FROM: tuple[DeriveFrom, ...] = ("pci", "permanent-mac")
 
 # ---------------------------------------------------------------------------------------------
 # Values
@@ -102,6 +110,7 @@ class PfEntry:
     mac_prefix: bytes
     settings: VfSettings
     vfs: tuple[VfEntry, ...]
+    derive_from: DeriveFrom = "pci"
 
     @property
     def label(self) -> str:
@@ -126,8 +135,9 @@ class Config:
 _SETTING_KEYS = (
     "vlan", "qos", "vlan_proto", "spoofchk", "trust", "link_state", "min_tx_rate", "max_tx_rate",
 )
-_DEFAULTS_KEYS = ("host_key", "mac_prefix", "mac_policy", *_SETTING_KEYS)
-_PF_KEYS = ("name", "pci", "numvfs", "mac_policy", "mac_prefix", *_SETTING_KEYS, "vf")
+_DEFAULTS_KEYS = ("host_key", "mac_prefix", "mac_policy", "derive_from", *_SETTING_KEYS)
+_PF_KEYS = ("name", "pci", "numvfs", "mac_policy", "mac_prefix", "derive_from", *_SETTING_KEYS,
+            "vf")
 _VF_KEYS = ("index", "mac", *_SETTING_KEYS)
 _TOP_KEYS = ("defaults", "pf")
 
@@ -277,6 +287,10 @@ def parse_config(doc: Mapping[str, Any], *, path: str) -> Config:
     prefix = b""
     if "mac_prefix" in defaults:
         prefix = _parse_prefix(ctx, defaults["mac_prefix"], "defaults.mac_prefix")
+    derive_from: DeriveFrom = "pci"
+    if "derive_from" in defaults:
+        derive_from = cast(DeriveFrom, ctx.choice(defaults["derive_from"], "defaults.derive_from",
+                                                  DERIVE_FROM))
     base = _parse_settings(ctx, defaults, "defaults")
     _check_merged(ctx, base, defaults, "defaults")
 
@@ -284,7 +298,8 @@ def parse_config(doc: Mapping[str, Any], *, path: str) -> Config:
     if not isinstance(raw_pfs, list):
         raise ctx.error("pf", raw_pfs, "must be an array of tables ([[pf]])")
     pfs = tuple(
-        _parse_pf(ctx, raw, f"pf[{i}]", base, policy, prefix) for i, raw in enumerate(raw_pfs)
+        _parse_pf(ctx, raw, f"pf[{i}]", base, policy, prefix, derive_from)
+        for i, raw in enumerate(raw_pfs)
     )
     _check_duplicate_pfs(ctx, pfs)
     _check_explicit_macs(ctx, pfs)
@@ -292,7 +307,8 @@ def parse_config(doc: Mapping[str, Any], *, path: str) -> Config:
 
 
 def _parse_pf(
-    ctx: _Ctx, raw: object, where: str, base: VfSettings, policy: MacPolicy, prefix: bytes
+    ctx: _Ctx, raw: object, where: str, base: VfSettings, policy: MacPolicy, prefix: bytes,
+    derive_from: DeriveFrom = "pci",
 ) -> PfEntry:
     table = ctx.table(raw, where)
     ctx.check_keys(table, _PF_KEYS, where)
@@ -324,6 +340,9 @@ def _parse_pf(
                                             MAC_POLICIES))
     if "mac_prefix" in table:
         prefix = _parse_prefix(ctx, table["mac_prefix"], f"{where}.mac_prefix")
+    if "derive_from" in table:
+        derive_from = cast(DeriveFrom, ctx.choice(table["derive_from"], f"{where}.derive_from",
+                                                  DERIVE_FROM))
     settings = _parse_settings(ctx, table, where).over(base)
     _check_merged(ctx, settings, table, where)
 
@@ -342,7 +361,7 @@ def _parse_pf(
         vfs.append(vf)
     return PfEntry(
         key=where, name=name, pci=pci, numvfs=numvfs, mac_policy=policy, mac_prefix=prefix,
-        settings=settings, vfs=tuple(vfs),
+        settings=settings, vfs=tuple(vfs), derive_from=derive_from,
     )
 
 
@@ -430,8 +449,13 @@ def load_config(path: str = DEFAULT_CONFIG) -> Config:
 # ---------------------------------------------------------------------------------------------
 
 
-def pf_identity(pci: PciAddress | None, link: LinkInfo) -> str | None:
+def pf_identity(pci: PciAddress | None, link: LinkInfo,
+                derive_from: DeriveFrom = "pci") -> str | None:
     """The stable identity a PF's derived MACs hang on (see the module docstring), or None."""
+    if derive_from == "permanent-mac":
+        if link.perm_mac and link.perm_mac != ZERO_MAC:
+            return f"perm:{link.perm_mac.lower()}"
+        return None
     if pci is not None:
         return f"pci:{pci}"
     if link.perm_mac and link.perm_mac != ZERO_MAC:
@@ -688,9 +712,12 @@ def _plan_pf(
     derive = entry.mac_policy == "derived"
     identity = None
     if derive:
-        identity = pf_identity(pci, link)
+        identity = pf_identity(pci, link, entry.derive_from)
         if cfg.host_key is None:
             raise ctx.missing("defaults.host_key", "the host key was not read (use load_config)")
+        if identity is None and entry.derive_from == "permanent-mac":
+            raise ctx.error(f"{entry.key}.derive_from", "permanent-mac",
+                            f"{link.name} has no permanent MAC (IFLA_PERM_ADDRESS)")
         if identity is None:
             raise ctx.error(
                 f"{entry.key}.mac_policy", "derived",
@@ -1036,8 +1063,13 @@ def run_apply(
     out: IO[str] | None = None,
     numvfs_timeout: float = 30.0,
     progress: Progress | None = None,
+    pfs: Sequence[str] = (),
 ) -> ApplyReport:
     """``vfmac apply``: program every configured PF and VF; print and return the report.
+
+    ``pfs`` (``--pf``, netdev names or PCI addresses): only the config's tables of those PFs,
+    whichever way the config names them (:func:`select_pfs`); the same checks, plan,
+    verification and report, for that part only.
 
     ConfigError (nothing changed) for a bad config, an unknown PF or a MAC collision.
     KernelError when the host cannot be read at all. Everything else is a failure in the report;
@@ -1048,11 +1080,75 @@ def run_apply(
     dropped once planned (the plan keeps the configured PFs only), MAC-only PFs go through the
     bulk ``Rtnl.set_macs`` path, and each changed PF is read back alone for the verification.
     """
+    cfg = load_config(config_path)
+    stream = out if out is not None else sys.stdout
+    if pfs:
+        cfg, unknown = select_pfs(cfg, pfs, sysfs_root)
+        for name in unknown:
+            print(f"{name}: not in {cfg.path}: nothing to do", file=stream)
+    return apply_config(cfg, dry_run=dry_run, sysfs_root=sysfs_root, out=stream,
+                        numvfs_timeout=numvfs_timeout, progress=progress)
+
+
+def _pf_names_and_pci(value: str, sysfs_root: str) -> tuple[set[str], set[PciAddress]]:
+    """A ``--pf`` value's netdev names and PCI address, as far as sysfs tells."""
+    names: set[str] = set()
+    pcis: set[PciAddress] = set()
+    try:
+        pcis.add(PciAddress.parse(value))
+    except PciAddressError:
+        names.add(value)
+        try:
+            device = os.path.basename(os.readlink(
+                os.path.join(sysfs_root, "class", "net", value, "device")))
+            pcis.add(PciAddress.parse(device))
+        except (OSError, PciAddressError):
+            pass
+    for pci in list(pcis):
+        try:
+            names.update(os.listdir(os.path.join(sysfs.pci_device_dir(sysfs_root, pci), "net")))
+        except OSError:
+            pass
+    return names, pcis
+
+
+def select_pfs(cfg: Config, wanted: Sequence[str], sysfs_root: str = "/sys"
+               ) -> tuple[Config, list[str]]:
+    """The config restricted to the PFs ``wanted`` names (netdev names or PCI addresses, matched
+    against the config's ``name`` and ``pci`` keys through sysfs), and the wanted values that
+    match no ``[[pf]]`` table."""
+    keep: list[PfEntry] = []
+    unknown: list[str] = []
+    for value in wanted:
+        names, pcis = _pf_names_and_pci(value, sysfs_root)
+        hits = [e for e in cfg.pfs if (e.name is not None and e.name in names)
+                or (e.pci is not None and e.pci in pcis)]
+        if not hits:
+            unknown.append(value)
+        keep.extend(e for e in hits if e not in keep)
+    order = {e.key: i for i, e in enumerate(cfg.pfs)}
+    keep.sort(key=lambda e: order[e.key])
+    return replace(cfg, pfs=tuple(keep)), unknown
+
+
+def apply_config(
+    cfg: Config,
+    *,
+    dry_run: bool = False,
+    sysfs_root: str = "/sys",
+    out: IO[str] | None = None,
+    numvfs_timeout: float = 30.0,
+    progress: Progress | None = None,
+    held: Mapping[str, frozenset[int]] | None = None,
+) -> ApplyReport:
+    """:func:`run_apply` for a config already loaded (``vfmac watch`` keeps one in memory).
+    ``held``: VF indexes by PF netdev name that the apply leaves alone (attached to guests)."""
     from .netlink import Rtnl
 
     stream = out if out is not None else sys.stdout
     say = progress if progress is not None else _no_progress
-    cfg = load_config(config_path)
+    if not cfg.pfs:
+        return ApplyReport(cfg.path, dry_run, (), (), ())
     try:
         with Rtnl() as nl:
             say("reading the host's links")
@@ -1064,7 +1160,8 @@ def run_apply(
                 report = plan_report(cfg, plan)
                 lines = dry_run_lines(plan) + report.lines()
             else:
-                report = _apply_plan(nl, cfg, plan, sysfs_root, numvfs_timeout, say)
+                report = _apply_plan(nl, cfg, plan, sysfs_root, numvfs_timeout, say,
+                                     held or {})
                 lines = report.lines()
     finally:
         say("")
@@ -1074,7 +1171,8 @@ def run_apply(
 
 
 def _apply_plan(
-    nl: Any, cfg: Config, plan: Plan, sysfs_root: str, timeout: float, say: Progress
+    nl: Any, cfg: Config, plan: Plan, sysfs_root: str, timeout: float, say: Progress,
+    held: Mapping[str, frozenset[int]],
 ) -> ApplyReport:
     failures: list[VfFailure] = []
     # what the report needs of each PF as it was (not its VF list): key, name, ifindex, numvfs
@@ -1103,7 +1201,9 @@ def _apply_plan(
     numvfs_before = {key: numvfs for key, _name, _ifindex, numvfs in before}
     todo: list[tuple[PfPlan, list[VfPlan], bool]] = []
     for pf in plan.pfs:
-        vfs = [v for v in pf.vfs if v.change is not None and (pf.entry.key, v.vf) not in blocked]
+        keep = held.get(pf.name, frozenset())
+        vfs = [v for v in pf.vfs if v.change is not None and (pf.entry.key, v.vf) not in blocked
+               and v.vf not in keep]
         todo.append((pf, vfs, all(_mac_only(cast(VfChange, v.change)) for v in vfs)))
     refused = _program(nl, todo, say)
     for pf, vfs, bulk in todo:

@@ -287,8 +287,19 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
     from .bootcfg import run_apply
 
     report = run_apply(args.config, dry_run=args.dry_run, sysfs_root=_sysfs_root(args), out=out,
-                       progress=_status_line(args))
+                       progress=_status_line(args), pfs=args.pf or ())
     return int(report.exit_status)
+
+
+def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
+    from .watch.backend import ApplyBackend
+    from .watch.daemon import Daemon
+
+    if not 0 <= args.quiet_period <= args.max_delay:
+        raise UsageError("need 0 <= --quiet-period <= --max-delay")
+    backend = ApplyBackend(args.config, sysfs_root=_sysfs_root(args), state_dir=_state_dir(args))
+    return Daemon(backend, sysfs_root=_sysfs_root(args), quiet=args.quiet_period,
+                  max_delay=args.max_delay, json_out=out if args.json else None).run()
 
 
 def cmd_attach(args: argparse.Namespace, out: TextIO) -> int:
@@ -347,6 +358,8 @@ _EXAMPLES = {
     "recover": "vfmac recover     # after a crash: put back every VF left half-attached",
     "apply": "vfmac apply /etc/pyvfmac/vfmac.toml --dry-run\n"
              "  vfmac apply   # the default config, as the systemd unit runs it",
+    "watch": "vfmac watch /etc/pyvfmac/vfmac.toml   # as pyvfmac-watch.service runs it\n"
+             "  vfmac watch --json | jq -c 'select(.event == \"apply\")'",
     "net-define": "vfmac net-define passthrough-net.xml",
     "net-undefine": "vfmac net-undefine passthrough-net",
     "net-start": "vfmac net-start passthrough-net",
@@ -410,7 +423,19 @@ def _add_recover(s: argparse.ArgumentParser) -> None:
 def _add_apply(s: argparse.ArgumentParser) -> None:
     s.add_argument("config", nargs="?", default="/etc/pyvfmac/vfmac.toml")
     s.add_argument("--dry-run", action="store_true", help="print the changes, change nothing")
+    s.add_argument("--pf", action="append", metavar="NAME|PCI",
+                   help="only this PF's part of the config (repeatable; a udev rule's use)")
     s.set_defaults(func=cmd_apply)
+
+
+def _add_watch(s: argparse.ArgumentParser) -> None:
+    s.add_argument("config", nargs="?", default="/etc/pyvfmac/vfmac.toml")
+    s.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
+    s.add_argument("--quiet-period", type=float, default=0.5, metavar="S",
+                   help="act on a PF once its events pause this long (default 0.5)")
+    s.add_argument("--max-delay", type=float, default=3.0, metavar="S",
+                   help="... or this long after its first event (default 3)")
+    s.set_defaults(func=cmd_watch)
 
 
 def _add_net(arg: str | None, *, force: bool = False,
@@ -437,6 +462,7 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "restore": ("put back a VF's saved original configuration", _add_restore),
     "recover": ("restore every VF whose attach did not complete", _add_recover),
     "apply": ("program all VFs of all PFs from a TOML config (boot time)", _add_apply),
+    "watch": ("keep VFs as configured while the host runs (daemon)", _add_watch),
     "net-define": ("store a <network> pool definition", _add_net("file")),
     "net-undefine": ("remove a stopped network definition", _add_net("name")),
     "net-start": ("resolve a network's pool and make it usable", _add_net("name")),

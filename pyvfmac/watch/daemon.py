@@ -55,6 +55,7 @@ class Outcome:
     vfs: int = 0
     messages: tuple[str, ...] = ()
     pf_pci: str | None = None
+    absent: bool = False  # the PF is not on the host now: nothing to do until it appears
 
     @property
     def acted(self) -> bool:
@@ -235,6 +236,10 @@ class Daemon:
         return outcome
 
     def _report(self, o: Outcome, trigger: str, seconds: float, since_event: float) -> None:
+        if o.absent:
+            self.log(f"{o.pf}: not present, waiting for it to appear (trigger: {trigger})")
+            self.emit("absent", pf=o.pf, trigger=trigger)
+            return
         parts = []
         if o.numvfs:
             parts.append(f"sriov_numvfs {o.numvfs[0]} -> {o.numvfs[1]}")

@@ -136,8 +136,9 @@ class GuestRun:
         color = "yes" if self.config.get_terminal_writer().hasmarkup else "no"
         guest_cmd = [str(python), "-P", "-m", "pytest", "-p", "no:cacheprovider", "-v",
                      f"--color={color}", "--rootdir", str(REPO), *self.nodeids]
+        topology = os.environ.get("PYVFMAC_TESTBED_TOPOLOGY", "")
         cmd = [sys.executable, str(TESTBED), "run", "--venv", sys.prefix, "--out", str(out),
-               "--", "env", f"{REPORT_ENV}=/run/pyvfmac-testbed/out/report.jsonl", *guest_cmd]
+               *(["--topology", topology] if topology else []), "--", "env", f"{REPORT_ENV}=/run/pyvfmac-testbed/out/report.jsonl", *guest_cmd]
         timeout = float(os.environ.get("PYVFMAC_TESTBED_TIMEOUT", "1800")) + 300
         CONSOLE_LOG.parent.mkdir(exist_ok=True)
         capman = self.config.pluginmanager.getplugin("capturemanager")
