@@ -1,8 +1,15 @@
 /* pyvfmac C core: rtnetlink for SR-IOV VF settings.
  *
- * Conventions: functions return 0 (or a count) on success and -errno on failure; the caller owns
- * every buffer it passes; nothing here prints, exits or keeps global state. Where the kernel sends
- * an extended-ACK message it is copied, NUL-terminated, into the caller's errmsg buffer.
+ * Conventions: functions return 0 (or a count) on success and -errno on failure; nothing here
+ * prints, exits or keeps global state. Buffers:
+ *  - a buffer the caller passes stays the caller's: it is read or written during the call only,
+ *    never kept and never freed;
+ *  - a result the core allocates (*out of vfm_links_get / vfm_links_parse, *report of
+ *    vfm_set_macs) becomes the caller's, to be freed with the matching *_free function;
+ *  - a socket owns a receive buffer (grown to the largest datagram received) and a send buffer
+ *    (grown to the largest bulk batch encoded), kept between calls and freed by vfm_sock_close.
+ * Where the kernel sends an extended-ACK message it is copied, NUL-terminated, into the caller's
+ * errmsg buffer (or result msg field).
  */
 #ifndef VFM_NETLINK_H
 #define VFM_NETLINK_H
