@@ -12,6 +12,7 @@ __all__ = ["ffi", "lib"]
 # ---- netlink (lead) ----
 
 import errno as _errno
+import sys as _sys
 import struct as _struct
 from collections.abc import Sequence as _Sequence
 from typing import Any as _Any
@@ -178,19 +179,27 @@ def macs_parse(text: bytes, n: int) -> tuple[bytes, int]:
 
 def macs_encode(ifindex: int, vfs: _Sequence[int] | None, macs: bytes, *,
                 max_per_msg: int = 0, seq: int = 1) -> list[bytes]:
-    """The RTM_SETLINK messages the bulk path would send (for tests and benches)."""
+    """The RTM_SETLINK messages the bulk path (:func:`vf_set_macs`) would send for one PF, as its
+    own code encodes them (for tests and benches). ``macs``: 6 bytes per VF."""
     n = len(macs) // 6
-    vfs_c = ffi.new("uint32_t[]", list(range(n)) if vfs is None else list(vfs))
-    buf = ffi.new("uint8_t[]", 1 << 17)
-    taken = ffi.new("size_t *")
+    text = "\n".join(macs[i:i + 6].hex(":") for i in range(0, 6 * n, 6)).encode()
+    job = ffi.new("struct vfm_mac_job[]", [(ifindex, b"", n)])
+    vfs_c = ffi.NULL if vfs is None else ffi.new("uint32_t[]", list(vfs))
+    used, bad = ffi.new("size_t *"), ffi.new("size_t *")
+    buf = ffi.NULL
+    rc = lib.vfm_macs_encode(job, 1, vfs_c, text, len(text), max_per_msg, seq, buf, 0, used, bad)
+    if rc == -_errno.ENOSPC:
+        buf = ffi.new("uint8_t[]", int(used[0]))
+        rc = lib.vfm_macs_encode(job, 1, vfs_c, text, len(text), max_per_msg, seq, buf, len(buf),
+                                 used, bad)
+    check(rc, "cannot encode VF MACs")
+    data = bytes(ffi.buffer(buf, int(used[0]))) if rc else b""
     out: list[bytes] = []
     pos = 0
-    while pos < n:
-        size = check(lib.vfm_macs_encode(ifindex, vfs_c + pos, macs[6 * pos:], n - pos,
-                                         max_per_msg, seq + len(out), buf, len(buf), taken),
-                     "cannot encode VF MACs")
-        out.append(bytes(ffi.buffer(buf, size)))
-        pos += int(taken[0])
+    while pos < len(data):
+        size = int.from_bytes(data[pos:pos + 4], _sys.byteorder)
+        out.append(data[pos:pos + size])
+        pos += size
     return out
 
 
