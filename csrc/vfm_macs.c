@@ -136,6 +136,8 @@ static int encode_msg(const struct plan *p, const uint8_t *tmpl, uint32_t j, siz
 {
 	struct vfm_buf b = { p->buf + at, p->bytes - at, 0 };
 	long list = vfm_vf_msg_start(&b, p->jobs[j].ifindex, 0);
+	const char *text = p->text; /* locals: the stores below may alias *p */
+	size_t len = p->textlen, n = p->n;
 	uint8_t *e;
 
 	if (list < 0)
@@ -150,7 +152,7 @@ static int encode_msg(const struct plan *p, const uint8_t *tmpl, uint32_t j, siz
 			*bad = pos;
 			return -ERANGE;
 		}
-		if (!parse_entry(p->text, p->textlen, pos, p->n, vfm_vf_put_mac_at(e, tmpl, vf))) {
+		if (!parse_entry(text, len, pos, n, vfm_vf_put_mac_at(e, tmpl, vf))) {
 			*bad = pos;
 			return -EINVAL;
 		}
