@@ -70,8 +70,17 @@ static void vf_vlan_list(struct vfm_vf_info *vi, const struct nlattr *list)
 	}
 }
 
-/* One IFLA_VF_INFO: known attributes shorter than their struct make the message bad. */
-static int vf_info_attr(struct vfm_vf_info *vi, const struct nlattr *a)
+/* The i-th 32-bit word of an attribute's payload (its length checked by the caller). */
+static uint32_t word(const uint8_t *d, size_t i)
+{
+	uint32_t v;
+
+	memcpy(&v, d + 4 * i, sizeof(v));
+	return v;
+}
+
+/* A known IFLA_VF_* attribute shorter than its struct. */
+static bool vf_attr_short(const struct nlattr *a)
 {
 	static const uint8_t need[] = {
 		[IFLA_VF_MAC] = sizeof(struct ifla_vf_mac),
@@ -82,51 +91,45 @@ static int vf_info_attr(struct vfm_vf_info *vi, const struct nlattr *a)
 		[IFLA_VF_TRUST] = sizeof(struct ifla_vf_trust),
 	};
 	uint16_t t = vfm_attr_type(a);
+
+	return t < sizeof(need) && need[t] && vfm_attr_len(a) < need[t];
+}
+
+/* One attribute of an IFLA_VF_INFO: known ones shorter than their struct make the message bad;
+ * unknown ones are skipped, never rejected (old program, new kernel). */
+static int vf_info_attr(struct vfm_vf_info *vi, const struct nlattr *a)
+{
 	const uint8_t *d = vfm_attr_data(a);
 
-	if (t < sizeof(need) && need[t] && vfm_attr_len(a) < need[t])
+	if (vf_attr_short(a))
 		return -EBADMSG;
-	switch (t) {
+	switch (vfm_attr_type(a)) {
 	case IFLA_VF_MAC:
-		memcpy(&vi->vf, d, 4);
+		vi->vf = word(d, 0);
 		memcpy(vi->mac, d + 4, VFM_MAC_LEN);
 		break;
 	case IFLA_VF_VLAN:
 		if (!vi->vlan_proto) {
-			memcpy(&vi->vlan, d + 4, 4);
-			memcpy(&vi->qos, d + 8, 4);
+			vi->vlan = word(d, 1);
+			vi->qos = word(d, 2);
 		}
 		break;
 	case IFLA_VF_VLAN_LIST:
 		vf_vlan_list(vi, a);
 		break;
 	case IFLA_VF_RATE:
-		memcpy(&vi->min_tx_rate, d + 4, 4);
-		memcpy(&vi->max_tx_rate, d + 8, 4);
+		vi->min_tx_rate = word(d, 1);
+		vi->max_tx_rate = word(d, 2);
 		break;
-	case IFLA_VF_SPOOFCHK: {
-		uint32_t st;
-
-		memcpy(&st, d + 4, 4);
-		vi->spoofchk = setting(st);
+	case IFLA_VF_SPOOFCHK:
+		vi->spoofchk = setting(word(d, 1));
 		break;
-	}
-	case IFLA_VF_LINK_STATE: {
-		uint32_t st;
-
-		memcpy(&st, d + 4, 4);
-		vi->link_state = st <= 2 ? (int32_t)st : -1;
+	case IFLA_VF_LINK_STATE:
+		vi->link_state = word(d, 1) <= 2 ? (int32_t)word(d, 1) : -1;
 		break;
-	}
-	case IFLA_VF_TRUST: {
-		uint32_t st;
-
-		memcpy(&st, d + 4, 4);
-		vi->trust = setting(st);
+	case IFLA_VF_TRUST:
+		vi->trust = setting(word(d, 1));
 		break;
-	}
-	default:
-		break; /* unknown: skip, never reject (old program, new kernel) */
 	}
 	return 0;
 }
