@@ -1,4 +1,8 @@
-"""Files the user names: replaced atomically."""
+"""Files the user names: read as UTF-8 text, replaced atomically.
+
+Errors are :class:`~pyvfmac.errors.FileError` (errno, the step, the path); text that is not UTF-8
+is an :class:`~pyvfmac.errors.InputError` (the file's content is the user's input).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,22 @@ import os
 import stat
 import tempfile
 
-from .errors import KernelError
+from .errors import FileError, InputError
 
-__all__ = ["write_atomic"]
+__all__ = ["read_text", "write_atomic"]
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The UTF-8 text of the file at ``path``."""
+    name = os.fspath(path)
+    try:
+        with open(name, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise FileError(exc.errno or 0, f"cannot read {name}", name) from None
+
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
@@ -16,7 +33,7 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     the same directory, fsync it, rename it over ``path``, fsync the directory. A symlink is
     followed (its target is replaced); an existing file's permission bits and owner are kept, a
     new file gets 0644. On failure the temporary file is removed and the old file is untouched;
-    the error is a :class:`~pyvfmac.errors.KernelError` naming the path and the step."""
+    the error is a :class:`~pyvfmac.errors.FileError` naming the path and the step."""
     target = os.path.realpath(os.fspath(path))
     directory = os.path.dirname(target) or "."
     step = "create a temporary file"
@@ -48,7 +65,7 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
         finally:
             os.close(dfd)
     except OSError as exc:
-        raise KernelError(exc.errno or 0, f"cannot {step} for {target}", device=None) from exc
+        raise FileError(exc.errno or 0, f"cannot {step} for {target}", target) from exc
     finally:
         if tmp is not None:
             try:

@@ -1,8 +1,10 @@
-"""Files: atomic replacement, reading text."""
+"""Files: atomic replacement, reading text, the errors naming the path."""
 
 from __future__ import annotations
 
+import errno
 import os
+import pickle
 import stat
 from pathlib import Path
 
@@ -10,8 +12,8 @@ import pytest
 from xmlcases import domain_text
 
 from pyvfmac.domain import DeviceDocument
-from pyvfmac.errors import KernelError
-from pyvfmac.files import write_atomic
+from pyvfmac.errors import FileError, InputError, KernelError, VfmacError
+from pyvfmac.files import read_text, write_atomic
 from pyvfmac.types import PciAddress
 
 
@@ -57,3 +59,43 @@ def test_live_document_written_atomically_parses_back(tmp_path: Path) -> None:
     path = tmp_path / "guest1.xml"
     write_atomic(path, doc.to_string())
     assert DeviceDocument.parse(path.read_bytes(), source=str(path)).devices == doc.devices
+
+
+# ------------------------------------------------------------------------------------------
+# FileError, read_text
+# ------------------------------------------------------------------------------------------
+
+
+def test_file_error_names_path_step_and_errno(tmp_path: Path) -> None:
+    target = tmp_path / "missing-dir" / "x.xml"
+    with pytest.raises(FileError) as info:
+        write_atomic(target, "text")
+    err = info.value
+    assert isinstance(err, OSError) and isinstance(err, VfmacError)
+    assert err.errno == errno.ENOENT and err.filename == str(target)
+    assert str(err) == (f"cannot create a temporary file for {target}: "
+                        "No such file or directory (ENOENT)")
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is FileError and str(again) == str(err)
+    assert (again.errno, again.filename) == (err.errno, err.filename)
+
+
+def test_read_text(tmp_path: Path) -> None:
+    path = tmp_path / "net.xml"
+    path.write_text("<network>\u00e9</network>", encoding="utf-8")
+    assert read_text(path) == "<network>\u00e9</network>"
+    assert read_text(str(path)) == "<network>\u00e9</network>"
+
+
+def test_read_text_errors(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.xml"
+    with pytest.raises(FileError) as info:
+        read_text(missing)
+    assert info.value.errno == errno.ENOENT and info.value.filename == str(missing)
+    assert str(info.value) == f"cannot read {missing}: No such file or directory (ENOENT)"
+    with pytest.raises(FileError, match=r"cannot read .*: Is a directory \(EISDIR\)"):
+        read_text(tmp_path)
+    latin = tmp_path / "latin.xml"
+    latin.write_bytes(b"<network>\xe9</network>")
+    with pytest.raises(InputError, match=r"latin\.xml: not UTF-8 text \(invalid continuation"):
+        read_text(latin)
