@@ -40,6 +40,10 @@ class NetdevNameError(InputError):
     """An invalid network device name."""
 
 
+class NetworkNameError(InputError):
+    """An invalid network name (of a pool network)."""
+
+
 class XmlError(InputError):
     """Malformed or invalid device / network XML."""
 

@@ -6,6 +6,9 @@ mode='hostdev'>`` (pure Python, no kernel access).
 writes one back in libvirt's format. :meth:`NetworkSpec.settings_for` is the network half of
 libvirt's precedence rule (a portgroup's setting over the network's); the device half is
 :func:`pyvfmac.domain.merge_settings`.
+
+:func:`validate_network_name` is pyvfmac's one rule for a network name, for the XML and for the
+state store alike.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .errors import InputError, PoolError, XmlError
+from .errors import InputError, NetworkNameError, PoolError
 from .portsettings import (
     VirtualPort,
     Vlan,
@@ -51,6 +54,16 @@ __all__ = [
 ]
 
 NETWORK_NAME_MAX = 64
+"""The longest network name, in characters, for the XML and the state store alike.
+
+libvirt refuses only ``/`` in a network name (virNetworkDefParseXML) and sets no length limit;
+its persistent definition is the file ``<name>.xml``, so NAME_MAX (255 bytes) bounds it in
+practice. 64 and not 255, because: 64 is what ``vfmac net-define`` (:func:`parse_network`) has
+always enforced, and only it stores networks, so no existing state store holds a longer name;
+a name is shown in tables, in keys (``network:<name>/<mac>``) and in messages; and 64
+characters stay within libvirt's file-name bound unless they are 4-byte UTF-8 characters,
+where 255 characters would not even in ASCII (``.xml`` is appended)."""
+
 FORWARD_MODES = ("hostdev", "hardware", "device")
 
 
@@ -106,18 +119,23 @@ class NetworkSpec:
         return vlan, vport
 
 
-def validate_network_name(name: str, *, what: str = "network name") -> str:
-    """1 to 64 characters, no ``/``, no control characters. Returns it; raises XmlError."""
+def validate_network_name(name: object, *, what: str = "network name") -> str:
+    """1 to :data:`NETWORK_NAME_MAX` printable characters, no ``/``, no leading or trailing
+    blank. Returns ``name``; raises :class:`~pyvfmac.errors.NetworkNameError` (an InputError)."""
     if not isinstance(name, str):
-        raise XmlError(f"{what} {name!r}: not a string")
+        raise NetworkNameError(f"{what} {name!r}: not a string")
     if not name:
-        raise XmlError(f"{what} {name!r}: empty")
+        raise NetworkNameError(f"{what} {name!r}: empty")
     if len(name) > NETWORK_NAME_MAX:
-        raise XmlError(f"{what} {short(name)!r}: longer than {NETWORK_NAME_MAX} characters")
+        raise NetworkNameError(
+            f"{what} {short(name)!r}: longer than {NETWORK_NAME_MAX} characters"
+        )
     if "/" in name:
-        raise XmlError(f"{what} {name!r}: contains '/'")
-    if any(not ch.isprintable() for ch in name):
-        raise XmlError(f"{what} {name!r}: contains a control character")
+        raise NetworkNameError(f"{what} {name!r}: contains '/'")
+    if not name.isprintable():
+        raise NetworkNameError(f"{what} {name!r}: contains a control character")
+    if name != name.strip():
+        raise NetworkNameError(f"{what} {name!r}: leading or trailing blank")
     return name
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import random
 
 import pytest
-from xmlcases import DATA, etree, expect_error, random_addr
+from xmlcases import DATA, MAC, etree, expect_error, random_addr
 
+from pyvfmac.domain import DeviceDocument
+from pyvfmac.errors import InputError, NetworkNameError
 from pyvfmac.network import (
+    NETWORK_NAME_MAX,
     NetworkSpec,
     PoolEntry,
     PortGroup,
     network_to_xml,
     parse_network,
+    validate_network_name,
 )
 from pyvfmac.portsettings import VirtualPort, Vlan
 from pyvfmac.types import PciAddress
@@ -177,3 +181,55 @@ def test_random_networks_round_trip(seed: int) -> None:
     spec = NetworkSpec(f"net-{seed}", rng.choice([None, "5e2b0f0a-2bd3-4d6b-9b8c-0cbe7e1b6f3a"]),
                        rng.random() < 0.5, tuple(pool), vlan(), vport(), groups)
     assert parse_network(network_to_xml(spec)) == spec
+
+
+# ------------------------------------------------------------------------------------------
+# One rule for a network name (the XML and the state store)
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        ("", "empty"),
+        ("a/b", "contains '/'"),
+        (" lead", "leading or trailing blank"),
+        ("trail ", "leading or trailing blank"),
+        ("tab\tin", "control character"),
+        ("n" * (NETWORK_NAME_MAX + 1), f"longer than {NETWORK_NAME_MAX} characters"),
+        ("x" * 256, f"longer than {NETWORK_NAME_MAX} characters"),
+        (42, "not a string"),
+    ],
+)
+def test_validate_network_name_refuses(bad: object, needle: str) -> None:
+    with pytest.raises(NetworkNameError) as info:
+        validate_network_name(bad)
+    assert isinstance(info.value, InputError)
+    message = str(info.value)
+    assert message.startswith("network name ") and needle in message, message
+
+
+def test_validate_network_name_accepts() -> None:
+    assert NETWORK_NAME_MAX == 64
+    for good in ("n", "passthrough-net", "n" * NETWORK_NAME_MAX, "r\u00e9seau 2", "a.b_c:d"):
+        assert validate_network_name(good) == good
+    with pytest.raises(NetworkNameError, match="^pool 'a/b': contains '/'"):
+        validate_network_name("a/b", what="pool")
+
+
+def test_one_limit_for_definitions_and_references() -> None:
+    longest, too_long = "n" * NETWORK_NAME_MAX, "n" * (NETWORK_NAME_MAX + 1)
+    definition = "<network><name>{}</name><forward mode='hostdev'><pf dev='e'/></forward></network>"
+    assert parse_network(definition.format(longest)).name == longest
+    expect_error(definition.format(too_long), f"longer than {NETWORK_NAME_MAX}",
+                 parse=parse_network)
+    for ref in (
+        "<interface type='network'><source network='{}'/><mac address='{}'/></interface>",
+        "<hostdev mode='subsystem' type='pci'><source><address network='{}'/></source>"
+        "<mac address='{}'/></hostdev>",
+        "<hostdev mode='subsystem' type='pci'><source><network name='{}'/></source>"
+        "<mac address='{}'/></hostdev>",
+    ):
+        assert DeviceDocument.parse(ref.format(longest, MAC)).devices[0].network == longest
+        expect_error(ref.format(too_long, MAC), f"longer than {NETWORK_NAME_MAX}")
+        expect_error(ref.format(" n", MAC), "leading or trailing blank")
