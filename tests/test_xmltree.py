@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import pytest
 from xmlcases import ADDR, MAC, Parser, etree, expect_error, hd
 
 from pyvfmac.domain import DeviceDocument
 from pyvfmac.errors import XmlError
 from pyvfmac.network import parse_network
+from pyvfmac.xmltree import Tree, insert_child, pci_address_elem, remove_child, serialize
 
 
 # ------------------------------------------------------------------------------------------
@@ -88,3 +91,57 @@ def test_nesting_depth_bomb_refused() -> None:
 def test_not_text_refused() -> None:
     with pytest.raises(XmlError, match="expected XML text"):
         DeviceDocument.parse(42)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------
+# The engine on its own
+# ------------------------------------------------------------------------------------------
+
+
+def test_tree_round_trip_and_error_location() -> None:
+    text = "<?xml version='1.0'?>\n<a x='1'>\n  <!--c-->\n  <b y='&apos;\"'>t&apos;</b>\n</a>\n"
+    tree = Tree(text, "doc.xml")
+    assert tree.to_string() == text
+    b = tree.root[1]
+    assert b.tag == "b" and b.get("y") == "'\""
+    assert str(tree.error(b, "bad", "ctx")) == "doc.xml:4: <b y=''\"'> (ctx): bad"
+
+
+def test_insert_and_remove_child_keep_indentation() -> None:
+    text = "<a>\n  <b>\n    <c/>\n  </b>\n  <d/>\n</a>\n"
+    tree = Tree(text, "t")
+    b, d = tree.root[0], tree.root[1]
+    insert_child(tree, b, ET.Element("e"))
+    insert_child(tree, d, ET.Element("f"))
+    assert tree.to_string() == ("<a>\n  <b>\n    <c/>\n    <e/>\n  </b>\n  <d>\n    <f/>\n"
+                                "  </d>\n</a>\n")
+    remove_child(b, b[1])
+    remove_child(d, d[0])
+    assert tree.to_string() == text
+
+
+def test_serialize_writes_libvirt_format() -> None:
+    root = ET.Element("network")
+    ET.SubElement(root, "name").text = "a'b"
+    ET.SubElement(root, "forward", {"mode": "hostdev", "note": "x'y"})
+    assert serialize(root) == ("<network>\n  <name>a&apos;b</name>\n"
+                               "  <forward mode='hostdev' note='x&apos;y'/>\n</network>\n")
+
+
+@pytest.mark.parametrize(
+    "attrs, expected",
+    [
+        ("type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x0'", ADDR),
+        ("bus='6' slot='2' function='0'", ADDR),
+        ("type='usb' bus='6' slot='2' function='0'", "type='usb': only 'pci' is supported"),
+        ("bus='6' slot='2' function='0' netdev='eth0'", "unknown attribute 'netdev'"),
+        ("bus='6' slot='40' function='0'", "slot='40'"),
+    ],
+)
+def test_pci_address_elem(attrs: str, expected: object) -> None:
+    tree = Tree(f"<address {attrs}/>", "t")
+    if isinstance(expected, str):
+        with pytest.raises(XmlError, match=expected):
+            pci_address_elem(tree, tree.root, "ctx")
+    else:
+        assert pci_address_elem(tree, tree.root, "ctx") == expected
