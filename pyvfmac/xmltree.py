@@ -226,29 +226,19 @@ def _local(tag: object) -> str:
 # --------------------------------------------------------------------------------------------
 
 _XML_NS = "http://www.w3.org/XML/1998/namespace"
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;"}
+# libvirt escapes quotes in text too (virBufferEscapeString): write its documents unchanged.
+_TEXT_ESCAPES = str.maketrans({**_ESCAPES, '"': "&quot;"})
+# Values are in single quotes; other whitespace than a space is kept as a character reference.
+_ATTR_ESCAPES = str.maketrans({**_ESCAPES, "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
 
 
 def _esc_text(text: str) -> str:
-    # libvirt escapes quotes in text too (virBufferEscapeString): write its documents unchanged.
-    return (
-        text.replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace("'", "&apos;")
-        .replace('"', "&quot;")
-    )
+    return text.translate(_TEXT_ESCAPES)
 
 
 def _esc_attr(text: str) -> str:
-    return (
-        text.replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace("'", "&apos;")
-        .replace("\n", "&#10;")
-        .replace("\r", "&#13;")
-        .replace("\t", "&#9;")
-    )
+    return text.translate(_ATTR_ESCAPES)
 
 
 def _qname(
