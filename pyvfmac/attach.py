@@ -50,7 +50,8 @@ from .errors import (
     XmlError,
 )
 from .netlink import Rtnl, check_results, result_error
-from .state import Attachment, Original, Store
+from .records import Attachment, Original
+from .store import Store
 from .topology import Topology, Vf, scan
 from .types import LinkInfo, PciAddress, VfChange, VfState
 
@@ -409,14 +410,14 @@ def _restore_changes(o: Original, have: VfState) -> list[tuple[str, VfChange]]:
     if (have.vlan, have.qos) != (o.vlan, o.qos) or (o.vlan and have.vlan_proto != o.vlan_proto):
         proto = o.vlan_proto if o.vlan else "802.1Q"
         out.append((f"VLAN {o.vlan}", VfChange(pf=pf, vf=vf, vlan=o.vlan, qos=o.qos,
-                                               vlan_proto=proto)))  # type: ignore[arg-type]
+                                               vlan_proto=proto)))
     if o.spoofchk is not None and have.spoofchk != o.spoofchk:
         out.append((f"spoofchk {o.spoofchk}", VfChange(pf=pf, vf=vf, spoofchk=o.spoofchk)))
     if o.trust is not None and have.trust != o.trust:
         out.append((f"trust {o.trust}", VfChange(pf=pf, vf=vf, trust=o.trust)))
     if o.link_state is not None and have.link_state != o.link_state:
         out.append((f"link state {o.link_state}",
-                    VfChange(pf=pf, vf=vf, link_state=o.link_state)))  # type: ignore[arg-type]
+                    VfChange(pf=pf, vf=vf, link_state=o.link_state)))
     if (have.min_tx_rate, have.max_tx_rate) != (o.min_tx_rate, o.max_tx_rate):
         out.append((f"TX rate {o.min_tx_rate}/{o.max_tx_rate}",
                     VfChange(pf=pf, vf=vf, min_tx_rate=o.min_tx_rate, max_tx_rate=o.max_tx_rate)))

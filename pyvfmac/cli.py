@@ -108,7 +108,8 @@ def _status_line(args: argparse.Namespace) -> Callable[[str], None] | None:
 def _held(args: argparse.Namespace) -> dict[tuple[str, int], str]:
     """(PF name, VF index) -> "attached (owner)" / "pool NAME (owner)", from the state store;
     empty when there is no store yet."""
-    from .state import Store, default_state_dir
+    from .statedb import default_state_dir
+    from .store import Store
 
     path = _state_dir(args) or str(default_state_dir())
     if not os.path.exists(os.path.join(path, "state.db")):

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from . import pcibind
 from .domxml import NetworkSpec, PoolEntry, parse_network
 from .errors import PoolError, TopologyError, VfmacError, XmlError
-from .state import Store
+from .store import Store
 from .topology import Topology, Vf, scan
 from .types import PciAddress
 
