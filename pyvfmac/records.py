@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .errors import InputError
 from .mac import parse_mac
-from .settings import LABELS, VfState, check, int_problem
+from .settings import LABELS, SETTINGS, VfState, check, int_problem
 from .types import PciAddress, validate_netdev_name
 
 __all__ = [
@@ -145,6 +145,13 @@ class Original(VfState):
     netdev: str | None = None
     netdev_mac: str | None = None
     driver: str | None = None
+
+    @classmethod
+    def of(cls, state: VfState, *, vf_key: str, pf: str, netdev: str | None = None,
+           netdev_mac: str | None = None, driver: str | None = None) -> Original:
+        """The original of a VF now in ``state``."""
+        return cls(vf_key=vf_key, pf=pf, vf=state.vf, netdev=netdev, netdev_mac=netdev_mac,
+                   driver=driver, **{name: getattr(state, name) for name in SETTINGS})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "vf_key", canonical_vf_key(self.vf_key))
