@@ -302,6 +302,13 @@ class Database:
 # ----------------------------------------------------------------------------- files
 
 
+def _refuse_foreign(what: str, path: Path, st: os.stat_result) -> None:
+    """Another user's directory or file could have our records swapped under us."""
+    if st.st_uid != os.geteuid():
+        raise StateError(f"{what} {path}: owned by uid {st.st_uid}, not by this user "
+                         f"(uid {os.geteuid()}); refusing to use it")
+
+
 def prepare_dir(path: Path) -> None:
     """Create the state directory 0700, or check an existing one (tighten if ours)."""
     try:
@@ -316,9 +323,7 @@ def prepare_dir(path: Path) -> None:
         raise StateError(f"state directory {path}: {exc.strerror or exc}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise StateError(f"state directory {path}: exists and is not a directory")
-    if st.st_uid != os.geteuid():
-        raise StateError(f"state directory {path}: owned by uid {st.st_uid}, not by this user "
-                         f"(uid {os.geteuid()}); refusing to use it")
+    _refuse_foreign("state directory", path, st)
     if stat.S_IMODE(st.st_mode) != 0o700:
         try:
             os.chmod(path, 0o700)
@@ -338,9 +343,7 @@ def prepare_file(path: Path) -> None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise StateError(f"state database {path}: not a regular file")
-        if st.st_uid != os.geteuid():
-            raise StateError(f"state database {path}: owned by uid {st.st_uid}, not by this user "
-                             f"(uid {os.geteuid()}); refusing to use it")
+        _refuse_foreign("state database", path, st)
         if stat.S_IMODE(st.st_mode) != 0o600:
             os.fchmod(fd, 0o600)
     except OSError as exc:
