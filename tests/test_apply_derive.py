@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import shutil
 import subprocess
+from collections.abc import Callable
 
 import pytest
 from applyhelp import KEY, PCI0, pf_link
@@ -16,20 +19,37 @@ from pyvfmac.types import LinkInfo
 # ------------------------------------------------------------------------------- derived MACs
 
 
-def test_derived_mac_matches_openssl_hmac() -> None:
-    """The documented formula, computed by an independent implementation (openssl)."""
+def hmac_module(key: bytes, msg: bytes) -> bytes:
+    """HMAC-SHA256 by the standard library (always there)."""
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def hmac_openssl(key: bytes, msg: bytes) -> bytes:
+    """HMAC-SHA256 by the openssl command (where installed)."""
     openssl = shutil.which("openssl")
     if openssl is None:
         pytest.skip("openssl not installed")
+    out = subprocess.run([openssl, "dgst", "-sha256", "-hmac", key.decode()], input=msg,
+                         capture_output=True, check=True).stdout.decode()
+    return bytes.fromhex(out.split("= ")[-1].strip())
+
+
+LONG_KEY = KEY * 3  # above HMAC-SHA256's 64-byte block: the key itself is hashed first
+
+
+@pytest.mark.parametrize("hmac_sha256", [hmac_module, hmac_openssl], ids=["hmac", "openssl"])
+@pytest.mark.parametrize("key", [KEY, LONG_KEY], ids=["key", "long-key"])
+def test_derived_mac_matches_an_independent_hmac(
+        hmac_sha256: Callable[[bytes, bytes], bytes], key: bytes) -> None:
+    """The documented formula, computed by independent implementations: Python's hmac module
+    (always) and openssl (the command the formula's documentation shows, where installed)."""
     for pf_id, vf in (("pci:0000:03:00.0", 3), ("dev:netdevsim:netdevsim10", 4095),
                       ("perm:aa:bb:cc:dd:ee:ff", 0)):
         msg = f"pyvfmac-derived-mac-v1\n{pf_id}\n{vf}".encode()
-        out = subprocess.run([openssl, "dgst", "-sha256", "-hmac", KEY.decode()], input=msg,
-                             capture_output=True, check=True).stdout.decode()
-        h = bytes.fromhex(out.split("= ")[-1].strip())
+        h = hmac_sha256(key, msg)
         expected = bytes([(h[0] & 0xFC) | 0x02]) + h[1:6]
-        assert derive_mac(KEY, pf_id, vf) == expected.hex(":")
-        assert derive_mac(KEY, pf_id, vf, b"\x02\x00") == (b"\x02\x00" + h[:4]).hex(":")
+        assert derive_mac(key, pf_id, vf) == expected.hex(":")
+        assert derive_mac(key, pf_id, vf, b"\x02\x00") == (b"\x02\x00" + h[:4]).hex(":")
 
 
 def test_derived_mac_pinned_vector() -> None:
