@@ -18,7 +18,7 @@ from .. import sysfs
 from ..errors import ConfigError, NetlinkError, SysfsError
 from ..settings import VfChange
 from ..types import LinkInfo, VfResult
-from .config import DEFAULT_CONFIG, Config, load_config
+from .config import DEFAULT_CONFIG, Config, ConfigCtx, load_config
 from .plan import Collision, HostView, PfPlan, Plan, VfPlan, build_plan, diff_vf, host_view
 from .report import ApplyReport, PfReport, VfFailure, dry_run_lines, pf_report, plan_report
 
@@ -84,10 +84,9 @@ def _check_numvfs_files(cfg: Config, plan: Plan, sysfs_root: str) -> None:
     for pf in plan.pfs:
         path = os.path.join(sysfs_root, pf.numvfs_path)
         if pf.numvfs_change and not os.path.exists(path):
-            raise ConfigError(
-                f"{cfg.path}: {pf.entry.key}.numvfs = {pf.numvfs_target}: {pf.name} cannot "
-                f"create VFs ({path} does not exist: not an SR-IOV PF)"
-            )
+            raise ConfigCtx(cfg.path).error(
+                f"{pf.entry.key}.numvfs", pf.numvfs_target,
+                f"{pf.name} cannot create VFs ({path} does not exist: not an SR-IOV PF)")
 
 
 def run_apply(
