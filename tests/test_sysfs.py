@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pyvfmac.errors import SysfsError
-from pyvfmac.sysfs import set_numvfs
+from pyvfmac.sysfs import set_numvfs, write_attr
 
 
 def test_set_numvfs_writes_target(tmp_path: Path) -> None:
@@ -45,3 +45,14 @@ def test_set_numvfs_error_names_path_and_errno(tmp_path: Path) -> None:
     with pytest.raises(SysfsError) as exc2:
         set_numvfs(str(tmp_path), 0, 8, device="eth0")  # a directory: EISDIR
     assert exc2.value.errno == errno.EISDIR
+
+
+def test_write_error_shows_a_count_bare_and_a_word_quoted() -> None:
+    """The texts `vfmac apply` (sriov_numvfs) and attach (driver_override) printed before both
+    went through write_attr; /dev/full refuses every write (ENOSPC)."""
+    with pytest.raises(SysfsError) as exc:
+        set_numvfs("/dev/full", 0, 16, device="eth0")
+    assert str(exc.value) == "eth0: cannot write 16 to /dev/full: No space left on device (ENOSPC)"
+    with pytest.raises(SysfsError) as exc:
+        write_attr("/dev/full", "vfio-pci\n", device="0000:03:10.0")
+    assert str(exc.value).startswith("0000:03:10.0: cannot write 'vfio-pci' to /dev/full: ")
