@@ -292,10 +292,12 @@ def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
-    from .bootcfg import run_apply
+    from .apply.run import run_apply
 
-    report = run_apply(args.config, dry_run=args.dry_run, sysfs_root=_sysfs_root(args), out=out,
-                       progress=_status_line(args))
+    report, lines = run_apply(args.config, dry_run=args.dry_run, sysfs_root=_sysfs_root(args),
+                              progress=_status_line(args))  # cleared before it returns
+    for line in lines:
+        print(line, file=out)
     return int(report.exit_status)
 
 
