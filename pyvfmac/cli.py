@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # annotations only: `vfmac --help` imports no dataclasses, ty
 
     from .types import LinkInfo, VfChange
 
-# Subcommand modules (netlink and its compiled core, topology, bootcfg, attach, pools, store,
+# Subcommand modules (netlink and its compiled core, topology, apply, attach, pools, store,
 # json, ...) are imported by the command that needs them: `vfmac apply` at boot and every
 # `--help` load only their own share.
 
