@@ -1,4 +1,4 @@
-"""``derive_from`` (config and identity) and ``--pf`` selection (bootcfg.select_pfs)."""
+"""``derive_from`` (config and identity) and ``--pf`` selection (apply.run.select_pfs)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pyvfmac.bootcfg import derive_mac, parse_config, pf_identity, select_pfs
+from pyvfmac.apply import derive_mac, parse_config, pf_identity, select_pfs
 from pyvfmac.errors import ConfigError
 from pyvfmac.types import LinkInfo, PciAddress
 

@@ -2,27 +2,48 @@
 
 - :meth:`ApplyBackend.load` reads and validates the config (and the host key) as ``vfmac apply``
   does; the daemon keeps the last good one.
-- :meth:`ApplyBackend.reconcile` applies one PF's part of it in this process (sriov_numvfs
-  included, the same plan and verification as ``vfmac apply --pf``), leaving alone the VFs the
-  state store says are attached to a guest; then puts back those VFs' fixed MACs through the PF
-  when they were lost (the PF re-created its VFs). What cannot be put back is reported.
+- :meth:`ApplyBackend.reconcile` applies one PF's part of it in this process
+  (:func:`pyvfmac.apply.run.apply_config`: sriov_numvfs included, the same plan and verification
+  as ``vfmac apply --pf``), leaving alone the VFs the state store holds for guests; then gives
+  those VFs back what a re-creation of the PF's VFs took from them.
+
+What an attached VF gets back: its fixed MAC (``Attachment.mac``, in the store), and its VLAN
+when one is known: the VLAN this daemon last read on the VF while it still had its fixed MAC,
+else the VLAN of the attachment's network definition (network, else default portgroup) when no
+portgroup of it gives another one. The guest device's own ``<vlan>`` and ``portgroup`` are not
+in the store: a VLAN known from neither is not restored, and said so. A port profile (802.1Qbh)
+is never re-associated (said so too). The saved original is not touched: the VF stays attached.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from .. import bootcfg
+from ..apply.config import Config, PfEntry, load_config
+from ..apply.run import apply_config
 from ..errors import StateError, VfmacError
+from ..records import Attachment
 from ..settings import VfChange
+from ..statedb import DB_NAME, default_state_dir
 from .daemon import Outcome
 from .resolve import PfTarget
 
 _PCI = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """An attached VF of the PF being reconciled: index, fixed MAC, and the VLAN to give it back
+    (None: not known) with where that VLAN comes from."""
+
+    vf: int
+    att: Attachment
+    vlan: int | None = None
+    source: str = ""
+    profile: bool = False  # its network gives an 802.1Qbh port profile (not re-associated)
 
 
 class ApplyBackend:
@@ -32,15 +53,16 @@ class ApplyBackend:
         self.sysfs_root = sysfs_root
         self.state_dir = state_dir
         self.numvfs_timeout = numvfs_timeout
-        self.cfg: bootcfg.Config | None = None
+        self.cfg: Config | None = None
+        self._seen_vlan: dict[str, int] = {}  # attached VF key -> VLAN read while it had its MAC
 
     def load(self) -> Sequence[PfTarget]:
-        cfg = bootcfg.load_config(self.config_path)
+        cfg = load_config(self.config_path)
         self.cfg = cfg
         return [PfTarget(e.key, e.name, str(e.pci) if e.pci else None) for e in cfg.pfs]
 
     # ------------------------------------------------------------------ the PF on the host
-    def _netdev_and_pci(self, entry: bootcfg.PfEntry) -> tuple[str | None, str | None]:
+    def _netdev_and_pci(self, entry: PfEntry) -> tuple[str | None, str | None]:
         """The PF's netdev name and PCI address now (None: not there)."""
         root = self.sysfs_root
         if entry.pci is not None:
@@ -54,35 +76,46 @@ class ApplyBackend:
         assert name is not None
         if not os.path.exists(os.path.join(root, "class", "net", name)):
             return None, None
+        device = self._link_name("class", "net", name, "device")
+        return name, (device if device and _PCI.match(device) else None)
+
+    def _link_name(self, *parts: str) -> str | None:
         try:
-            device = os.path.basename(os.readlink(os.path.join(root, "class", "net", name,
-                                                               "device")))
-        except OSError:
-            return name, None
-        return name, (device if _PCI.match(device) else None)
-
-    def _attached(self, netdev: str, pci: str | None) -> list[tuple[int, str]]:
-        """(VF index, fixed MAC) of the PF's VFs the store holds for guests."""
-        from ..state import Store, default_state_dir
-
-        path = self.state_dir or str(default_state_dir())
-        if not os.path.exists(os.path.join(path, "state.db")):
-            return []
-        with Store(path) as store:
-            records = store.all()
-        out = []
-        for att in records:
-            if att.vf_key.startswith(f"{netdev}/vf") or att.original.pf == netdev or (
-                    pci is not None and self._physfn(att.vf_key) == pci):
-                out.append((att.original.vf, att.mac))
-        return out
-
-    def _physfn(self, vf_key: str) -> str | None:
-        try:
-            return os.path.basename(os.readlink(
-                os.path.join(self.sysfs_root, "bus", "pci", "devices", vf_key, "physfn")))
+            return os.path.basename(os.readlink(os.path.join(self.sysfs_root, *parts)))
         except OSError:
             return None
+
+    def _held(self, netdev: str, pci: str | None) -> list[Held]:
+        """The PF's VFs the store holds for guests (any phase), with the VLAN to give back."""
+        from ..network import parse_network
+        from ..store import Store
+
+        path = self.state_dir or str(default_state_dir())
+        if not os.path.exists(os.path.join(path, DB_NAME)):
+            return []  # nothing ever attached: no store to create
+        out: list[Held] = []
+        with Store(path) as store:
+            for att in store.all():
+                if not (att.vf_key.startswith(f"{netdev}/vf") or att.original.pf == netdev or (
+                        pci is not None and self._link_name(
+                            "bus", "pci", "devices", att.vf_key, "physfn") == pci)):
+                    continue
+                held = Held(att.original.vf, att)
+                if att.vf_key in self._seen_vlan:
+                    held = replace(held, vlan=self._seen_vlan[att.vf_key],
+                                   source="as read on the VF before")
+                elif att.network is not None and (rec := store.get_network(att.network)):
+                    net = parse_network(rec.xml, source=f"network {att.network}")
+                    vlan, vport = net.settings_for(None)
+                    others = {pg.vlan.vid for pg in net.portgroups if pg.vlan is not None}
+                    vid = vlan.vid if vlan is not None else 0
+                    if others <= {vid}:
+                        held = replace(held, vlan=vid, source=f"of network {att.network}")
+                    held = replace(held, profile=any(
+                        p is not None and p.type == "802.1Qbh"
+                        for p in (vport, *(pg.virtualport for pg in net.portgroups))))
+                out.append(held)
+        return out
 
     # ------------------------------------------------------------------ reconcile
     def reconcile(self, key: str) -> Outcome:
@@ -94,16 +127,16 @@ class ApplyBackend:
             return Outcome(pf=entry.label, absent=True)
         messages: list[str] = []
         try:
-            attached = self._attached(netdev, pci)
+            held = self._held(netdev, pci)
         except VfmacError as exc:
-            attached = []
+            held = []
             messages.append(f"cannot read the state store, attached VFs not protected: {exc}")
-        held = {netdev: frozenset(vf for vf, _mac in attached)}
-        report = bootcfg.apply_config(replace(self.cfg, pfs=(entry,)), sysfs_root=self.sysfs_root,
-                                      out=io.StringIO(), numvfs_timeout=self.numvfs_timeout,
-                                      held=held)
+        report, _lines = apply_config(
+            replace(self.cfg, pfs=(entry,)), sysfs_root=self.sysfs_root,
+            numvfs_timeout=self.numvfs_timeout,
+            held={netdev: frozenset(h.vf for h in held)})
         messages.extend(f.message for f in report.failures)
-        restored, failed = self._restore_attached(netdev, attached, messages)
+        restored, failed = self._restore_held(netdev, held, messages) if held else (0, 0)
         pf = report.pfs[0] if report.pfs else None
         numvfs = ((pf.numvfs_before, pf.numvfs_after)
                   if pf is not None and pf.numvfs_before != pf.numvfs_after else None)
@@ -111,33 +144,50 @@ class ApplyBackend:
                        numvfs=numvfs, restored=restored, vfs=pf.vfs if pf else 0,
                        messages=tuple(messages), pf_pci=pci)
 
-    def _restore_attached(self, netdev: str, attached: Sequence[tuple[int, str]],
-                          messages: list[str]) -> tuple[int, int]:
-        """Put back the fixed MAC of every attached VF that lost it; (restored, failed)."""
-        if not attached:
-            return 0, 0
-        from ..netlink import Rtnl
+    def _restore_held(self, netdev: str, held: Sequence[Held],
+                      messages: list[str]) -> tuple[int, int]:
+        """Give every attached VF that lost them its fixed MAC (and VLAN, when known); remember
+        the VLAN of those that still have their MAC. Returns (restored, failed)."""
+        from ..netlink import Rtnl, result_error
 
         restored = failed = 0
         with Rtnl() as nl:
             link = nl.read_link(netdev, strict=False)
-            have = {s.vf: s.mac for s in link.vfs}
-            todo = [VfChange(pf=link.ifindex, vf=vf, mac=mac) for vf, mac in attached
-                    if vf in have and have[vf] != mac]
-            for vf, mac in attached:
-                if vf not in have:
+            have = {s.vf: s for s in link.vfs}
+            todo: list[tuple[Held, VfChange]] = []
+            for h in held:
+                state = have.get(h.vf)
+                if state is None:
                     failed += 1
-                    messages.append(f"attached vf {vf} (fixed MAC {mac}): the PF has no such VF "
-                                    f"now ({len(have)} VFs); not restored")
-            for r in nl.apply(todo) if todo else []:
-                if r.ok:
-                    restored += 1
+                    messages.append(f"attached vf {h.vf} ({h.att.vf_key}, fixed MAC {h.att.mac}): "
+                                    f"the PF has no such VF now ({len(have)} VFs); not restored")
+                elif state.mac == h.att.mac:
+                    if state.vlan is not None:
+                        self._seen_vlan[h.att.vf_key] = state.vlan
+                elif not h.att.complete:
+                    messages.append(f"attached vf {h.vf} ({h.att.vf_key}): lost its fixed MAC "
+                                    f"{h.att.mac} while {h.att.phase}: left to that process "
+                                    "(or vfmac recover)")
                 else:
+                    vlan = h.vlan if h.vlan is not None and h.vlan != state.vlan else None
+                    todo.append((h, VfChange(pf=link.ifindex, vf=h.vf, mac=h.att.mac, vlan=vlan)))
+            results = nl.apply([change for _h, change in todo]) if todo else []
+            for (h, change), r in zip(todo, results):
+                err = result_error(r)
+                if err is not None:
                     failed += 1
-                    messages.append(f"attached vf {r.change.vf}: cannot put back fixed MAC "
-                                    f"{r.change.mac}: {bootcfg._result_message(r)}")
-        if restored:
-            messages.append(f"put back the fixed MAC of {restored} attached VF"
-                            f"{'s' * (restored != 1)} (VLAN and port profile are not in the "
-                            "store's records: not restored)")
+                    messages.append(f"attached vf {h.vf} ({h.att.vf_key}): cannot put back fixed "
+                                    f"MAC {h.att.mac}: {err}")
+                    continue
+                restored += 1
+                if h.vlan is None:
+                    messages.append(f"attached vf {h.vf} ({h.att.vf_key}): fixed MAC {h.att.mac} "
+                                    "put back; its VLAN is not known (the guest device's own "
+                                    "<vlan> is not in the store): not restored")
+                elif change.vlan is not None:
+                    messages.append(f"attached vf {h.vf} ({h.att.vf_key}): fixed MAC {h.att.mac} "
+                                    f"and VLAN {h.vlan} ({h.source}) put back")
+                if h.profile:
+                    messages.append(f"attached vf {h.vf}: the 802.1Qbh port profile of network "
+                                    f"{h.att.network} is not re-associated")
         return restored, failed

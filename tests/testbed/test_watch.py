@@ -178,19 +178,24 @@ def test_igb_reinit_scenarios(tmp_path: Path, igb_pfs: tuple[str, ...], igb_clea
 
 def test_attached_vf_fixed_mac_put_back(tmp_path: Path, igb_pfs: tuple[str, ...],
                                         igb_clean: None, ip_link: Any, raw_vfs: Any) -> None:
-    from pyvfmac.state import Original, Store
+    """The store holds VF 2 for a guest (fixed MAC, VLAN 42 set at attach): the daemon leaves it
+    alone, and when the PF re-creates its VFs it puts back the MAC and the VLAN it read before."""
+    from pyvfmac.records import Original
+    from pyvfmac.store import Store
 
     p = igb_pci()[0]
     vf2 = Path(f"/sys/bus/pci/devices/{p}/virtfn2").resolve().name
     fixed = "52:54:00:aa:bb:02"
     with Store(tmp_path / "st") as store:
-        att = store.save_original(Original(vf_key=vf2, pf=netdev_of(p), vf=2,
-                                           mac="00:00:00:00:00:00"),
-                                  owner="test-guest", mac=fixed, managed=True)
+        att = store.save_original(Original(
+            vf_key=vf2, pf=netdev_of(p), vf=2, mac="00:00:00:00:00:00", vlan=0, qos=0,
+            vlan_proto="802.1Q", min_tx_rate=0, max_tx_rate=0), owner="test-guest", mac=fixed,
+            managed=True, network=None)
         store.set_phase(att.vf_key, "attached")
     want = {vf: derived(f"pci:{p}", vf) for vf in range(7)}
     want[2] = fixed
-    subprocess.run(["ip", "link", "set", "dev", netdev_of(p), "vf", "2", "mac", fixed], check=True)
+    subprocess.run(["ip", "link", "set", "dev", netdev_of(p), "vf", "2", "mac", fixed, "vlan",
+                    "42"], check=True)
     with watching(tmp_path, f'[[pf]]\npci = "{p}"\nnumvfs = 7\n') as w:
         read = igb_reader(p, ip_link, raw_vfs)
         wait_macs(read, want, time.monotonic(), 10)  # the start-up pass leaves VF 2 alone
@@ -200,6 +205,7 @@ def test_attached_vf_fixed_mac_put_back(tmp_path: Path, igb_pfs: tuple[str, ...]
         took = wait_macs(read, want, t0)
         figure(attached_vf_restored=round(took, 3))
         assert any(e.get("restored") for e in w.events("apply"))
+        assert raw_vfs(netdev_of(p))[2].vlan == 42
         assert w.stop() == 0
 
 
@@ -263,7 +269,7 @@ def test_derive_from_permanent_mac(tmp_path: Path, igb_pfs: tuple[str, ...], igb
                                    raw_vfs: Any) -> None:
     """Run under any topology (tests/vm/testbed --topology igb-shift=N moves the PFs' PCI
     addresses): the MACs depend on the permanent MAC only, computed here."""
-    from pyvfmac.bootcfg import run_apply
+    from pyvfmac.apply import run_apply
 
     p = igb_pci()[0]
     name = netdev_of(p)
@@ -272,8 +278,8 @@ def test_derive_from_permanent_mac(tmp_path: Path, igb_pfs: tuple[str, ...], igb
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[defaults]\nhost_key = "{tmp_path / "key"}"\nmac_policy = "derived"\n'
                    f'derive_from = "permanent-mac"\n[[pf]]\npci = "{p}"\n')
-    import io
-    assert run_apply(str(cfg), out=io.StringIO(), pfs=[name]).exit_status == 0
+    report, _lines = run_apply(str(cfg), pfs=[name])
+    assert report.exit_status == 0
     got = {vf: v.mac for vf, v in raw_vfs(name).items()}
     assert got == {vf: derived(f"perm:{perm}", vf) for vf in range(7)}
     figure(derive_pci=p, derive_perm=perm, derive_vf0=got[0])
