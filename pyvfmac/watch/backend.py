@@ -85,6 +85,18 @@ class ApplyBackend:
         except OSError:
             return None
 
+    def _settle(self, pci: str) -> None:
+        """Wait for a ``sriov_numvfs`` write in flight on the PF to finish: reading the file takes
+        the device lock its writer holds (Linux 5.0+). The VFs' remove uevents come before the
+        write ends (the PCI core then waits 1 s for the VFs to quiesce, still counting them), and
+        its end sends no event: an apply started in between would see the old VF count."""
+        try:
+            with open(os.path.join(self.sysfs_root, "bus", "pci", "devices", pci,
+                                   "sriov_numvfs"), "rb") as f:
+                f.read()
+        except OSError:
+            pass  # not an SR-IOV PF: the apply says so
+
     def _held(self, netdev: str, pci: str | None) -> list[Held]:
         """The PF's VFs the store holds for guests (any phase), with the VLAN to give back."""
         from ..network import parse_network
@@ -125,6 +137,8 @@ class ApplyBackend:
         netdev, pci = self._netdev_and_pci(entry)
         if netdev is None:
             return Outcome(pf=entry.label, absent=True)
+        if pci is not None:
+            self._settle(pci)
         messages: list[str] = []
         try:
             held = self._held(netdev, pci)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ RTM_DELLINK: Final = 17
 NLMSG_ERROR: Final = 2
 NLMSG_OVERRUN: Final = 4
 IFLA_IFNAME: Final = 3
+IFLA_NUM_VF: Final = 21
 IFLA_PARENT_DEV_NAME: Final = 56
 IFLA_PARENT_DEV_BUS_NAME: Final = 57
 SO_RCVBUFFORCE: Final = 33
@@ -79,9 +81,11 @@ class LinkEvent:
     name: str | None
     parent_bus: str | None = None
     parent: str | None = None
+    num_vf: int | None = None  # IFLA_NUM_VF, when the kernel sends it (a PF's VF count)
 
     def describe(self) -> str:
-        return f"link {self.kind} {self.name or self.ifindex}"
+        vfs = f" ({self.num_vf} VFs)" if self.num_vf is not None else ""
+        return f"link {self.kind} {self.name or self.ifindex}{vfs}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,7 @@ def _link_event(data: bytes, kind: Literal["new", "del"], start: int, end: int) 
         return None
     _family, _type, ifindex, _flags, _change = _IFINFOMSG.unpack_from(data, start)
     name = parent_bus = parent = None
+    num_vf = None
     for attr, value in _attrs(data, start + _IFINFOMSG.size, end):
         if attr == IFLA_IFNAME:
             name = _cstr(value)
@@ -143,7 +148,9 @@ def _link_event(data: bytes, kind: Literal["new", "del"], start: int, end: int) 
             parent = _cstr(value)
         elif attr == IFLA_PARENT_DEV_BUS_NAME:
             parent_bus = _cstr(value)
-    return LinkEvent(kind, ifindex, name, parent_bus, parent)
+        elif attr == IFLA_NUM_VF and len(value) >= 4:
+            num_vf = int.from_bytes(value[:4], sys.byteorder)
+    return LinkEvent(kind, ifindex, name, parent_bus, parent, num_vf)
 
 
 def parse_link_messages(data: bytes) -> list[LinkEvent | Overflow]:

@@ -140,8 +140,59 @@ def write_numvfs(pci: str, n: int) -> None:
     Path(f"/sys/bus/pci/devices/{pci}/sriov_numvfs").write_text(str(n))
 
 
+def seven_vfs() -> None:
+    """Every igb PF with its 7 VFs and their netdevs (a failed test may have left fewer)."""
+    for p in igb_pci():
+        dev = Path(f"/sys/bus/pci/devices/{p}")
+        if (dev / "sriov_numvfs").read_text().strip() != "7":
+            write_numvfs(p, 0)
+            write_numvfs(p, 7)
+        end = time.monotonic() + 60
+        while sum(1 for v in dev.glob("virtfn*") if any((v / "net").glob("*"))) < 7:
+            assert time.monotonic() < end, f"{p}: 7 igbvf netdevs not back"
+            time.sleep(0.1)
+
+
+def collect_events(action: Callable[[], None], settle: float = 1.5) -> list[str]:
+    """The uevents (pci, net) and rtnetlink link messages the kernel sends while ``action`` runs
+    (and ``settle`` seconds after), described, in order of arrival per socket."""
+    from pyvfmac.watch.events import LinkSocket, UeventSocket
+
+    with UeventSocket() as ue, LinkSocket() as ln:
+        action()
+        seen: list[str] = []
+        end = time.monotonic() + settle
+        while time.monotonic() < end:
+            got = [e.describe() for e in ue.read()] + [e.describe() for e in ln.read()]
+            seen.extend(got)
+            if not got:
+                time.sleep(0.05)
+    return seen
+
+
+def test_events_the_kernel_sends(nsim_pf: Any, igb_pfs: tuple[str, ...],
+                                 igb_clean: None) -> None:
+    """What the daemon can learn VF re-creation from, logged. igb: a pci remove per VF (before
+    the write ends), a pci add per VF and a change of the PF; no link message of the PF.
+    netdevsim (measured on the testbed kernel): nothing at all, neither a uevent nor a link
+    message, so the daemon cannot see its sriov_numvfs written by hand (README)."""
+    seven_vfs()
+    pf = nsim_pf(0, max_vfs=64)
+    path = NSIM_BUS / "devices" / f"netdevsim{pf.dev_id}" / "sriov_numvfs"
+    nsim_up = collect_events(lambda: path.write_text("64"))
+    nsim_down = collect_events(lambda: path.write_text("0"))
+    p = igb_pci()[0]
+    igb_down = collect_events(lambda: write_numvfs(p, 0))
+    igb_up = collect_events(lambda: write_numvfs(p, 7))
+    figure(events_nsim_numvfs_64=nsim_up, events_nsim_numvfs_0=nsim_down,
+           events_igb_numvfs_0=igb_down, events_igb_numvfs_7=igb_up)
+    assert sum(e.startswith("uevent pci remove") for e in igb_down) == 7, igb_down
+    assert sum(e.startswith("uevent pci add") for e in igb_up) == 7, igb_up
+
+
 def test_igb_reinit_scenarios(tmp_path: Path, igb_pfs: tuple[str, ...], igb_clean: None,
                               ip_link: Any, raw_vfs: Any) -> None:
+    seven_vfs()
     pcis = igb_pci()
     body = "".join(f'[[pf]]\npci = "{p}"\nnumvfs = 7\n' for p in pcis)
     want = {p: {vf: derived(f"pci:{p}", vf) for vf in range(7)} for p in pcis}
@@ -180,6 +231,7 @@ def test_attached_vf_fixed_mac_put_back(tmp_path: Path, igb_pfs: tuple[str, ...]
                                         igb_clean: None, ip_link: Any, raw_vfs: Any) -> None:
     """The store holds VF 2 for a guest (fixed MAC, VLAN 42 set at attach): the daemon leaves it
     alone, and when the PF re-creates its VFs it puts back the MAC and the VLAN it read before."""
+    seven_vfs()
     from pyvfmac.records import Original
     from pyvfmac.store import Store
 
@@ -211,6 +263,7 @@ def test_attached_vf_fixed_mac_put_back(tmp_path: Path, igb_pfs: tuple[str, ...]
 
 def test_sighup_good_and_bad_config(tmp_path: Path, igb_pfs: tuple[str, ...],
                                     igb_clean: None) -> None:
+    seven_vfs()
     p = igb_pci()[0]
     with watching(tmp_path, f'[[pf]]\npci = "{p}"\n') as w:
         good = w.cfg.read_text()
@@ -269,6 +322,7 @@ def test_derive_from_permanent_mac(tmp_path: Path, igb_pfs: tuple[str, ...], igb
                                    raw_vfs: Any) -> None:
     """Run under any topology (tests/vm/testbed --topology igb-shift=N moves the PFs' PCI
     addresses): the MACs depend on the permanent MAC only, computed here."""
+    seven_vfs()
     from pyvfmac.apply import run_apply
 
     p = igb_pci()[0]
