@@ -170,10 +170,10 @@ def _pf_head(link: LinkInfo, pf: Any) -> dict[str, Any]:
 
 def _vf_pci(pf: Any, link: LinkInfo) -> list[tuple[str | None, str | None, str | None]]:
     """(PCI address, netdev, driver) of each of the link's VFs, by position in ``link.vfs``."""
-    none = (None, None, None)
+    none: tuple[str | None, str | None, str | None] = (None, None, None)
     if pf is None:
         return [none] * len(link.vfs)
-    out = []
+    out: list[tuple[str | None, str | None, str | None]] = []
     for state in link.vfs:
         vf = pf.vf(state.vf) if state.vf < len(pf.vfs) else None
         out.append((str(vf.address), vf.netdev, vf.driver) if vf is not None else none)
