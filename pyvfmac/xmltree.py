@@ -228,7 +228,8 @@ def _local(tag: object) -> str:
 _XML_NS = "http://www.w3.org/XML/1998/namespace"
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;"}
 # libvirt escapes quotes in text too (virBufferEscapeString): write its documents unchanged.
-_TEXT_ESCAPES = str.maketrans({**_ESCAPES, '"': "&quot;"})
+# A CR is kept as a character reference: written raw, a parser reads it back as a LF.
+_TEXT_ESCAPES = str.maketrans({**_ESCAPES, '"': "&quot;", "\r": "&#13;"})
 # Values are in single quotes; other whitespace than a space is kept as a character reference.
 _ATTR_ESCAPES = str.maketrans({**_ESCAPES, "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
 
