@@ -144,13 +144,11 @@ def test_full_disk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
                     os.write(fd, b"\0" * size)
         os.close(fd)
         for argv in cmds:
-            t0 = time.monotonic()
             rc, err = cli(state, *argv, capsys=capsys)
-            print(argv[0], rc, round(time.monotonic() - t0, 2), err.strip())
             if rc == 0:  # a reader may still work on a full disk
-                assert argv[0] in ("net-list", "net-show", "restore", "recover"), (argv, err)
+                assert argv[0] in ("net-list", "net-show", "recover"), (argv, err)
                 continue
-            if argv[0] in ("net-define", "net-undefine"):  # would succeed on a disk with room
+            if argv[0] in ("net-define", "net-undefine", "restore"):  # would work with room
                 line = one_line_naming(err, str(state / "state.db"))
                 assert "full" in line, line
             else:  # the (empty) fake host may be refused first: one line too
