@@ -4,6 +4,7 @@ stays bounded (measured in a child process of its own) and every refusal is one 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -47,7 +48,8 @@ def test_64_mib_netlink_reply() -> None:
     first, second = r.stdout.strip().splitlines()
     got, n, grown_mib, secs = first.split()
     assert int(got) == int(n) > 400000
-    assert int(grown_mib) < 5 * 64, first  # the C copy, the VF array, the Python objects
+    if "asan" not in os.environ.get("LD_PRELOAD", ""):  # ASan's quarantine keeps freed memory
+        assert int(grown_mib) < 5 * 64, first  # the C copy, the VF array, the Python objects
     assert second == "cannot parse link messages: Bad message (EBADMSG)"
 
 
