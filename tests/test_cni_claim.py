@@ -35,6 +35,7 @@ def test_one_claim_wins(tmp_path: Path) -> None:
                "02:00:00:00:00:02")
     assert info.value.code == codes.VF_IN_USE
     assert "pod container aaa interface net1 (network sriov-a)" in info.value.msg
+    a.store.set_phase(KEY, "attached")
     with pytest.raises(CniError) as again:  # the same pod again: not a second claim
         _claim(b, VF, ORIG, me, "02:00:00:00:00:01")  # type: ignore[arg-type]
     assert again.value.code == codes.VF_IN_USE and "already added" in again.value.msg

@@ -482,8 +482,8 @@ def _check_pod(env: Env, conf: NetConf, att: Attachment) -> None:
         if link is None:
             raise _mismatch(att, f"no interface {env.ifname} in {pod.label}")
         if link.parent_dev != att.vf_key:
-            raise _mismatch(att, f"{env.ifname} in {pod.label} is {link.parent_dev or 'no PCI '
-                            'device'}, not this VF")
+            what = link.parent_dev or "no PCI device"
+            raise _mismatch(att, f"{env.ifname} in {pod.label} is {what}, not this VF")
         if link.mac != att.mac:
             raise _mismatch(att, f"{env.ifname} in {pod.label} has MAC {link.mac}, "
                             f"not {att.mac}")
