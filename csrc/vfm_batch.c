@@ -1,4 +1,5 @@
-/* VF changes: batched RTM_SETLINK encoding, pipelined sending, exact per-VF outcome. */
+/* VF changes: batched RTM_SETLINK (pipelined), then the exact outcome of every VF (read-back of
+ * refused messages, one per message, retries). Encoding is vfm_vf_encode.c's. */
 #include <errno.h>
 #include <linux/if_link.h>
 #include <stdlib.h>
@@ -18,149 +19,6 @@ struct batch {
 	struct vfm_inflight *fl;     /* one per message of the current round */
 	uint8_t *buf;            /* one message being encoded */
 };
-
-/* ---- encoding ---- */
-
-static int put_vf_struct(struct vfm_buf *b, uint16_t type, const void *data, size_t len)
-{
-	return vfm_attr_put(b, type, data, len);
-}
-
-static int put_mac(struct vfm_buf *b, const struct vfm_vf_change *c)
-{
-	struct ifla_vf_mac m;
-
-	memset(&m, 0, sizeof(m));
-	m.vf = c->vf;
-	memcpy(m.mac, c->mac, sizeof(c->mac));
-	return put_vf_struct(b, IFLA_VF_MAC, &m, sizeof(m));
-}
-
-static int put_vlan(struct vfm_buf *b, const struct vfm_vf_change *c)
-{
-	struct ifla_vf_vlan_info v;
-	uint16_t proto = c->vlan_proto ? c->vlan_proto : 0x8100;
-	long nest = vfm_nest_start(b, IFLA_VF_VLAN_LIST);
-	int err;
-
-	if (nest < 0)
-		return (int)nest;
-	memset(&v, 0, sizeof(v));
-	v.vf = c->vf;
-	v.vlan = c->vlan;
-	v.qos = c->qos;
-	v.vlan_proto = (uint16_t)((proto >> 8) | (proto << 8)); /* __be16 */
-	err = put_vf_struct(b, IFLA_VF_VLAN_INFO, &v, sizeof(v));
-	return err ? err : vfm_nest_end(b, nest);
-}
-
-static int put_setting(struct vfm_buf *b, uint16_t type, uint32_t vf, uint32_t value)
-{
-	uint32_t pair[2] = { vf, value }; /* ifla_vf_spoofchk / _trust / _link_state */
-
-	return put_vf_struct(b, type, pair, sizeof(pair));
-}
-
-static int put_rate(struct vfm_buf *b, const struct vfm_vf_change *c)
-{
-	struct ifla_vf_rate r = { .vf = c->vf, .min_tx_rate = c->min_tx_rate,
-				  .max_tx_rate = c->max_tx_rate };
-
-	return put_vf_struct(b, IFLA_VF_RATE, &r, sizeof(r));
-}
-
-static int put_vf_attrs(struct vfm_buf *b, const struct vfm_vf_change *c)
-{
-	int err = 0;
-
-	if (!err && (c->set & VFM_SET_MAC))
-		err = put_mac(b, c);
-	if (!err && (c->set & VFM_SET_VLAN))
-		err = put_vlan(b, c);
-	if (!err && (c->set & VFM_SET_RATE))
-		err = put_rate(b, c);
-	if (!err && (c->set & VFM_SET_SPOOFCHK))
-		err = put_setting(b, IFLA_VF_SPOOFCHK, c->vf, c->spoofchk);
-	if (!err && (c->set & VFM_SET_LINK_STATE))
-		err = put_setting(b, IFLA_VF_LINK_STATE, c->vf, c->link_state);
-	if (!err && (c->set & VFM_SET_TRUST))
-		err = put_setting(b, IFLA_VF_TRUST, c->vf, c->trust);
-	return err;
-}
-
-/* One IFLA_VF_INFO; on overflow (buffer or the list's 64 KiB) the entry is taken back. */
-static int put_vf_info(struct vfm_buf *b, long list, const struct vfm_vf_change *c)
-{
-	long nest = vfm_nest_start(b, IFLA_VF_INFO);
-	int err;
-
-	if (nest < 0)
-		return (int)nest;
-	err = put_vf_attrs(b, c);
-	if (!err)
-		err = vfm_nest_end(b, nest);
-	if (!err && b->len - (size_t)list > VFM_NEST_MAX)
-		err = -EMSGSIZE;
-	if (err)
-		vfm_nest_cancel(b, nest);
-	return err;
-}
-
-static const struct vfm_vf_change *entry(const struct vfm_vf_change *ch, const uint32_t *idx,
-					 size_t i)
-{
-	return &ch[idx ? idx[i] : i];
-}
-
-/* Encode entries idx[0..n) (identity when idx is NULL) of one PF into one RTM_SETLINK. */
-static int encode_run(const struct vfm_vf_change *ch, const uint32_t *idx, size_t n,
-		      uint32_t max_per_msg, uint32_t seq, struct vfm_buf *b, size_t *taken)
-{
-	int32_t ifindex = entry(ch, idx, 0)->ifindex;
-	size_t i = 0;
-	long list;
-	int err;
-
-	*taken = 0;
-	err = vfm_buf_msg_start(b, RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, seq);
-	if (!err)
-		err = vfm_ifinfo_put(b, ifindex);
-	if (err)
-		return err;
-	list = vfm_nest_start(b, IFLA_VFINFO_LIST);
-	if (list < 0)
-		return (int)list;
-	for (; i < n && (!max_per_msg || i < max_per_msg); i++) {
-		const struct vfm_vf_change *c = entry(ch, idx, i);
-
-		if (c->ifindex != ifindex)
-			break;
-		err = put_vf_info(b, list, c);
-		if (err == -EMSGSIZE || err == -ENOSPC)
-			break;
-		if (err)
-			return err;
-	}
-	if (i == 0)
-		return -ENOSPC;
-	err = vfm_nest_end(b, list);
-	if (err)
-		return err;
-	vfm_buf_msg_end(b);
-	*taken = i;
-	return (int)b->len;
-}
-
-int vfm_vf_encode(const struct vfm_vf_change *ch, size_t n, uint32_t max_per_msg, uint32_t seq,
-		  uint8_t *buf, size_t buflen, size_t *taken)
-{
-	struct vfm_buf b = { buf, buflen, 0 };
-
-	*taken = 0;
-	if (n == 0)
-		return -EINVAL;
-	return encode_run(ch, NULL, n, max_per_msg, seq, &b, taken);
-}
 
 /* ---- state comparison ---- */
 
@@ -186,42 +44,6 @@ bool vfm_change_matches(const struct vfm_vf_change *c, const struct vfm_vf_info 
 	return true;
 }
 
-/* ---- sending and ACKs ---- */
-
-struct acks {
-	struct vfm_inflight *fl;
-	size_t nfl;
-	size_t left;
-};
-
-static int ack_record(const struct vfm_sock *s, const struct nlmsghdr *h, void *arg)
-{
-	struct acks *a = arg;
-	uint32_t k = h->nlmsg_seq - a->fl[0].seq;
-
-	if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_pid != s->portid)
-		return 0;
-	if (k >= a->nfl || a->fl[k].err != VFM_PENDING)
-		return 0;
-	a->fl[k].err = vfm_msg_error(h, a->fl[k].msg, sizeof(a->fl[k].msg));
-	a->left--;
-	return 0;
-}
-
-int vfm_collect_acks(struct vfm_sock *s, struct vfm_inflight *fl, size_t nfl)
-{
-	struct acks a = { fl, nfl, 0 };
-	size_t i;
-	int err;
-
-	for (i = 0; i < nfl; i++)
-		a.left += fl[i].err == VFM_PENDING;
-	while (a.left)
-		if ((err = vfm_recv_acks(s, ack_record, &a)) < 0)
-			return err;
-	return 0;
-}
-
 /* Send one message per entry of fl (fl[i].first / .count set), pipelined in windows. */
 static int send_round(struct batch *bt, size_t nfl, uint32_t max_per_msg)
 {
@@ -236,7 +58,7 @@ static int send_round(struct batch *bt, size_t nfl, uint32_t max_per_msg)
 		bt->fl[i].seq = ++bt->s->seq;
 		bt->fl[i].err = VFM_PENDING;
 		bt->fl[i].msg[0] = 0;
-		len = encode_run(bt->ch, bt->order + bt->fl[i].first, bt->fl[i].count, max_per_msg,
+		len = vfm_vf_encode_run(bt->ch, bt->order + bt->fl[i].first, bt->fl[i].count, max_per_msg,
 				 bt->fl[i].seq, &b, &taken);
 		if (len < 0)
 			return len;
@@ -276,7 +98,7 @@ static size_t plan_batches(struct batch *bt, size_t n)
 		struct vfm_buf b = { bt->buf, VFM_MSGBUF, 0 };
 		size_t taken = 0;
 
-		if (encode_run(bt->ch, bt->order + pos, n - pos, bt->opts->max_per_msg, 0, &b,
+		if (vfm_vf_encode_run(bt->ch, bt->order + pos, n - pos, bt->opts->max_per_msg, 0, &b,
 			       &taken) < 0 || taken == 0)
 			taken = 1; /* send alone: its ACK will carry the error */
 		bt->fl[nfl].first = (uint32_t)pos;
@@ -470,81 +292,4 @@ int vfm_vf_resolve_refused(struct vfm_sock *s, const struct vfm_vf_change *ch, s
 			   const struct vfm_inflight *refused)
 {
 	return apply_all(s, ch, n, opts, res, refused);
-}
-
-/* ---- single-request settings: a netdev's own MAC, 802.1Qbh port profiles ---- */
-
-int vfm_link_set_addr(struct vfm_sock *s, int32_t ifindex, const uint8_t *addr, size_t len,
-		      char *errmsg, size_t errlen)
-{
-	uint8_t req[256];
-	struct vfm_buf b = { req, sizeof(req), 0 };
-	int err = vfm_buf_msg_start(&b, RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, ++s->seq);
-
-	if (len == 0 || len > VFM_MAC_LEN)
-		return -EINVAL;
-	if (!err)
-		err = vfm_ifinfo_put(&b, ifindex);
-	if (!err)
-		err = vfm_attr_put(&b, IFLA_ADDRESS, addr, len);
-	if (err)
-		return err;
-	vfm_buf_msg_end(&b);
-	return vfm_request(s, &b, errmsg, errlen);
-}
-
-static int put_port(struct vfm_buf *b, const struct vfm_port_req *req)
-{
-	char profile[sizeof(req->profile) + 1];
-	int err = vfm_attr_put_u32(b, IFLA_PORT_VF, req->vf);
-
-	memcpy(profile, req->profile, sizeof(req->profile));
-	profile[sizeof(req->profile)] = 0;
-	if (!err && profile[0])
-		err = vfm_attr_put_str(b, IFLA_PORT_PROFILE, profile);
-	if (!err && req->has_instance_uuid)
-		err = vfm_attr_put(b, IFLA_PORT_INSTANCE_UUID, req->instance_uuid, 16);
-	if (!err && req->has_host_uuid)
-		err = vfm_attr_put(b, IFLA_PORT_HOST_UUID, req->host_uuid, 16);
-	if (!err)
-		err = vfm_attr_put_u8(b, IFLA_PORT_REQUEST, req->request);
-	return err;
-}
-
-int vfm_vf_port_encode(const struct vfm_port_req *req, uint32_t seq, uint8_t *buf, size_t buflen)
-{
-	struct vfm_buf b = { buf, buflen, 0 };
-	long ports, port;
-	int err = vfm_buf_msg_start(&b, RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, seq);
-
-	if (!err)
-		err = vfm_ifinfo_put(&b, req->ifindex);
-	if (err)
-		return err;
-	ports = vfm_nest_start(&b, IFLA_VF_PORTS);
-	port = ports < 0 ? ports : vfm_nest_start(&b, IFLA_VF_PORT);
-	if (port < 0)
-		return (int)port;
-	err = put_port(&b, req);
-	if (!err)
-		err = vfm_nest_end(&b, port);
-	if (!err)
-		err = vfm_nest_end(&b, ports);
-	if (err)
-		return err;
-	vfm_buf_msg_end(&b);
-	return (int)b.len;
-}
-
-int vfm_vf_port_set(struct vfm_sock *s, const struct vfm_port_req *req, char *errmsg,
-		    size_t errlen)
-{
-	uint8_t msg[512];
-	struct vfm_buf b = { msg, sizeof(msg), 0 };
-	int len = vfm_vf_port_encode(req, ++s->seq, msg, sizeof(msg));
-
-	if (len < 0)
-		return len;
-	b.len = (size_t)len;
-	return vfm_request(s, &b, errmsg, errlen);
 }

@@ -18,11 +18,10 @@
 #include "vfm_internal.h"
 
 #define MAC_TEXT 17u /* "aa:bb:cc:dd:ee:ff" */
-#define VF_INFO_LEN (2u * NLA_HDRLEN + (uint32_t)sizeof(struct ifla_vf_mac))
+/* Every entry is a MAC-only IFLA_VF_INFO of THE encoder (vfm_vf_encode.c): fixed size. */
+#define VF_INFO_LEN VFM_VF_MAC_INFO_LEN
+#define MSG_HEAD VFM_VF_MSG_HEAD
 #define LIST_MAX_VFS ((VFM_NEST_MAX - NLA_HDRLEN) / VF_INFO_LEN)
-#define MSG_HEAD (NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct ifinfomsg)) + NLA_HDRLEN)
-#define MAC_OFF (2 * NLA_HDRLEN + offsetof(struct ifla_vf_mac, mac))
-#define VF_OFF (2 * NLA_HDRLEN + offsetof(struct ifla_vf_mac, vf))
 
 /* ---- parsing ---- */
 
@@ -84,9 +83,13 @@ struct plan {
 	const struct vfm_mac_job *jobs;
 	size_t njobs;
 	const uint32_t *vfs;    /* NULL: an entry's VF is its position within its job */
+	const char *text;       /* the MACs, as vfm_macs_parse */
+	size_t textlen;
+	size_t n;               /* entries */
 	uint32_t per_msg;
 	size_t nmsg;
-	uint8_t *buf;           /* the messages, back to back (the socket's send buffer) */
+	size_t bytes;           /* of all messages */
+	uint8_t *buf;           /* the messages, back to back */
 	size_t *off;            /* message m starts at buf + off[m] */
 	uint32_t *job_of;       /* message m belongs to jobs[job_of[m]] */
 	uint32_t *job_start;    /* first entry (global position) of each job */
@@ -97,50 +100,26 @@ static uint32_t entry_vf(const struct plan *p, uint32_t job, size_t pos)
 	return p->vfs ? p->vfs[pos] : (uint32_t)(pos - p->job_start[job]);
 }
 
-static void put_head(uint8_t *m, int32_t ifindex, size_t count, uint32_t seq)
-{
-	size_t len = MSG_HEAD + count * VF_INFO_LEN;
-	struct nlmsghdr nh = { .nlmsg_len = (uint32_t)len, .nlmsg_type = RTM_SETLINK,
-			       .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK, .nlmsg_seq = seq };
-	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = ifindex };
-	struct nlattr list = { .nla_len = (uint16_t)(NLA_HDRLEN + count * VF_INFO_LEN),
-			       .nla_type = IFLA_VFINFO_LIST };
-
-	memset(m, 0, MSG_HEAD);
-	memcpy(m, &nh, sizeof(nh));
-	memcpy(m + NLMSG_HDRLEN, &ifi, sizeof(ifi));
-	memcpy(m + MSG_HEAD - NLA_HDRLEN, &list, sizeof(list));
-}
-
-static void entry_template(uint8_t tmpl[VF_INFO_LEN])
-{
-	struct nlattr info = { .nla_len = VF_INFO_LEN, .nla_type = IFLA_VF_INFO };
-	struct nlattr attr = { .nla_len = NLA_HDRLEN + sizeof(struct ifla_vf_mac),
-			       .nla_type = IFLA_VF_MAC };
-
-	memset(tmpl, 0, VF_INFO_LEN);
-	memcpy(tmpl, &info, NLA_HDRLEN);
-	memcpy(tmpl + NLA_HDRLEN, &attr, NLA_HDRLEN);
-}
-
 static size_t msgs_of(const struct plan *p, uint32_t count)
 {
 	return (count + p->per_msg - 1) / p->per_msg;
 }
 
-static int plan_alloc(struct vfm_sock *s, struct plan *p, size_t n)
+/* How many messages, how many bytes. */
+static void plan_size(struct plan *p)
 {
-	size_t bytes = 0;
-
 	p->nmsg = 0;
-	for (size_t j = 0; j < p->njobs; p->nmsg += msgs_of(p, p->jobs[j].count), j++)
-		bytes += msgs_of(p, p->jobs[j].count) * MSG_HEAD;
-	bytes += n * VF_INFO_LEN;
-	p->buf = vfm_sock_tx(s, bytes ? bytes : 1); /* reused: no page faults on every call */
+	for (size_t j = 0; j < p->njobs; j++)
+		p->nmsg += msgs_of(p, p->jobs[j].count);
+	p->bytes = p->nmsg * MSG_HEAD + p->n * VF_INFO_LEN;
+}
+
+static int plan_index(struct plan *p)
+{
 	p->off = calloc(p->nmsg + 1, sizeof(*p->off));
 	p->job_of = calloc(p->nmsg + 1, sizeof(*p->job_of));
 	p->job_start = calloc(p->njobs + 1, sizeof(*p->job_start));
-	return p->buf && p->off && p->job_of && p->job_start ? 0 : -ENOMEM;
+	return p->off && p->job_of && p->job_start ? 0 : -ENOMEM;
 }
 
 static void plan_free(struct plan *p)
@@ -150,45 +129,64 @@ static void plan_free(struct plan *p)
 	free(p->job_start);
 }
 
-/* Parse and encode every entry; -ERANGE / -EINVAL with *bad at the first entry whose VF index
- * is over VFM_VF_MAX / whose MAC does not parse. */
-static int plan_encode(struct plan *p, const char *text, size_t len, size_t n, size_t *bad)
+/* Job j's count entries from entry pos on, as one message at buf + at; -ERANGE / -EINVAL with
+ * *bad at the first entry whose VF index is over VFM_VF_MAX / whose MAC does not parse. */
+static int encode_msg(const struct plan *p, const uint8_t *tmpl, uint32_t j, size_t pos,
+		      uint32_t count, size_t at, size_t *bad)
+{
+	struct vfm_buf b = { p->buf + at, p->bytes - at, 0 };
+	long list = vfm_vf_msg_start(&b, p->jobs[j].ifindex, 0);
+	const char *text = p->text; /* locals: the stores below may alias *p */
+	size_t len = p->textlen, n = p->n;
+	uint8_t *e;
+
+	if (list < 0)
+		return (int)list;
+	e = vfm_buf_claim(&b, (size_t)count * VF_INFO_LEN);
+	if (!e)
+		return -ENOSPC;
+	for (uint32_t i = 0; i < count; i++, pos++, e += VF_INFO_LEN) {
+		uint32_t vf = entry_vf(p, j, pos);
+
+		if (vf > VFM_VF_MAX) {
+			*bad = pos;
+			return -ERANGE;
+		}
+		if (!parse_entry(text, len, pos, n, vfm_vf_put_mac_at(e, tmpl, vf))) {
+			*bad = pos;
+			return -EINVAL;
+		}
+	}
+	return vfm_vf_msg_end(&b, list);
+}
+
+/* Parse and encode every entry, in order (errors as encode_msg). */
+static int plan_encode(struct plan *p, size_t *bad)
 {
 	uint8_t tmpl[VF_INFO_LEN];
 	size_t pos = 0, m = 0, at = 0;
+	int err = vfm_vf_mac_template(tmpl);
 
-	entry_template(tmpl);
-	for (uint32_t j = 0; j < p->njobs; j++) {
-		uint32_t left = p->jobs[j].count;
-
+	for (uint32_t j = 0; !err && j < p->njobs; j++) {
 		p->job_start[j] = (uint32_t)pos;
-		for (; left; m++) {
+		for (uint32_t left = p->jobs[j].count; !err && left; m++) {
 			uint32_t count = left < p->per_msg ? left : p->per_msg;
-			uint8_t *e = p->buf + at + MSG_HEAD;
 
 			p->off[m] = at;
 			p->job_of[m] = j;
-			put_head(p->buf + at, p->jobs[j].ifindex, count, 0);
-			for (uint32_t i = 0; i < count; i++, pos++, e += VF_INFO_LEN) {
-				uint32_t vf = entry_vf(p, j, pos);
-
-				if (vf > VFM_VF_MAX) {
-					*bad = pos;
-					return -ERANGE;
-				}
-				memcpy(e, tmpl, VF_INFO_LEN);
-				memcpy(e + VF_OFF, &vf, sizeof(vf));
-				if (!parse_entry(text, len, pos, n, e + MAC_OFF)) {
-					*bad = pos;
-					return -EINVAL;
-				}
-			}
+			err = encode_msg(p, tmpl, j, pos, count, at, bad);
 			at += MSG_HEAD + (size_t)count * VF_INFO_LEN;
+			pos += count;
 			left -= count;
 		}
 	}
 	p->off[m] = at;
-	return 0;
+	return err;
+}
+
+static void msg_set_seq(uint8_t *msg, uint32_t seq)
+{
+	memcpy(msg + offsetof(struct nlmsghdr, nlmsg_seq), &seq, sizeof(seq));
 }
 
 /* ---- sending ---- */
@@ -200,11 +198,9 @@ static int send_all(struct vfm_sock *s, struct plan *p, struct vfm_inflight *fl)
 
 	for (size_t m = 0; m < p->nmsg; m++) {
 		uint8_t *msg = p->buf + p->off[m];
-		struct nlmsghdr *nh = (struct nlmsghdr *)msg;
-		uint32_t seq = ++s->seq;
 
-		memcpy(&nh->nlmsg_seq, &seq, sizeof(seq));
-		fl[m].seq = seq;
+		fl[m].seq = ++s->seq;
+		msg_set_seq(msg, fl[m].seq);
 		fl[m].err = VFM_PENDING;
 		fl[m].msg[0] = 0;
 		err = vfm_sock_send(s, msg, p->off[m + 1] - p->off[m]);
@@ -250,9 +246,9 @@ static struct vfm_vf_change *msg_changes(const struct plan *p, size_t m, uint32_
 
 	for (uint32_t i = 0; ch && i < count; i++, e += VF_INFO_LEN) {
 		ch[i].ifindex = p->jobs[p->job_of[m]].ifindex;
-		memcpy(&ch[i].vf, e + VF_OFF, sizeof(ch[i].vf));
+		memcpy(&ch[i].vf, e + VFM_VF_MAC_INFO_VF, sizeof(ch[i].vf));
 		ch[i].set = VFM_SET_MAC;
-		memcpy(ch[i].mac, e + MAC_OFF, sizeof(ch[i].mac));
+		memcpy(ch[i].mac, e + VFM_VF_MAC_INFO_MAC, sizeof(ch[i].mac));
 	}
 	return ch;
 }
@@ -365,34 +361,54 @@ static uint32_t per_msg(uint32_t max_per_msg)
 	return max_per_msg && max_per_msg < LIST_MAX_VFS ? max_per_msg : LIST_MAX_VFS;
 }
 
+static struct plan plan_new(const struct vfm_mac_job *jobs, size_t njobs, const uint32_t *vfs,
+			    const char *text, size_t textlen, const struct vfm_batch_opts *opts)
+{
+	struct plan p = { .jobs = jobs, .njobs = njobs, .vfs = vfs, .text = text,
+			  .textlen = textlen, .per_msg = per_msg(opts->max_per_msg) };
+
+	return p;
+}
+
+/* The plan's messages in the socket's send buffer (reused: no page faults on every call),
+ * sent; the refused ones resolved into *report. */
+static int set_macs_run(struct vfm_sock *s, struct plan *p, const struct vfm_batch_opts *opts,
+			struct vfm_mac_report *report, size_t *bad)
+{
+	int err;
+
+	plan_size(p);
+	p->buf = vfm_sock_tx(s, p->bytes);
+	err = p->buf ? plan_index(p) : -ENOMEM;
+	if (!err)
+		err = plan_encode(p, bad);
+	if (!err)
+		err = run_plan(s, p, opts, report);
+	plan_free(p);
+	return err;
+}
+
 int vfm_set_macs(struct vfm_sock *s, struct vfm_mac_job *jobs, size_t njobs,
 		 const uint32_t *vfs, const char *text, size_t textlen,
 		 const struct vfm_batch_opts *opts, struct vfm_mac_report **report, size_t *bad)
 {
 	struct vfm_batch_opts dflt = { 0, 5, 1000 };
-	struct plan p = { jobs, njobs, vfs, 0, 0, NULL, NULL, NULL, NULL };
-	size_t n = 0, failed;
+	struct plan p = plan_new(jobs, njobs, vfs, text, textlen, opts ? opts : &dflt);
+	size_t failed;
 	int err;
 
 	*report = NULL;
 	*bad = 0;
-	opts = opts ? opts : &dflt;
-	p.per_msg = per_msg(opts->max_per_msg);
-	err = resolve_jobs(s, jobs, njobs, &n, bad);
-	if (!err && n > UINT32_MAX)
+	err = resolve_jobs(s, jobs, njobs, &p.n, bad);
+	if (!err && p.n > UINT32_MAX)
 		err = -E2BIG;
-	if (!err && n == 0)
+	if (!err && p.n == 0)
 		return textlen ? -EINVAL : 0;
 	*report = err ? NULL : calloc(1, sizeof(**report));
 	if (!err && !*report)
 		err = -ENOMEM;
 	if (!err)
-		err = plan_alloc(s, &p, n);
-	if (!err)
-		err = plan_encode(&p, text, textlen, n, bad);
-	if (!err)
-		err = run_plan(s, &p, opts, *report);
-	plan_free(&p);
+		err = set_macs_run(s, &p, opts ? opts : &dflt, *report, bad);
 	failed = err || !*report ? 0 : (*report)->n;
 	if (failed == 0) {
 		vfm_mac_report_free(*report);
@@ -403,26 +419,32 @@ int vfm_set_macs(struct vfm_sock *s, struct vfm_mac_job *jobs, size_t njobs,
 	return failed > INT32_MAX ? INT32_MAX : (int)failed;
 }
 
-int vfm_macs_encode(int32_t ifindex, const uint32_t *vfs, const uint8_t *macs, size_t n,
-		    uint32_t max_per_msg, uint32_t seq, uint8_t *buf, size_t buflen, size_t *taken)
+int vfm_macs_encode(const struct vfm_mac_job *jobs, size_t njobs, const uint32_t *vfs,
+		    const char *text, size_t textlen, uint32_t max_per_msg, uint32_t seq,
+		    uint8_t *buf, size_t buflen, size_t *used, size_t *bad)
 {
-	uint32_t count = per_msg(max_per_msg);
-	uint8_t tmpl[VF_INFO_LEN];
-	uint8_t *e = buf + MSG_HEAD;
+	struct vfm_batch_opts opts = { max_per_msg, 0, 0 };
+	struct plan p = plan_new(jobs, njobs, vfs, text, textlen, &opts);
+	int err;
 
-	*taken = 0;
-	count = n < count ? (uint32_t)n : count;
-	if (n == 0)
-		return -EINVAL;
-	if (buflen < MSG_HEAD + (size_t)count * VF_INFO_LEN)
-		return -ENOSPC;
-	entry_template(tmpl);
-	put_head(buf, ifindex, count, seq);
-	for (uint32_t i = 0; i < count; i++, e += VF_INFO_LEN) {
-		memcpy(e, tmpl, VF_INFO_LEN);
-		memcpy(e + VF_OFF, &vfs[i], sizeof(vfs[i]));
-		memcpy(e + MAC_OFF, macs + 6 * i, 6);
-	}
-	*taken = count;
-	return (int)(MSG_HEAD + (size_t)count * VF_INFO_LEN);
+	*used = 0;
+	*bad = 0;
+	for (size_t j = 0; j < njobs; j++)
+		p.n += jobs[j].count;
+	if (p.n > UINT32_MAX)
+		return -E2BIG;
+	if (p.n == 0)
+		return textlen ? -EINVAL : 0;
+	plan_size(&p);
+	*used = p.bytes;
+	if (buflen < p.bytes || p.nmsg > INT32_MAX)
+		return buflen < p.bytes ? -ENOSPC : -E2BIG;
+	p.buf = buf;
+	err = plan_index(&p);
+	if (!err)
+		err = plan_encode(&p, bad);
+	for (size_t m = 0; !err && m < p.nmsg; m++)
+		msg_set_seq(p.buf + p.off[m], seq + (uint32_t)m);
+	plan_free(&p);
+	return err ? err : (int)p.nmsg;
 }

@@ -1,8 +1,15 @@
 /* pyvfmac C core: rtnetlink for SR-IOV VF settings.
  *
- * Conventions: functions return 0 (or a count) on success and -errno on failure; the caller owns
- * every buffer it passes; nothing here prints, exits or keeps global state. Where the kernel sends
- * an extended-ACK message it is copied, NUL-terminated, into the caller's errmsg buffer.
+ * Conventions: functions return 0 (or a count) on success and -errno on failure; nothing here
+ * prints, exits or keeps global state. Buffers:
+ *  - a buffer the caller passes stays the caller's: it is read or written during the call only,
+ *    never kept and never freed;
+ *  - a result the core allocates (*out of vfm_links_get / vfm_links_parse, *report of
+ *    vfm_set_macs) becomes the caller's, to be freed with the matching *_free function;
+ *  - a socket owns a receive buffer (grown to the largest datagram received) and a send buffer
+ *    (grown to the largest bulk batch encoded), kept between calls and freed by vfm_sock_close.
+ * Where the kernel sends an extended-ACK message it is copied, NUL-terminated, into the caller's
+ * errmsg buffer (or result msg field).
  */
 #ifndef VFM_NETLINK_H
 #define VFM_NETLINK_H
@@ -103,8 +110,9 @@ void vfm_sock_close(struct vfm_sock *s);
 int vfm_vf_apply(struct vfm_sock *s, const struct vfm_vf_change *ch, size_t n,
 		 const struct vfm_batch_opts *opts, struct vfm_vf_result *res);
 
-/* Encode one RTM_SETLINK carrying ch[0..k) (all for ch[0].ifindex) into buf; *taken = k.
- * Returns the message length, or -ENOSPC / -EINVAL. For tests and for the C floor benchmark. */
+/* Encode one RTM_SETLINK carrying ch[0..k) (all for ch[0].ifindex) into buf; *taken = k: what
+ * vfm_vf_apply sends first. Returns the message length, or -ENOSPC / -EINVAL. For tests and
+ * benchmarks. */
 int vfm_vf_encode(const struct vfm_vf_change *ch, size_t n, uint32_t max_per_msg, uint32_t seq,
 		  uint8_t *buf, size_t buflen, size_t *taken);
 
@@ -145,10 +153,13 @@ int vfm_set_macs(struct vfm_sock *s, struct vfm_mac_job *jobs, size_t njobs,
 		 const uint32_t *vfs, const char *text, size_t textlen,
 		 const struct vfm_batch_opts *opts, struct vfm_mac_report **report, size_t *bad);
 void vfm_mac_report_free(struct vfm_mac_report *r);
-/* The first RTM_SETLINK vfm_set_macs would send for these (already parsed) MACs; its length,
- * *taken = the entries it holds. For tests and benchmarks. */
-int vfm_macs_encode(int32_t ifindex, const uint32_t *vfs, const uint8_t *macs, size_t n,
-		    uint32_t max_per_msg, uint32_t seq, uint8_t *buf, size_t buflen, size_t *taken);
+/* What vfm_set_macs would send for jobs whose ifindex is set (no lookup here), encoded by its
+ * own code: every message, back to back in buf, sequence numbers seq, seq + 1, ... Returns the
+ * number of messages, *used = their total length; -ENOSPC (*used: the length needed) when buflen
+ * is short; -ERANGE / -EINVAL with *bad as vfm_set_macs. For tests and benchmarks. */
+int vfm_macs_encode(const struct vfm_mac_job *jobs, size_t njobs, const uint32_t *vfs,
+		    const char *text, size_t textlen, uint32_t max_per_msg, uint32_t seq,
+		    uint8_t *buf, size_t buflen, size_t *used, size_t *bad);
 
 /* RTM_GETLINK with RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS: one link (ifindex > 0, or by name
  * when ifindex is 0), or all links (ifindex < 0, a dump; redone when the kernel marks it

@@ -12,6 +12,7 @@ __all__ = ["ffi", "lib"]
 # ---- netlink (lead) ----
 
 import errno as _errno
+import sys as _sys
 import struct as _struct
 from collections.abc import Sequence as _Sequence
 from typing import Any as _Any
@@ -21,21 +22,52 @@ from .types import LinkInfo as _LinkInfo
 from .types import VfState as _VfState
 from .types import bulk_constructor as _bulk_constructor
 from itertools import repeat as _repeat
+from typing import NamedTuple as _NamedTuple
 
-# Fixed layouts of the C structs, checked against the compiled module at import: changes are
-# packed and VF states unpacked in bulk, not one cffi attribute access at a time.
-def _layout(cname: str, fmt: str) -> _struct.Struct:
-    """A struct.Struct for a C struct of the core, its size checked against the build."""
-    st = _struct.Struct(fmt)
-    if ffi.sizeof(cname) != st.size:  # pragma: no cover - a build/ABI mismatch
-        raise ImportError(f"pyvfmac._native: {cname} is {ffi.sizeof(cname)} bytes, "
-                          f"expected {st.size}")
-    return st
+# The C structs' layouts, read from the compiled module (its cdef mirrors the header): changes
+# are packed and records unpacked in bulk with struct formats derived here, not one cffi
+# attribute access at a time.
+_CODES = {"int32_t": "i", "uint32_t": "I", "uint16_t": "H", "uint8_t": "B"}
 
 
-_CHANGE = _layout("struct vfm_vf_change", "=iII6sHIIIIIII")
-_RESULT = _layout("struct vfm_vf_result", "=iI256s")
-_VFINFO = _layout("struct vfm_vf_info", "=I32sIIH2xiiiII")
+class _Layout(_NamedTuple):
+    st: _struct.Struct
+    fields: tuple[tuple[str, int, str], ...]  # (C path, offset, struct code), flattened
+
+
+def _flat(ctype: _Any, prefix: str = "", base: int = 0) -> list[tuple[str, int, str]]:
+    """Every field of a C struct as (path, offset, struct code), nested structs flattened."""
+    out: list[tuple[str, int, str]] = []
+    for name, f in ctype.fields:
+        t, off = f.type, base + f.offset
+        if t.kind == "struct":
+            out += _flat(t, f"{prefix}{name}.", off)
+        elif t.kind == "array" and t.item.cname in ("char", "uint8_t"):
+            out.append((prefix + name, off, f"{t.length}s"))
+        elif t.kind == "primitive" and t.cname in _CODES:
+            out.append((prefix + name, off, _CODES[t.cname]))
+        else:  # pragma: no cover - a field kind the bulk readers do not take
+            raise ImportError(f"pyvfmac._native: {ctype.cname}.{prefix}{name}: {t.cname}")
+    return out
+
+
+def _layout(cname: str) -> _Layout:
+    """The struct.Struct of a C struct of the core (padding where the compiler put it)."""
+    fields = _flat(ffi.typeof(cname))
+    fmt, at = "=", 0
+    for _, off, code in fields:
+        fmt += (f"{off - at}x" if off > at else "") + code
+        at = off + _struct.calcsize("=" + code)
+    size = ffi.sizeof(cname)
+    st = _struct.Struct(fmt + (f"{size - at}x" if size > at else ""))
+    if st.size != size:  # pragma: no cover - a build/ABI mismatch
+        raise ImportError(f"pyvfmac._native: {cname} is {size} bytes, not {st.size}")
+    return _Layout(st, tuple(fields))
+
+
+_CHANGE = _layout("struct vfm_vf_change").st
+_RESULT = _layout("struct vfm_vf_result").st
+_VFINFO = _layout("struct vfm_vf_info").st
 
 SET_MAC = int(lib.VFM_SET_MAC)
 SET_VLAN = int(lib.VFM_SET_VLAN)
@@ -178,19 +210,27 @@ def macs_parse(text: bytes, n: int) -> tuple[bytes, int]:
 
 def macs_encode(ifindex: int, vfs: _Sequence[int] | None, macs: bytes, *,
                 max_per_msg: int = 0, seq: int = 1) -> list[bytes]:
-    """The RTM_SETLINK messages the bulk path would send (for tests and benches)."""
+    """The RTM_SETLINK messages the bulk path (:func:`vf_set_macs`) would send for one PF, as its
+    own code encodes them (for tests and benches). ``macs``: 6 bytes per VF."""
     n = len(macs) // 6
-    vfs_c = ffi.new("uint32_t[]", list(range(n)) if vfs is None else list(vfs))
-    buf = ffi.new("uint8_t[]", 1 << 17)
-    taken = ffi.new("size_t *")
+    text = "\n".join(macs[i:i + 6].hex(":") for i in range(0, 6 * n, 6)).encode()
+    job = ffi.new("struct vfm_mac_job[]", [(ifindex, b"", n)])
+    vfs_c = ffi.NULL if vfs is None else ffi.new("uint32_t[]", list(vfs))
+    used, bad = ffi.new("size_t *"), ffi.new("size_t *")
+    buf = ffi.NULL
+    rc = lib.vfm_macs_encode(job, 1, vfs_c, text, len(text), max_per_msg, seq, buf, 0, used, bad)
+    if rc == -_errno.ENOSPC:
+        buf = ffi.new("uint8_t[]", int(used[0]))
+        rc = lib.vfm_macs_encode(job, 1, vfs_c, text, len(text), max_per_msg, seq, buf, len(buf),
+                                 used, bad)
+    check(rc, "cannot encode VF MACs")
+    data = bytes(ffi.buffer(buf, int(used[0]))) if rc else b""
     out: list[bytes] = []
     pos = 0
-    while pos < n:
-        size = check(lib.vfm_macs_encode(ifindex, vfs_c + pos, macs[6 * pos:], n - pos,
-                                         max_per_msg, seq + len(out), buf, len(buf), taken),
-                     "cannot encode VF MACs")
-        out.append(bytes(ffi.buffer(buf, size)))
-        pos += int(taken[0])
+    while pos < len(data):
+        size = int.from_bytes(data[pos:pos + 4], _sys.byteorder)
+        out.append(data[pos:pos + size])
+        pos += size
     return out
 
 
@@ -339,8 +379,6 @@ ENODEV = _errno.ENODEV
 
 # ---- sysfs walker (topology) ----
 
-from typing import NamedTuple as _NamedTuple
-
 from .errors import SysfsError as _SysfsError
 
 FN_VANISHED = int(lib.VFM_FN_VANISHED)
@@ -362,13 +400,6 @@ VIRTFN_VANISHED = int(lib.VFM_VIRTFN_VANISHED)
 VIRTFN_NOT_VF = int(lib.VFM_VIRTFN_NOT_VF)
 VIRTFN_MISMATCH = int(lib.VFM_VIRTFN_MISMATCH)
 VIRTFN_DUPLICATE = int(lib.VFM_VIRTFN_DUPLICATE)
-
-# struct vfm_pci_func / vfm_virtfn / vfm_netdev, unpacked in bulk (layout checked below).
-_FUNC = _layout("struct vfm_pci_func", "=32s4IIIIIiii4IiiIIII64s")
-_VIRTFN = _layout("struct vfm_virtfn", "=I4IiI")
-_NETDEV = _layout("struct vfm_netdev", "=16s")
-if ffi.offsetof("struct vfm_pci_func", "driver") != _FUNC.size - 64:  # pragma: no cover
-    raise ImportError("pyvfmac._native: struct vfm_pci_func layout differs from the expected one")
 
 class RawVirtfn(_NamedTuple):
     """One ``virtfnN`` link of a PF (struct vfm_virtfn): ``func`` indexes the scan's functions
@@ -412,6 +443,31 @@ class RawFunc(_NamedTuple):
     driver: bytes  # NUL-padded, empty: none
 
 
+# struct vfm_pci_func / vfm_virtfn / vfm_netdev, unpacked in bulk. RawFunc / RawVirtfn name
+# their fields: C paths map to those names (``addr.`` dropped, ``physfn.`` -> ``pf_``).
+_RENAME = {"index": "vf_index"}
+
+
+def _py_name(path: str) -> str:
+    path = path.replace("addr.", "", 1) if path.startswith("addr.") else path
+    return _RENAME.get(path, path.replace("physfn.", "pf_", 1))
+
+
+def _records(cname: str, cls: type) -> _Layout:
+    """A record struct's layout, its flattened fields checked against cls's field names."""
+    lay = _layout(cname)
+    names = tuple(_py_name(path) for path, _, _ in lay.fields)
+    if names != getattr(cls, "_fields"):  # pragma: no cover - header and Python disagree
+        raise ImportError(f"pyvfmac._lowlevel: {cname} fields {names} are not {cls.__name__}'s")
+    return lay
+
+
+_FUNC_LAYOUT = _records("struct vfm_pci_func", RawFunc)
+_FUNC = _FUNC_LAYOUT.st
+_VIRTFN = _records("struct vfm_virtfn", RawVirtfn).st
+_NETDEV = _layout("struct vfm_netdev").st
+
+
 class RawScan(_NamedTuple):
     funcs: list[RawFunc]
     netdevs: list[bytes]
@@ -433,10 +489,13 @@ class PackedScan(_NamedTuple):
     virtfns: bytes
 
 
-# struct vfm_pci_func without its name (32 pad bytes): the fields of RawFunc after ``name``.
-_FUNC_NONAME = _struct.Struct("=32x4IIIIIiii4IiiIIII64s")
-if _FUNC_NONAME.size != _FUNC.size:  # pragma: no cover - a format edit gone wrong
-    raise ImportError("pyvfmac._lowlevel: struct vfm_pci_func formats disagree")
+# struct vfm_pci_func's name (first): func_rows / func_columns leave it out (see func_name).
+_NAME_PATH, _NAME_OFF, _NAME_CODE = _FUNC_LAYOUT.fields[0]
+_NAME_LEN = _struct.calcsize(_NAME_CODE)
+if _NAME_PATH != "name" or _NAME_OFF != 0:  # pragma: no cover - a reordered header
+    raise ImportError("pyvfmac._native: struct vfm_pci_func does not start with its name")
+# The same struct with the name as pad bytes: the fields of RawFunc after ``name``.
+_FUNC_NONAME = _struct.Struct(_FUNC.format.replace(_NAME_CODE, f"{_NAME_LEN}x", 1))
 
 
 def func_rows(p: PackedScan) -> list[tuple[_Any, ...]]:
@@ -444,25 +503,17 @@ def func_rows(p: PackedScan) -> list[tuple[_Any, ...]]:
     return list(_FUNC_NONAME.iter_unpack(p.funcs)) if p.funcs else []
 
 
-def _func_word(*field: str) -> int:
-    offset = int(ffi.offsetof("struct vfm_pci_func", *field))
-    if offset % 4:  # pragma: no cover - a layout the column reader cannot take
-        raise ImportError(f"pyvfmac._native: vfm_pci_func.{'.'.join(field)} is not aligned")
-    return offset // 4
+def _func_column(offset: int, code: str) -> tuple[str, int, int]:
+    """How func_columns reads a field: ("I" / "i", 32-bit word index, 0) or ("s", offset, length)."""
+    if code.endswith("s"):
+        return "s", offset, _struct.calcsize(code)
+    if code not in "Ii" or offset % 4:  # pragma: no cover - a field the reader cannot take
+        raise ImportError(f"pyvfmac._native: vfm_pci_func field at {offset}: {code!r}")
+    return code, offset // 4, 0
 
 
-# RawFunc's fields after ``name``, as (32-bit word index in the struct, signed) but ``driver``.
-_FUNC_COLUMNS = tuple(
-    (_func_word(*f.split(".")), signed) for f, signed in (
-        ("addr.domain", False), ("addr.bus", False), ("addr.slot", False),
-        ("addr.function", False), ("flags", False), ("vendor", False), ("device", False),
-        ("class_code", False), ("iommu_group", True), ("totalvfs", True), ("numvfs", True),
-        ("physfn.domain", False), ("physfn.bus", False), ("physfn.slot", False),
-        ("physfn.function", False), ("pf", True), ("vf_index", True), ("netdev_first", False),
-        ("netdev_count", False), ("virtfn_first", False), ("virtfn_count", False))
-)
-_FUNC_DRIVER = int(ffi.offsetof("struct vfm_pci_func", "driver"))
-_DRIVER_LEN = int(lib.VFM_DRIVER_LEN)
+# RawFunc's fields after ``name``, in order, as func_columns reads them.
+_FUNC_COLUMNS = tuple(_func_column(off, code) for _, off, code in _FUNC_LAYOUT.fields[1:])
 if _FUNC.size % 4:  # pragma: no cover - a layout the column reader cannot take
     raise ImportError("pyvfmac._native: struct vfm_pci_func is not a whole number of words")
 
@@ -475,18 +526,17 @@ def func_columns(p: PackedScan) -> list[list[_Any]]:
     """The same values as :func:`func_rows`, one list per field (column): cheaper to build."""
     buf = p.funcs
     if not buf:
-        return [[] for _ in range(len(_FUNC_COLUMNS) + 1)]
-    words, end = _FUNC.size // 4, _DRIVER_LEN
-    unsigned, signed = memoryview(buf).cast("I"), memoryview(buf).cast("i")
-    cols: list[list[_Any]] = [(signed if s else unsigned)[w::words].tolist()
-                              for w, s in _FUNC_COLUMNS]
-    cols.append([buf[o:o + end] for o in range(_FUNC_DRIVER, len(buf), _FUNC.size)])
-    return cols
+        return [[] for _ in _FUNC_COLUMNS]
+    size = _FUNC.size
+    words = {"I": memoryview(buf).cast("I"), "i": memoryview(buf).cast("i")}
+    return [words[kind][at::size // 4].tolist() if kind != "s"
+            else [buf[o:o + length] for o in range(at, len(buf), size)]
+            for kind, at, length in _FUNC_COLUMNS]
 
 
 def func_name(p: PackedScan, i: int) -> bytes:
     """The ``bus/pci/devices`` entry name of function ``i`` (NUL padding removed)."""
-    return cstr(p.funcs[i * _FUNC.size:i * _FUNC.size + 32])
+    return cstr(p.funcs[i * _FUNC.size:i * _FUNC.size + _NAME_LEN])
 
 
 def netdev_names(p: PackedScan) -> list[bytes]:

@@ -28,17 +28,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from . import pcibind
-from .domxml import (
-    DeviceDocument,
-    DeviceSpec,
-    NetworkSpec,
-    VirtualPort,
-    Vlan,
-    effective_managed,
-    merge_settings,
-    parse_network,
-    write_atomic,
-)
+from .domain import DeviceDocument, DeviceSpec, effective_managed, merge_settings
 from .errors import (
     InputError,
     KernelError,
@@ -49,7 +39,10 @@ from .errors import (
     VfmacError,
     XmlError,
 )
+from .files import write_atomic
 from .netlink import Rtnl, check_results, result_error
+from .network import NetworkSpec, parse_network
+from .portsettings import VirtualPort, Vlan
 from .state import Attachment, Original, Store
 from .topology import Topology, Vf, scan
 from .types import LinkInfo, PciAddress, VfChange, VfState

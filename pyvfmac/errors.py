@@ -6,6 +6,8 @@
 - ``KernelError`` (also an ``OSError``, with ``errno``): the kernel refused an operation; the message
   names the device, the VF, the setting, the errno name and its text, and the kernel's own
   extended-ACK message when it sent one.
+- ``FileError`` (a ``KernelError``, so an ``OSError`` with ``errno`` and ``filename``): reading or
+  writing a file failed; the message names the step and the path.
 - ``TopologyError`` (also a ``LookupError``): a device is not what it has to be (not a PCI device,
   not a network function, not a VF, unknown name).
 - ``StateError``: the saved-original store says no (not attached, already held, corrupted).
@@ -36,6 +38,10 @@ class PciAddressError(InputError):
 
 class NetdevNameError(InputError):
     """An invalid network device name."""
+
+
+class NetworkNameError(InputError):
+    """An invalid network name (of a pool network)."""
 
 
 class XmlError(InputError):
@@ -107,6 +113,26 @@ class NetlinkError(KernelError):
 
 class SysfsError(KernelError):
     """A sysfs read or write failed."""
+
+
+class FileError(KernelError):
+    """A file could not be read or written (``filename`` is its path).
+
+    ``str()`` reads like ``cannot rename for /etc/guest.xml: Is a directory (EISDIR)``. A kind of
+    KernelError for the same reason SysfsError is one: the kernel refused a system call on a
+    file; catching KernelError keeps catching it.
+    """
+
+    def __init__(self, code: int, what: str, path: str) -> None:
+        super().__init__(code, what)
+        self.filename = path
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (_rebuild_file_error, (type(self), self.errno, self.what, self.filename))
+
+
+def _rebuild_file_error(cls: type[FileError], code: int, what: str, path: str) -> FileError:
+    return cls(code, what, path)
 
 
 class TopologyError(VfmacError, LookupError):

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from . import pcibind
-from .domxml import NetworkSpec, PoolEntry, parse_network
 from .errors import PoolError, TopologyError, VfmacError, XmlError
+from .network import NetworkSpec, PoolEntry, parse_network
 from .state import Store
 from .topology import Topology, Vf, scan
 from .types import PciAddress

@@ -111,12 +111,11 @@ class PciAddress:
                     continue
                 raise PciAddressError(f"{where}: attribute {key!r} is missing")
             raw = raw.strip()
-            try:
-                values[key] = int(raw, 16) if raw.lower().startswith("0x") else int(raw, 10)
-            except ValueError:
-                raise PciAddressError(f"{where}: {key}={raw!r} is not a number") from None
-            if values[key] < 0:
-                raise PciAddressError(f"{where}: {key}={raw!r} is negative")
+            m = _XML_NUMBER.fullmatch(raw)
+            if m is None:
+                what = "is negative" if raw.startswith("-") else "is not a number"
+                raise PciAddressError(f"{where}: {key}={raw!r} {what}")
+            values[key] = int(m[1], 16) if m[1] is not None else int(raw, 10)
         try:
             return cls(**values)
         except PciAddressError as exc:
@@ -132,9 +131,13 @@ class PciAddress:
         }
 
 
-_PCI_RE = __import__("re").compile(
+_PCI_RE = re.compile(
     r"(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])"
 )
+
+# libvirt's spelling of a PCI coordinate: 0x-prefixed hexadecimal or plain decimal, ASCII only
+# (Python's int() would also take "1_0" and non-ASCII digits).
+_XML_NUMBER = re.compile(r"0[xX]([0-9a-fA-F]+)|[0-9]+", re.ASCII)
 
 IFNAMSIZ = 16
 

@@ -188,7 +188,8 @@ def test_apply_imports_only_what_it_needs(tmp_path: Path) -> None:
         "print(rc, ' '.join(sorted(set(sys.modules) - before)), file=sys.stderr)\n"
     )
     never = {"hashlib", "_hashlib", "hmac", "json", "sqlite3", "_sqlite3", "xml", "defusedxml",
-             "shutil", "pyvfmac.attach", "pyvfmac.pools", "pyvfmac.state", "pyvfmac.domxml",
+             "shutil", "pyvfmac.attach", "pyvfmac.pools", "pyvfmac.state", "pyvfmac.xmltree",
+             "pyvfmac.portsettings", "pyvfmac.network", "pyvfmac.domain", "pyvfmac.files",
              "pyvfmac.pcibind"}
     for argv, also_never in (
         (["apply", "--dry-run", str(_lo_config(tmp_path))], {"uuid", "platform"}),

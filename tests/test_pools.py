@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fakesysfs import FakeSysfs
 
-from pyvfmac.domxml import parse_network
+from pyvfmac.network import parse_network
 from pyvfmac.errors import PoolError
 from pyvfmac.pools import eligible, held_outside, pool_view, resolve_pool
 from pyvfmac.state import Store

@@ -1,38 +1,19 @@
-"""The XML layer: device documents, network definitions, atomic writes (no kernel access)."""
+"""Device documents: every accepted form, whole domains, the live form, errors, the merge policy."""
 
 from __future__ import annotations
 
-import os
 import random
-import stat
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
+from xmlcases import ADDR, DATA, MAC, domain_text, etree, expect_error, hd, random_addr
 
-from pyvfmac.domxml import (
-    DeviceDocument,
-    DeviceSpec,
-    NetworkSpec,
-    PoolEntry,
-    PortGroup,
-    VirtualPort,
-    Vlan,
-    effective_managed,
-    merge_settings,
-    network_to_xml,
-    parse_network,
-    write_atomic,
-)
-from pyvfmac.errors import InputError, KernelError, PoolError, XmlError
+from pyvfmac.domain import DeviceDocument, DeviceSpec, effective_managed, merge_settings
+from pyvfmac.errors import PoolError, XmlError
+from pyvfmac.network import NetworkSpec, PoolEntry, parse_network
+from pyvfmac.portsettings import VirtualPort, Vlan
 from pyvfmac.types import PciAddress
-
-Parser = Callable[..., object]
-DATA = Path(__file__).parent / "data" / "xml"
-MAC = "52:54:00:6d:90:02"
-ADDR = PciAddress(0, 6, 2, 0)
 
 
 def one(xml: str) -> DeviceSpec:
@@ -47,24 +28,10 @@ def shape(elem: ET.Element) -> tuple[object, ...]:
     return (elem.tag, dict(elem.attrib), text, tuple(shape(c) for c in elem))
 
 
-def etree(text: str) -> ET.Element:
-    return ET.fromstring(text)
-
-
-def expect_error(xml: str, *needles: str, parse: Parser = DeviceDocument.parse) -> str:
-    with pytest.raises(XmlError) as info:
-        parse(xml, source="t.xml")
-    message = str(info.value)
-    assert isinstance(info.value, InputError)
-    assert message.startswith("t.xml"), message
-    for needle in needles:
-        assert needle in message, f"{needle!r} not in {message!r}"
-    return message
-
-
 # ------------------------------------------------------------------------------------------
 # Every accepted device form
 # ------------------------------------------------------------------------------------------
+
 
 PROPOSAL = f"""<hostdev mode='subsystem' type='pci' managed='yes'>
   <source>
@@ -169,10 +136,6 @@ def test_step3_network_forms(device: str, portgroup: str | None) -> None:
 # ------------------------------------------------------------------------------------------
 # Whole domains
 # ------------------------------------------------------------------------------------------
-
-
-def domain_text() -> str:
-    return (DATA / "domain-mixed.xml").read_text()
 
 
 def test_domain_devices_found_in_order() -> None:
@@ -321,35 +284,6 @@ def test_set_and_clear_address_misuse() -> None:
         doc.set_address(1, ADDR)
 
 
-def test_indentation_of_inserted_address() -> None:
-    text = ("<domain>\n  <devices>\n    <interface type='network'>\n      <source network='n'/>\n"
-            f"      <mac address='{MAC}'/>\n    </interface>\n  </devices>\n</domain>\n")
-    doc = DeviceDocument.parse(text)
-    doc.set_address(0, ADDR)
-    assert ("      <source network='n'>\n        <address type='pci' domain='0x0000' bus='0x06'"
-            " slot='0x02' function='0x0'/>\n      </source>\n") in doc.to_string()
-    doc.clear_address(0)
-    assert doc.to_string() == text
-
-
-def test_comments_namespaces_and_declaration_kept() -> None:
-    text = ("<?xml version='1.0' encoding='ISO-8859-1'?>\n<!--before-->\n"
-            "<domain xmlns:q='urn:q'><q:x q:a='1'>\u00e9</q:x><devices><!--c--><hostdev "
-            f"mode='subsystem' type='pci'><source><address network='n'/></source>"
-            f"<mac address='{MAC}'/></hostdev></devices></domain>\n<?after x?>\n")
-    out = DeviceDocument.parse(text.encode("latin-1")).to_string()
-    assert out == text.replace("ISO-8859-1", "UTF-8")
-
-
-def test_default_namespace_is_kept_and_new_elements_stay_out_of_it() -> None:
-    text = ("<domain><devices><interface type='network'><source network='n'/>"
-            f"<mac address='{MAC}'/></interface></devices><m xmlns='urn:m'><a/></m></domain>")
-    doc = DeviceDocument.parse(text)
-    assert doc.to_string() == text + "\n"
-    doc.set_address(0, ADDR)
-    assert etree(doc.to_string()).find("{urn:m}m/{urn:m}a") is not None
-
-
 def test_domain_without_our_devices() -> None:
     doc = DeviceDocument.parse("<domain><devices><hostdev mode='subsystem' type='pci'><source>"
                                "<address bus='1' slot='0' function='0'/></source></hostdev>"
@@ -360,10 +294,6 @@ def test_domain_without_our_devices() -> None:
 # ------------------------------------------------------------------------------------------
 # Errors: every case names the element and the value
 # ------------------------------------------------------------------------------------------
-
-
-def hd(inner: str, attrs: str = "mode='subsystem' type='pci'", mac: str = MAC) -> str:
-    return f"<hostdev {attrs}>{inner}<mac address='{mac}'/></hostdev>"
 
 
 SRC = "<source><address bus='0x06' slot='0x02' function='0x0'/></source>"
@@ -515,160 +445,8 @@ def test_interface_without_mac_in_domain_is_an_error() -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# Hostile documents
+# The merge policy
 # ------------------------------------------------------------------------------------------
-
-BILLION_LAUGHS = """<?xml version="1.0"?>
-<!DOCTYPE lolz [
- <!ENTITY lol "lol">
- <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
-]>
-<hostdev mode='subsystem' type='pci'><source><address netdev='&lol4;'/></source></hostdev>"""
-
-EXTERNAL = """<?xml version="1.0"?>
-<!DOCTYPE hostdev [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
-<hostdev mode='subsystem' type='pci'><source><address netdev='&xxe;'/></source></hostdev>"""
-
-EXTERNAL_DTD = """<?xml version="1.0"?>
-<!DOCTYPE hostdev SYSTEM "http://example.invalid/x.dtd">
-<hostdev/>"""
-
-
-@pytest.mark.parametrize("parse", [DeviceDocument.parse, parse_network])
-@pytest.mark.parametrize("text", [BILLION_LAUGHS, EXTERNAL, EXTERNAL_DTD])
-def test_dtd_and_entities_refused(text: str, parse: Parser) -> None:
-    expect_error(text, "refused", "DOCTYPE", parse=parse)
-
-
-def test_undefined_entity_is_malformed() -> None:
-    expect_error(hd("<source><address netdev='&x;'/></source>"), "malformed XML",
-                 "undefined entity")
-
-
-def test_nesting_depth_bomb_refused() -> None:
-    text = "<domain>" + "<a>" * 1000 + "</a>" * 1000 + "</domain>"
-    expect_error(text, "nested deeper than 256")
-
-
-def test_not_text_refused() -> None:
-    with pytest.raises(XmlError, match="expected XML text"):
-        DeviceDocument.parse(42)  # type: ignore[arg-type]
-
-
-# ------------------------------------------------------------------------------------------
-# Networks
-# ------------------------------------------------------------------------------------------
-
-
-def net(forward: str, extra: str = "", attrs: str = "mode='hostdev'") -> str:
-    return (f"<network><name>passthrough-net</name><forward {attrs}>{forward}</forward>"
-            f"{extra}</network>")
-
-
-def test_full_network_sample() -> None:
-    spec = parse_network((DATA / "network-full.xml").read_text(), source="network-full.xml")
-    assert spec.name == "passthrough-net" and spec.managed is True
-    assert spec.uuid == "5e2b0f0a-2bd3-4d6b-9b8c-0cbe7e1b6f3a"
-    assert spec.pool == (
-        PoolEntry("pf", "eth3", None),
-        PoolEntry("pf", "eth4", None),
-        PoolEntry("interface", "eth20", None),
-        PoolEntry("address", None, PciAddress(0, 6, 0x10, 4)),
-    )
-    assert spec.vlan == Vlan(100)
-    assert [pg.name for pg in spec.portgroups] == ["engineering", "sales"]
-    assert spec.portgroups[0].default is True
-
-
-@pytest.mark.parametrize("mode", ["hostdev", "hardware", "device"])
-def test_forward_mode_alternatives(mode: str) -> None:
-    spec = parse_network(net("<interface dev='eth20'/><interface dev='eth21'/>",
-                             attrs=f"mode='{mode}'"))
-    assert spec.pool == (PoolEntry("interface", "eth20", None),
-                         PoolEntry("interface", "eth21", None))
-    assert spec.managed is False
-
-
-def test_forward_dev_attribute() -> None:
-    # The proposal's form: dev= on <forward> plus the interface list.
-    spec = parse_network(net("<interface dev='eth20'/><interface dev='eth21'/>",
-                             attrs="dev='eth20' mode='hostdev'"))
-    assert [e.dev for e in spec.pool] == ["eth20", "eth21"]
-    # dev= alone makes a one-interface pool.
-    spec = parse_network(net("", attrs="dev='eth20' mode='hostdev' managed='yes'"))
-    assert spec.pool == (PoolEntry("interface", "eth20", None),) and spec.managed is True
-
-
-@pytest.mark.parametrize(
-    "xml, needles",
-    [
-        (net("<pf dev='eth3'/>", "<bandwidth><inbound average='1000'/></bandwidth>"),
-         ("<bandwidth>", "not allowed")),
-        (net("<pf dev='eth3'/>", "<ip address='192.168.1.1'/>"), ("<ip address='192.168.1.1'>",)),
-        (net("<pf dev='eth3'/>", "<dns/>"), ("<dns>", "not allowed")),
-        (net("<pf dev='eth3'/>", "<bridge name='virbr0'/>"), ("<bridge name='virbr0'>",)),
-        (net("<pf dev='eth3'/>", "<mac address='52:54:00:00:00:01'/>"), ("<mac address=",)),
-        (net("<pf dev='eth3'/>", "<domain name='example.com'/>"), ("<domain name='example.com'>",)),
-        (net("<pf dev='eth3'/>", "<route address='10.0.0.0'/>"), ("<route",)),
-        (net("<pf dev='eth3'/>", "<portgroup name='p'><bandwidth/></portgroup>"), ("<bandwidth>",)),
-        (net("<nat/><pf dev='eth3'/>"), ("<nat>", "not allowed")),
-        (net("<pf dev='eth3'/>", attrs="mode='nat'"), ("<forward mode='nat'>", "hostdev")),
-        (net("<pf dev='eth3'/>", attrs="mode='bridge'"), ("mode='bridge'",)),
-        (net("<pf dev='eth3'/>", attrs=""), ("missing", "nat")),
-        (net(""), ("empty pool",)),
-        (net("<driver name='vfio'/>"), ("empty pool",)),
-        (net("<pf dev='eth3'/><driver name='kvm'/>"), ("<driver name='kvm'>",)),
-        (net("<interface dev='eth20'/><interface dev='eth20'/>"),
-         ("<interface dev='eth20'>", "duplicate")),
-        (net("<pf dev='eth3'/><pf dev='eth3'/>"), ("<pf dev='eth3'>", "duplicate")),
-        (net("<address type='pci' bus='6' slot='2' function='0'/>"
-             "<address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x0'/>"),
-         ("duplicate",)),
-        (net("<address type='usb' bus='6' slot='2' function='0'/>"), ("type='usb'",)),
-        (net("<address type='pci' bus='6' slot='99' function='0'/>"), ("slot='99'",)),
-        (net("<interface/>"), ("<interface>", "'dev' is missing")),
-        (net("<interface dev='bad name'/>"), ("dev='bad name'",)),
-        (net("<interface dev='eth20'/>", attrs="dev='eth9' mode='hostdev'"), ("dev='eth9'",)),
-        (net("<pf dev='eth3'/>", attrs="mode='hostdev' managed='1'"), ("managed='1'",)),
-        (net("<pf dev='eth3'/>", "<portgroup name='a'/><portgroup name='a'/>"),
-         ("<portgroup name='a'>", "twice")),
-        (net("<pf dev='eth3'/>",
-             "<portgroup name='a' default='yes'/><portgroup name='b' default='yes'/>"),
-         ("<portgroup name='b' default='yes'>", "two default portgroups")),
-        (net("<pf dev='eth3'/>", "<portgroup/>"), ("<portgroup>", "'name' is missing")),
-        (net("<pf dev='eth3'/>",
-             "<portgroup name='a'><vlan trunk='yes'><tag id='1'/></vlan></portgroup>"),
-         ("trunk", "portgroup 'a'")),
-        (net("<pf dev='eth3'/>", "<vlan><tag id='5000'/></vlan>"), ("<tag id='5000'>",)),
-        (net("<pf dev='eth3'/>", "<virtualport type='openvswitch'/>"), ("openvswitch",)),
-        (net("<pf dev='eth3'/>", "<uuid>not-a-uuid</uuid>"), ("<uuid>", "'not-a-uuid'")),
-        (net("<pf dev='eth3'/>", "<foo/>"), ("<foo>", "unexpected element")),
-        ("<network><forward mode='hostdev'><pf dev='eth3'/></forward></network>",
-         ("<name> is missing",)),
-        ("<network><name></name><forward mode='hostdev'><pf dev='e'/></forward></network>",
-         ("empty",)),
-        ("<network><name>a/b</name><forward mode='hostdev'><pf dev='e'/></forward></network>",
-         ("'a/b'", "'/'")),
-        (f"<network><name>{'n' * 65}</name><forward mode='hostdev'><pf dev='e'/></forward>"
-         "</network>",
-         ("longer than 64",)),
-        ("<network><name>n</name></network>", ("<forward> is missing",)),
-        ("<network><name>n</name><forward mode='hostdev'><pf dev='e'/></forward>"
-         "<forward mode='hostdev'><pf dev='f'/></forward></network>", ("only one <forward>",)),
-        ("<hostdev/>", ("root element must be <network>",)),
-    ],
-)
-def test_network_errors(xml: str, needles: tuple[str, ...]) -> None:
-    expect_error(xml, *needles, parse=parse_network)
-
-
-def test_network_name_of_64_chars_accepted() -> None:
-    name = "n" * 64
-    spec = parse_network(f"<network><name>{name}</name><forward mode='hostdev'><pf dev='e'/>"
-                         "</forward></network>")
-    assert spec.name == name
 
 
 def test_settings_for_and_merge() -> None:
@@ -707,17 +485,6 @@ def test_effective_managed() -> None:
     assert effective_managed(one(PROPOSAL)) is True
 
 
-def test_network_to_xml_is_libvirt_format() -> None:
-    spec = parse_network((DATA / "network-full.xml").read_text())
-    text = network_to_xml(spec)
-    root = etree(text)
-    assert root.findtext("name") == "passthrough-net"
-    fwd = root.find("forward")
-    assert fwd is not None and fwd.attrib == {"mode": "hostdev", "managed": "yes"}
-    assert [c.tag for c in fwd] == ["pf", "pf", "interface", "address"]
-    assert parse_network(text) == spec
-
-
 # ------------------------------------------------------------------------------------------
 # Property-style: random valid addresses, MACs, forms
 # ------------------------------------------------------------------------------------------
@@ -729,11 +496,6 @@ def random_mac(rng: random.Random) -> str:
     if not any(octets):
         octets[5] = 1
     return ":".join(f"{o:02x}" for o in octets)
-
-
-def random_addr(rng: random.Random) -> PciAddress:
-    return PciAddress(rng.randrange(0x10000), rng.randrange(0x100), rng.randrange(0x20),
-                      rng.randrange(8))
 
 
 def spell_mac(rng: random.Random, mac: str) -> str:
@@ -804,37 +566,6 @@ def test_random_devices_parse_and_round_trip(seed: int) -> None:
     assert doc.to_string() == text
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_random_networks_round_trip(seed: int) -> None:
-    rng = random.Random(1000 + seed)
-    pool: list[PoolEntry] = []
-    for i in range(rng.randrange(1, 8)):
-        kind = rng.choice(["interface", "pf", "address"])
-        if kind == "address":
-            pool.append(PoolEntry("address", None, random_addr(rng)))
-        else:
-            pool.append(PoolEntry(kind, f"eth{i}", None))  # type: ignore[arg-type]
-    pool = list({(e.kind, e.dev, e.address): e for e in pool}.values())
-
-    def vport() -> VirtualPort | None:
-        return rng.choice([
-            None,
-            VirtualPort("802.1Qbh", profileid=f"prof-{rng.randrange(1000)}"),
-            VirtualPort("802.1Qbg", managerid=rng.randrange(1, 256), typeid=rng.randrange(1 << 24),
-                        typeidversion=rng.randrange(256), instanceid=rng.choice(
-                            [None, "09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f"])),
-        ])
-
-    def vlan() -> Vlan | None:
-        return rng.choice([None, Vlan(rng.randrange(4096))])
-
-    groups = tuple(PortGroup(f"pg{i}", i == 0 and rng.random() < 0.5, vlan(), vport())
-                   for i in range(rng.randrange(4)))
-    spec = NetworkSpec(f"net-{seed}", rng.choice([None, "5e2b0f0a-2bd3-4d6b-9b8c-0cbe7e1b6f3a"]),
-                       rng.random() < 0.5, tuple(pool), vlan(), vport(), groups)
-    assert parse_network(network_to_xml(spec)) == spec
-
-
 @pytest.mark.parametrize("seed", range(5))
 def test_random_invalid_addresses_refused(seed: int) -> None:
     rng = random.Random(2000 + seed)
@@ -843,47 +574,3 @@ def test_random_invalid_addresses_refused(seed: int) -> None:
     attrs = {"bus": "6", "slot": "2", "function": "0", field: hex(bad)}
     spelled = " ".join(f"{k}='{v}'" for k, v in attrs.items())
     expect_error(hd(f"<source><address {spelled}/></source>"), f"{field}='{hex(bad)}'")
-
-
-# ------------------------------------------------------------------------------------------
-# write_atomic
-# ------------------------------------------------------------------------------------------
-
-
-def test_write_atomic_replaces_and_keeps_mode(tmp_path: Path) -> None:
-    target = tmp_path / "guest.xml"
-    target.write_text("old")
-    target.chmod(0o640)
-    write_atomic(target, "new \u00e9")
-    assert target.read_text(encoding="utf-8") == "new \u00e9"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o640
-    assert sorted(os.listdir(tmp_path)) == ["guest.xml"]  # no temporary file left
-
-
-def test_write_atomic_new_file_and_symlink(tmp_path: Path) -> None:
-    real = tmp_path / "real.xml"
-    write_atomic(real, "a")
-    assert real.read_text() == "a" and stat.S_IMODE(real.stat().st_mode) == 0o644
-    link = tmp_path / "link.xml"
-    link.symlink_to(real)
-    write_atomic(link, "b")
-    assert link.is_symlink() and real.read_text() == "b"
-
-
-def test_write_atomic_failure_leaves_old_file(tmp_path: Path) -> None:
-    with pytest.raises(KernelError) as info:
-        write_atomic(tmp_path / "missing-dir" / "x.xml", "text")
-    assert "missing-dir" in str(info.value) and info.value.errno == 2
-    # A directory in the way: rename fails, the temporary file is removed.
-    (tmp_path / "d").mkdir()
-    with pytest.raises(KernelError, match="rename"):
-        write_atomic(tmp_path / "d", "text")
-    assert sorted(os.listdir(tmp_path)) == ["d"]
-
-
-def test_live_document_written_atomically_parses_back(tmp_path: Path) -> None:
-    doc = DeviceDocument.parse(domain_text())
-    doc.set_address(2, PciAddress(0, 6, 0x10, 6))
-    path = tmp_path / "guest1.xml"
-    write_atomic(path, doc.to_string())
-    assert DeviceDocument.parse(path.read_bytes(), source=str(path)).devices == doc.devices

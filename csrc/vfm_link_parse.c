@@ -1,4 +1,5 @@
-/* RTM_NEWLINK parsing: link identity and the VF list, correct past 64 KiB (wrapped lengths). */
+/* RTM_NEWLINK parsing: link identity and the VF list, correct past 64 KiB (wrapped lengths).
+ * The link array itself (new, grow, free) lives here too: parsing is what fills it. */
 #include <errno.h>
 #include <linux/if_link.h>
 #include <stdlib.h>
@@ -69,8 +70,17 @@ static void vf_vlan_list(struct vfm_vf_info *vi, const struct nlattr *list)
 	}
 }
 
-/* One IFLA_VF_INFO: known attributes shorter than their struct make the message bad. */
-static int vf_info_attr(struct vfm_vf_info *vi, const struct nlattr *a)
+/* The i-th 32-bit word of an attribute's payload (its length checked by the caller). */
+static uint32_t word(const uint8_t *d, size_t i)
+{
+	uint32_t v;
+
+	memcpy(&v, d + 4 * i, sizeof(v));
+	return v;
+}
+
+/* A known IFLA_VF_* attribute shorter than its struct. */
+static bool vf_attr_short(const struct nlattr *a)
 {
 	static const uint8_t need[] = {
 		[IFLA_VF_MAC] = sizeof(struct ifla_vf_mac),
@@ -81,51 +91,45 @@ static int vf_info_attr(struct vfm_vf_info *vi, const struct nlattr *a)
 		[IFLA_VF_TRUST] = sizeof(struct ifla_vf_trust),
 	};
 	uint16_t t = vfm_attr_type(a);
+
+	return t < sizeof(need) && need[t] && vfm_attr_len(a) < need[t];
+}
+
+/* One attribute of an IFLA_VF_INFO: known ones shorter than their struct make the message bad;
+ * unknown ones are skipped, never rejected (old program, new kernel). */
+static int vf_info_attr(struct vfm_vf_info *vi, const struct nlattr *a)
+{
 	const uint8_t *d = vfm_attr_data(a);
 
-	if (t < sizeof(need) && need[t] && vfm_attr_len(a) < need[t])
+	if (vf_attr_short(a))
 		return -EBADMSG;
-	switch (t) {
+	switch (vfm_attr_type(a)) {
 	case IFLA_VF_MAC:
-		memcpy(&vi->vf, d, 4);
+		vi->vf = word(d, 0);
 		memcpy(vi->mac, d + 4, VFM_MAC_LEN);
 		break;
 	case IFLA_VF_VLAN:
 		if (!vi->vlan_proto) {
-			memcpy(&vi->vlan, d + 4, 4);
-			memcpy(&vi->qos, d + 8, 4);
+			vi->vlan = word(d, 1);
+			vi->qos = word(d, 2);
 		}
 		break;
 	case IFLA_VF_VLAN_LIST:
 		vf_vlan_list(vi, a);
 		break;
 	case IFLA_VF_RATE:
-		memcpy(&vi->min_tx_rate, d + 4, 4);
-		memcpy(&vi->max_tx_rate, d + 8, 4);
+		vi->min_tx_rate = word(d, 1);
+		vi->max_tx_rate = word(d, 2);
 		break;
-	case IFLA_VF_SPOOFCHK: {
-		uint32_t st;
-
-		memcpy(&st, d + 4, 4);
-		vi->spoofchk = setting(st);
+	case IFLA_VF_SPOOFCHK:
+		vi->spoofchk = setting(word(d, 1));
 		break;
-	}
-	case IFLA_VF_LINK_STATE: {
-		uint32_t st;
-
-		memcpy(&st, d + 4, 4);
-		vi->link_state = st <= 2 ? (int32_t)st : -1;
+	case IFLA_VF_LINK_STATE:
+		vi->link_state = word(d, 1) <= 2 ? (int32_t)word(d, 1) : -1;
 		break;
-	}
-	case IFLA_VF_TRUST: {
-		uint32_t st;
-
-		memcpy(&st, d + 4, 4);
-		vi->trust = setting(st);
+	case IFLA_VF_TRUST:
+		vi->trust = setting(word(d, 1));
 		break;
-	}
-	default:
-		break; /* unknown: skip, never reject (old program, new kernel) */
 	}
 	return 0;
 }
@@ -363,14 +367,6 @@ int vfm_links_add_msg(struct vfm_links *l, const struct nlmsghdr *h)
 	return 0;
 }
 
-/* An NLMSG_ERROR where data was expected: its error, or -EBADMSG for a bare ACK. */
-static int error_reply(const struct nlmsghdr *h, char *msg, size_t msglen)
-{
-	int err = vfm_msg_error(h, msg, msglen);
-
-	return err < 0 ? err : -EBADMSG;
-}
-
 static int parse_all(struct vfm_links *l, const uint8_t *buf, size_t len)
 {
 	const uint8_t *cur = buf, *end = buf + len;
@@ -382,7 +378,7 @@ static int parse_all(struct vfm_links *l, const uint8_t *buf, size_t len)
 		if (h->nlmsg_type == NLMSG_DONE)
 			return 0;
 		if (h->nlmsg_type == NLMSG_ERROR)
-			return error_reply(h, NULL, 0);
+			return vfm_msg_error_reply(h, NULL, 0);
 		err = vfm_links_add_msg(l, h);
 		if (err < 0)
 			return err;
@@ -413,133 +409,4 @@ int vfm_links_parse(const uint8_t *buf, size_t len, struct vfm_links **out)
 	}
 	*out = l;
 	return 0;
-}
-
-/* ---- RTM_GETLINK: one link or a dump ---- */
-
-#define VFM_DUMP_TRIES 8
-
-static int getlink_msg(struct vfm_buf *b, uint32_t seq, int32_t ifindex, const char *name)
-{
-	uint16_t flags = NLM_F_REQUEST | (ifindex < 0 ? NLM_F_DUMP : 0);
-	int err = vfm_buf_msg_start(b, RTM_GETLINK, flags, seq);
-
-	if (!err)
-		err = vfm_ifinfo_put(b, ifindex > 0 ? ifindex : 0);
-	if (!err && ifindex == 0 && name)
-		err = vfm_attr_put_str(b, IFLA_IFNAME, name);
-	if (!err)
-		err = vfm_attr_put_u32(b, IFLA_EXT_MASK, RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS);
-	vfm_buf_msg_end(b);
-	return err;
-}
-
-/* One datagram of replies to seq: 1 when the reply is complete, 0 to read on, -errno. A parse
- * error in a dump is kept in *first_err while the rest of the dump is drained, so that the socket
- * is clean for the next request. */
-static int getlink_datagram(struct vfm_sock *s, uint32_t seq, bool dump, struct vfm_links *l,
-			    const uint8_t *cur, const uint8_t *end, bool *intr, int *first_err,
-			    char *errmsg, size_t errlen)
-{
-	const struct nlmsghdr *h;
-	bool bad = false;
-	int err;
-
-	while ((h = vfm_msg_next(&cur, end, &bad)) != NULL) {
-		if (h->nlmsg_seq != seq || h->nlmsg_pid != s->portid)
-			continue;
-		if (h->nlmsg_type == NLMSG_ERROR)
-			return error_reply(h, errmsg, errlen);
-		*intr |= (h->nlmsg_flags & NLM_F_DUMP_INTR) != 0;
-		if (h->nlmsg_type == NLMSG_DONE) {
-			int derr = 0;
-
-			if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(int)))
-				memcpy(&derr, NLMSG_DATA(h), sizeof(int));
-			if (derr < 0 && !*first_err)
-				*first_err = derr;
-			return 1;
-		}
-		if (*first_err)
-			continue;
-		err = vfm_links_add_msg(l, h);
-		if (err < 0 && !dump)
-			return err;
-		if (err < 0)
-			*first_err = err;
-		if (!dump)
-			return 1;
-	}
-	return bad ? -EBADMSG : 0;
-}
-
-/* Read the replies to seq into l. Returns 0, 1 when an interrupted dump must be redone, -errno. */
-static int getlink_collect(struct vfm_sock *s, uint32_t seq, bool dump, struct vfm_links *l,
-			   char *errmsg, size_t errlen)
-{
-	bool intr = false;
-	int first_err = 0;
-
-	for (;;) {
-		long n = vfm_sock_recv(s);
-		int r;
-
-		if (n < 0)
-			return (int)n;
-		r = getlink_datagram(s, seq, dump, l, s->rx, s->rx + n, &intr, &first_err, errmsg,
-				     errlen);
-		if (r < 0)
-			return r;
-		if (r == 1)
-			return first_err ? first_err : intr ? 1 : 0;
-	}
-}
-
-int vfm_links_get(struct vfm_sock *s, int32_t ifindex, const char *name, struct vfm_links **out,
-		  char *errmsg, size_t errlen)
-{
-	uint8_t req[128];
-	struct vfm_buf b = { req, sizeof(req), 0 };
-	int tries, err = -EINTR;
-
-	*out = NULL;
-	vfm_set_msg(errmsg, errlen, "");
-	for (tries = 0; tries < VFM_DUMP_TRIES; tries++) {
-		struct vfm_links *l = vfm_links_new();
-
-		if (!l)
-			return -ENOMEM;
-		err = getlink_msg(&b, ++s->seq, ifindex, name);
-		if (!err)
-			err = vfm_sock_send(s, b.p, b.len);
-		if (!err)
-			err = getlink_collect(s, s->seq, ifindex < 0, l, errmsg, errlen);
-		if (err == 0) {
-			*out = l;
-			return 0;
-		}
-		vfm_links_free(l);
-		if (err < 0)
-			return err;
-		/* 1: the dump was interrupted by a change; read it all again */
-		err = -EINTR;
-	}
-	return err;
-}
-
-void vfm_vfs_mac_text(const struct vfm_vf_info *vfs, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		char *p = out + 18 * i;
-
-		for (unsigned int k = 0; k < 6; k++) {
-			p[3 * k] = digits[vfs[i].mac[k] >> 4];
-			p[3 * k + 1] = digits[vfs[i].mac[k] & 15];
-			p[3 * k + 2] = k < 5 ? ':' : '\n';
-		}
-	}
-	if (n)
-		out[18 * n - 1] = 0;
 }

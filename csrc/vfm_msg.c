@@ -1,4 +1,5 @@
-/* Netlink message building and attribute walking, bounds-checked, padding zeroed. */
+/* Netlink messages and attributes: building (bounds-checked, padding zeroed) and walking
+ * (never outside the buffer). */
 #include <errno.h>
 #include <string.h>
 
@@ -13,6 +14,18 @@ void *vfm_buf_reserve(struct vfm_buf *b, size_t len)
 		return NULL;
 	p = b->p + b->len;
 	memset(p, 0, alen);
+	b->len += alen;
+	return p;
+}
+
+void *vfm_buf_claim(struct vfm_buf *b, size_t len)
+{
+	size_t alen = NLMSG_ALIGN(len);
+	void *p;
+
+	if (alen < len || b->cap - b->len < alen)
+		return NULL;
+	p = b->p + b->len;
 	b->len += alen;
 	return p;
 }
@@ -118,6 +131,23 @@ const struct nlattr *vfm_attr_next(const uint8_t **cur, const uint8_t *end, bool
 	step = NLA_ALIGN(a->nla_len);
 	*cur = step < left ? *cur + step : end;
 	return a;
+}
+
+const struct nlmsghdr *vfm_msg_next(const uint8_t **cur, const uint8_t *end, bool *bad)
+{
+	const struct nlmsghdr *h = (const struct nlmsghdr *)*cur;
+	size_t left = (size_t)(end - *cur);
+	size_t step;
+
+	if (*cur >= end)
+		return NULL;
+	if (left < NLMSG_HDRLEN || h->nlmsg_len < NLMSG_HDRLEN || h->nlmsg_len > left) {
+		*bad = true;
+		return NULL;
+	}
+	step = NLMSG_ALIGN(h->nlmsg_len);
+	*cur = step < left ? *cur + step : end;
+	return h;
 }
 
 void vfm_copy_str(char *dst, size_t dstlen, const struct nlattr *a)

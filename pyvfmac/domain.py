@@ -1,0 +1,420 @@
+"""Device documents in libvirt-style XML (pure Python, no kernel access).
+
+Device forms
+------------
+The input is one ``<hostdev>``, one ``<interface>`` or a whole ``<domain>``. Accepted device forms:
+
+* the proposal's ``<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain=..
+  bus=.. slot=.. function=../></source><mac address=../></hostdev>`` (``domain`` optional,
+  ``mode`` optional and then ``subsystem``; ``<mac>`` directly in the device or inside
+  ``<source>``),
+* libvirt's ``<interface type='hostdev' managed='yes'><source><address type='pci' .../></source>
+  <mac address=../></interface>``,
+* step 2, a VF named by its netdev: ``<address netdev='eth22'/>`` or ``<network dev='eth22'/>``
+  in ``<source>``; the filled form carries both (``<address domain=.. bus=.. slot=.. function=..
+  netdev='eth22'/>``, or ``<network dev=..>`` next to an ``<address>`` with the PCI coordinates),
+* step 3, a reference to one of pyvfmac's networks: ``<address network='passthrough-net'/>`` or
+  ``<network name='passthrough-net'/>`` in a hostdev's ``<source>`` (both take an optional
+  ``portgroup`` attribute), and libvirt's ``<interface type='network'><source
+  network='passthrough-net' portgroup='pg1'/><mac address=../></interface>``.
+
+Every device may carry one ``<vlan>`` (one tag) and one ``<virtualport>`` (802.1Qbh or 802.1Qbg).
+In a whole domain, only the ``<hostdev>`` elements that have a ``<mac>`` and the ``<interface>``
+elements of type ``hostdev`` or ``network`` directly inside ``<devices>`` are ours; everything else
+is written back as it was read (comments, processing instructions, namespace prefixes and
+whitespace included; attribute values are written with single quotes, as libvirt does).
+
+The live form of a network reference
+------------------------------------
+When a VF of a network is given to a device, :meth:`DeviceDocument.set_address` writes its PCI
+coordinates while the network reference stays, so that detach finds the allocation (network +
+MAC) from the live XML as well as from the persistent one:
+
+* ``<address network='pn'/>`` becomes ``<address domain=.. bus=.. slot=.. function..
+  network='pn'/>`` (the same rule as step 2's ``netdev``),
+* ``<network name='pn'/>`` gets a sibling ``<address domain=.. bus=.. slot=.. function=../>``,
+* ``<interface type='network'><source network='pn'/>`` gets ``<address type='pci' ...>`` as a
+  child of ``<source>``.
+
+:meth:`DeviceDocument.clear_address` undoes exactly that (back to the persistent form).
+
+The merge policy
+----------------
+A device that refers to a network takes its vlan and virtualport by libvirt's rule, element by
+element: the device's own, else its portgroup's (:meth:`NetworkSpec.settings_for
+<pyvfmac.network.NetworkSpec.settings_for>`), else the network's (:func:`merge_settings`);
+:func:`effective_managed` says whether its VF is bound to vfio-pci.
+
+Untrusted input is parsed with defusedxml: a DTD, an entity declaration or an external reference
+is refused. Every validation problem is an :class:`~pyvfmac.errors.XmlError` (an ``InputError``)
+whose message names the source, the line, the element with its attributes, and the bad value.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from .errors import InputError, PoolError, XmlError
+from .mac import parse_mac
+from .network import NetworkSpec, network_name_in
+from .portsettings import VirtualPort, Vlan, parse_virtualport, parse_vlan
+from .types import PciAddress
+from .xmltree import (
+    PCI_COORDS,
+    Tree,
+    check_attrs,
+    children,
+    describe,
+    has_pci_coords,
+    insert_child,
+    netdev_attr,
+    one_child,
+    pci_address_elem,
+    pci_attr,
+    remove_child,
+    yes_no,
+)
+
+__all__ = ["DeviceDocument", "DeviceSpec", "effective_managed", "merge_settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    """One device of a :class:`DeviceDocument`.
+
+    ``index`` counts only pyvfmac's devices (0..), in document order. ``managed`` is the device's
+    own ``managed`` attribute (default False, like libvirt); for a network reference see
+    :func:`effective_managed`. ``address`` and ``netdev`` may both be set (step 2's filled form),
+    as may ``network`` and ``address`` (the live form of a network reference).
+    """
+
+    index: int
+    form: Literal["hostdev", "interface"]
+    managed: bool
+    mac: str
+    address: PciAddress | None
+    netdev: str | None
+    network: str | None
+    portgroup: str | None
+    vlan: Vlan | None
+    virtualport: VirtualPort | None
+
+    @property
+    def key(self) -> str:
+        """Stable identity for the state store.
+
+        * a network reference: ``network:<name>/<mac>`` -- an allocation is identified by
+          (network, MAC), so the persistent form (no address) and the live form (address filled
+          in) of one device have the same key;
+        * otherwise the VF itself: ``pci:<canonical address>`` when the address is known, else
+          ``netdev:<name>`` (step 2 before the first attach: resolve the name to its address and
+          key the saved original by the ``pci:`` form).
+        """
+        if self.network is not None:
+            return f"network:{self.network}/{self.mac}"
+        if self.address is not None:
+            return f"pci:{self.address}"
+        return f"netdev:{self.netdev}"
+
+
+def merge_settings(
+    device: DeviceSpec, network: NetworkSpec
+) -> tuple[Vlan | None, VirtualPort | None]:
+    """The vlan and virtualport to give the VF allocated to ``device`` from ``network``.
+
+    libvirt's rule, element by element: the device's own ``<vlan>`` / ``<virtualport>`` wins over
+    the portgroup's (the device's ``portgroup``, else the network's default portgroup), which wins
+    over the network's. Elements are taken whole, never merged attribute by attribute.
+    :class:`~pyvfmac.errors.PoolError` when the device refers to another network or to a
+    portgroup the network does not have.
+    """
+    if device.network != network.name:
+        raise PoolError(
+            f"device {device.index} (MAC {device.mac}) refers to network {device.network!r}, "
+            f"not {network.name!r}"
+        )
+    vlan, vport = network.settings_for(device.portgroup)
+    return (
+        device.vlan if device.vlan is not None else vlan,
+        device.virtualport if device.virtualport is not None else vport,
+    )
+
+
+def effective_managed(device: DeviceSpec, network: NetworkSpec | None = None) -> bool:
+    """Whether pyvfmac binds the VF to vfio-pci: the device's ``managed='yes'``, or, for a network
+    reference, the network's ``<forward managed='yes'>`` (``<interface type='network'>`` has no
+    ``managed`` attribute of its own in libvirt)."""
+    return device.managed or (network is not None and network.managed)
+
+
+_ROOTS = ("hostdev", "interface", "domain")
+
+
+def _macs(elem: ET.Element) -> list[ET.Element]:
+    found = children(elem, "mac")
+    for source in children(elem, "source"):
+        found += children(source, "mac")
+    return found
+
+
+class DeviceDocument:
+    """A parsed ``<hostdev>``, ``<interface>`` or ``<domain>``; see the module documentation.
+
+    ``kind`` is the root element's name. ``devices`` are pyvfmac's devices, in document order.
+    :meth:`set_address` / :meth:`clear_address` edit the tree in place; :meth:`to_string` writes
+    the document back with everything that is not pyvfmac's unchanged.
+    """
+
+    def __init__(self, tree: Tree, kind: str, elems: list[ET.Element], specs: list[DeviceSpec]):
+        self._tree = tree
+        self.kind = kind
+        self._elems = elems
+        self._specs = specs
+
+    @property
+    def devices(self) -> tuple[DeviceSpec, ...]:
+        return tuple(self._specs)
+
+    @property
+    def source(self) -> str:
+        return self._tree.source
+
+    @classmethod
+    def parse(cls, data: str | bytes, *, source: str = "<input>") -> DeviceDocument:
+        tree = Tree(data, source)
+        root = tree.root
+        if root.tag not in _ROOTS:
+            raise tree.error(
+                root, "the root element must be <hostdev>, <interface> or <domain>"
+            )
+        elems: list[ET.Element] = []
+        if root.tag == "domain":
+            for devices in children(root, "devices"):
+                for child in devices:
+                    if child.tag == "hostdev" and _macs(child):
+                        elems.append(child)
+                    elif child.tag == "interface" and child.get("type") in ("hostdev", "network"):
+                        elems.append(child)
+        else:
+            if root.tag == "interface" and root.get("type") not in ("hostdev", "network"):
+                itype = root.get("type")
+                shown = "attribute 'type' is missing" if itype is None else f"type={itype!r}"
+                raise tree.error(root, f"interface {shown}: expected 'hostdev' or 'network'")
+            elems.append(root)
+        specs = [_parse_device(tree, elem, i) for i, elem in enumerate(elems)]
+        doc = cls(tree, str(root.tag), elems, specs)
+        doc._check_unique()
+        return doc
+
+    def _check_unique(self) -> None:
+        seen: dict[tuple[str, object], int] = {}
+        for spec, elem in zip(self._specs, self._elems):
+            for what, value in (
+                ("MAC", spec.mac),
+                ("PCI address", spec.address),
+                ("netdev", spec.netdev),
+            ):
+                if value is None:
+                    continue
+                first = seen.setdefault((what, value), spec.index)
+                if first != spec.index:
+                    raise self._tree.error(
+                        elem, f"{what} {value} is already used by device {first}",
+                        f"device {spec.index}",
+                    )
+
+    def _device(self, index: int) -> tuple[DeviceSpec, ET.Element, ET.Element]:
+        if not isinstance(index, int) or not 0 <= index < len(self._specs):
+            count = len(self._specs)
+            raise XmlError(f"{self.source}: no device {index!r} (the document has {count})")
+        elem = self._elems[index]
+        source = children(elem, "source")[0]
+        return self._specs[index], elem, source
+
+    @staticmethod
+    def _coord_carrier(source: ET.Element) -> ET.Element | None:
+        """The ``<address>`` in ``<source>`` that carries the PCI coordinates, if it exists."""
+        found = children(source, "address")
+        return found[0] if found else None
+
+    def set_address(self, index: int, address: PciAddress) -> None:
+        """Write ``address`` into device ``index`` (keeping ``netdev=`` / the network reference;
+        see the module documentation for the live form of a network reference).
+
+        A device whose definition already names a different VF (address or step 2's filled form)
+        is refused with both values; a network reference takes any address (the allocation)."""
+        if not isinstance(address, PciAddress):
+            raise XmlError(f"set_address: expected a PciAddress, got {address!r}")
+        spec, elem, source = self._device(index)
+        if spec.network is None and spec.address is not None and spec.address != address:
+            raise self._tree.error(
+                elem,
+                f"the definition says PCI address {spec.address}, the VF found is {address}",
+                f"device {index}",
+            )
+        for other in self._specs:
+            if other.index != index and other.address == address:
+                raise self._tree.error(
+                    elem, f"PCI address {address} is already used by device {other.index}",
+                    f"device {index}",
+                )
+        carrier = self._coord_carrier(source)
+        if carrier is None:
+            carrier = ET.Element("address", {"type": "pci"} if elem.tag == "interface" else {})
+            insert_child(self._tree, source, carrier)
+        attrs = dict(carrier.attrib)
+        ordered: dict[str, str] = {}
+        if "type" in attrs:
+            ordered["type"] = attrs.pop("type")
+        ordered.update(address.xml_attrs())
+        ordered.update((k, v) for k, v in attrs.items() if k not in PCI_COORDS)
+        carrier.attrib.clear()
+        carrier.attrib.update(ordered)
+        self._specs[index] = replace(spec, address=address)
+
+    def clear_address(self, index: int) -> None:
+        """Back to the persistent form of a network reference: the PCI coordinates leave the
+        device (and so does an ``<address>`` that carried nothing else). Only for network
+        references; other devices keep their address in the persistent definition."""
+        spec, elem, source = self._device(index)
+        if spec.network is None:
+            raise self._tree.error(
+                elem, "clear_address applies to a network reference only", f"device {index}"
+            )
+        carrier = self._coord_carrier(source)
+        if carrier is not None:
+            for key in PCI_COORDS:
+                carrier.attrib.pop(key, None)
+            if set(carrier.attrib) <= {"type"} and not len(carrier):
+                remove_child(source, carrier)
+        self._specs[index] = replace(spec, address=None)
+
+    def to_string(self) -> str:
+        return self._tree.to_string()
+
+
+def _parse_device(tree: Tree, elem: ET.Element, index: int) -> DeviceSpec:
+    ctx = f"device {index} <{elem.tag}>"
+    form: Literal["hostdev", "interface"]
+    if elem.tag == "hostdev":
+        form = "hostdev"
+        mode = elem.get("mode", "subsystem")
+        if mode != "subsystem":
+            raise tree.error(elem, f"mode={mode!r}: only 'subsystem' is supported", ctx)
+        htype = elem.get("type")
+        if htype is None:
+            raise tree.error(elem, "attribute 'type' is missing (expected type='pci')", ctx)
+        if htype != "pci":
+            raise tree.error(elem, f"type={htype!r}: only 'pci' is supported", ctx)
+    else:
+        form = "interface"
+    managed = yes_no(tree, elem, "managed", ctx)
+    source = one_child(tree, elem, "source", ctx, required=True)
+    assert source is not None
+    if form == "interface" and elem.get("type") == "network":
+        address, netdev, network, portgroup = _network_source(tree, source, ctx)
+    else:
+        address, netdev, network, portgroup = _hostdev_source(tree, source, ctx)
+
+    macs = _macs(elem)
+    if not macs:
+        raise tree.error(elem, "fixed MAC required: add <mac address='...'/>", ctx)
+    if len(macs) > 1:
+        raise tree.error(macs[1], f"only one <mac> allowed in {describe(elem)}", ctx)
+    raw_mac = macs[0].get("address")
+    if raw_mac is None:
+        raise tree.error(macs[0], "attribute 'address' is missing", ctx)
+    try:
+        mac = parse_mac(raw_mac)
+    except InputError as exc:
+        raise tree.error(macs[0], str(exc), ctx) from None
+
+    vlan_elem = one_child(tree, elem, "vlan", ctx, required=False)
+    vport_elem = one_child(tree, elem, "virtualport", ctx, required=False)
+    return DeviceSpec(
+        index=index,
+        form=form,
+        managed=managed,
+        mac=mac,
+        address=address,
+        netdev=netdev,
+        network=network,
+        portgroup=portgroup,
+        vlan=parse_vlan(tree, vlan_elem, ctx) if vlan_elem is not None else None,
+        virtualport=parse_virtualport(tree, vport_elem, ctx) if vport_elem is not None else None,
+    )
+
+
+_Source = tuple[PciAddress | None, str | None, str | None, str | None]
+
+
+def _hostdev_source(tree: Tree, source: ET.Element, ctx: str) -> _Source:
+    """``<source>`` of a hostdev or an interface type='hostdev'."""
+    addr = one_child(tree, source, "address", ctx, required=False)
+    net = one_child(tree, source, "network", ctx, required=False)
+    if addr is None and net is None:
+        raise tree.error(source, "needs an <address> (PCI address, netdev= or network=) "
+                         "or a <network dev=.. | name=..>", ctx)
+    address = netdev = network = portgroup = None
+    if addr is not None:
+        check_attrs(tree, addr, (*PCI_COORDS, "type", "netdev", "network", "portgroup"), ctx)
+        atype = addr.get("type", "pci")
+        if atype != "pci":
+            raise tree.error(addr, f"type={atype!r}: only 'pci' is supported", ctx)
+        if has_pci_coords(addr):
+            address = pci_attr(tree, addr, ctx)
+        if "netdev" in addr.attrib and "network" in addr.attrib:
+            raise tree.error(addr, "give either netdev= or network=, not both", ctx)
+        if "netdev" in addr.attrib:
+            netdev = netdev_attr(tree, addr, "netdev", ctx)
+        if "network" in addr.attrib:
+            network = network_name_in(tree, addr, addr.attrib["network"], "network", ctx)
+        if "portgroup" in addr.attrib:
+            portgroup = _portgroup_ref(tree, addr, ctx)
+        if address is None and netdev is None and network is None:
+            if net is None:
+                raise tree.error(addr, "needs domain/bus/slot/function, netdev= or network=", ctx)
+            raise tree.error(addr, "an <address> next to <network> must carry the PCI "
+                             "address (domain/bus/slot/function)", ctx)
+    if net is not None:
+        check_attrs(tree, net, ("dev", "name", "portgroup"), ctx)
+        if ("dev" in net.attrib) == ("name" in net.attrib):
+            raise tree.error(net, "give exactly one of dev= (a netdev) or name= (a network)", ctx)
+        if netdev is not None or network is not None:
+            named = f"netdev {netdev!r}" if netdev is not None else f"network {network!r}"
+            raise tree.error(net, f"the <address> already names {named}", ctx)
+        if "dev" in net.attrib:
+            netdev = netdev_attr(tree, net, "dev", ctx)
+        else:
+            network = network_name_in(tree, net, net.attrib["name"], "network name", ctx)
+        if "portgroup" in net.attrib:
+            if portgroup is not None:
+                raise tree.error(net, "portgroup given twice", ctx)
+            portgroup = _portgroup_ref(tree, net, ctx)
+    if portgroup is not None and network is None:
+        raise tree.error(source, f"portgroup {portgroup!r} without a network reference", ctx)
+    return address, netdev, network, portgroup
+
+
+def _network_source(tree: Tree, source: ET.Element, ctx: str) -> _Source:
+    """``<source network=.. portgroup=..>`` of an interface type='network' (and, live, the
+    ``<address type='pci' ..>`` pyvfmac put inside it)."""
+    if "network" not in source.attrib:
+        raise tree.error(source, "attribute 'network' is missing", ctx)
+    network = network_name_in(tree, source, source.attrib["network"], "network", ctx)
+    portgroup = _portgroup_ref(tree, source, ctx) if "portgroup" in source.attrib else None
+    address = None
+    addr = one_child(tree, source, "address", ctx, required=False)
+    if addr is not None:
+        address = pci_address_elem(tree, addr, ctx)
+    return address, None, network, portgroup
+
+
+def _portgroup_ref(tree: Tree, elem: ET.Element, ctx: str) -> str:
+    name = elem.attrib["portgroup"]
+    if not name or any(not ch.isprintable() for ch in name):
+        raise tree.error(elem, f"portgroup={name!r}: not a portgroup name", ctx)
+    return name
+

@@ -1,0 +1,322 @@
+"""Networks that are pools of VFs, in libvirt's XML: ``<network>`` with ``<forward
+mode='hostdev'>`` (pure Python, no kernel access).
+
+:func:`parse_network` reads a definition into a :class:`NetworkSpec` (its pool of
+:class:`PoolEntry`, its own vlan/virtualport and its :class:`PortGroup` s), :func:`network_to_xml`
+writes one back in libvirt's format. :meth:`NetworkSpec.settings_for` is the network half of
+libvirt's precedence rule (a portgroup's setting over the network's); the device half is
+:func:`pyvfmac.domain.merge_settings`.
+
+:func:`validate_network_name` is pyvfmac's one rule for a network name, for the XML and for the
+state store alike.
+"""
+
+from __future__ import annotations
+
+import uuid as _uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .errors import InputError, NetworkNameError, PoolError
+from .portsettings import (
+    VirtualPort,
+    Vlan,
+    parse_virtualport,
+    parse_vlan,
+    virtualport_to_elem,
+    vlan_to_elem,
+)
+from .types import PciAddress
+from .xmltree import (
+    Tree,
+    check_attrs,
+    check_children,
+    children,
+    netdev_attr,
+    one_child,
+    pci_address_elem,
+    serialize,
+    short,
+    yes_no,
+)
+
+__all__ = [
+    "FORWARD_MODES",
+    "NETWORK_NAME_MAX",
+    "NetworkSpec",
+    "PoolEntry",
+    "PortGroup",
+    "network_name_in",
+    "network_to_xml",
+    "parse_network",
+    "validate_network_name",
+]
+
+NETWORK_NAME_MAX = 64
+"""The longest network name, in characters, for the XML and the state store alike.
+
+libvirt refuses only ``/`` in a network name (virNetworkDefParseXML) and sets no length limit;
+its persistent definition is the file ``<name>.xml``, so NAME_MAX (255 bytes) bounds it in
+practice. 64 and not 255, because: 64 is what ``vfmac net-define`` (:func:`parse_network`) has
+always enforced, and only it stores networks, so no existing state store holds a longer name;
+a name is shown in tables, in keys (``network:<name>/<mac>``) and in messages; and 64
+characters stay within libvirt's file-name bound unless they are 4-byte UTF-8 characters,
+where 255 characters would not even in ASCII (``.xml`` is appended)."""
+
+FORWARD_MODES = ("hostdev", "hardware", "device")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolEntry:
+    """One pool entry of a network: ``<interface dev=..>``, ``<pf dev=..>`` (all VFs of that PF)
+    or ``<address type='pci' ..>``."""
+
+    kind: Literal["interface", "pf", "address"]
+    dev: str | None
+    address: PciAddress | None
+
+
+@dataclass(frozen=True, slots=True)
+class PortGroup:
+    name: str
+    default: bool
+    vlan: Vlan | None
+    virtualport: VirtualPort | None
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSpec:
+    """A network whose forward mode is ``hostdev`` (a pool of VFs)."""
+
+    name: str
+    uuid: str | None
+    managed: bool
+    pool: tuple[PoolEntry, ...]
+    vlan: Vlan | None
+    virtualport: VirtualPort | None
+    portgroups: tuple[PortGroup, ...] = field(default=())
+
+    def portgroup(self, name: str | None) -> PortGroup | None:
+        """The named portgroup, the default one for ``None`` (or None when there is none);
+        :class:`~pyvfmac.errors.PoolError` for an unknown name."""
+        if name is None:
+            return next((pg for pg in self.portgroups if pg.default), None)
+        for pg in self.portgroups:
+            if pg.name == name:
+                return pg
+        known = ", ".join(repr(pg.name) for pg in self.portgroups) or "none"
+        raise PoolError(f"network {self.name!r} has no portgroup {name!r} (portgroups: {known})")
+
+    def settings_for(self, portgroup: str | None) -> tuple[Vlan | None, VirtualPort | None]:
+        """The network's vlan/virtualport, each overridden by the named portgroup's (the default
+        portgroup's when ``portgroup`` is None) when that portgroup has one."""
+        pg = self.portgroup(portgroup)
+        vlan, vport = self.vlan, self.virtualport
+        if pg is not None:
+            vlan = pg.vlan if pg.vlan is not None else vlan
+            vport = pg.virtualport if pg.virtualport is not None else vport
+        return vlan, vport
+
+
+def validate_network_name(name: object, *, what: str = "network name") -> str:
+    """1 to :data:`NETWORK_NAME_MAX` printable characters, no ``/``, no leading or trailing
+    blank. Returns ``name``; raises :class:`~pyvfmac.errors.NetworkNameError` (an InputError)."""
+    if not isinstance(name, str):
+        raise NetworkNameError(f"{what} {name!r}: not a string")
+    if not name:
+        raise NetworkNameError(f"{what} {name!r}: empty")
+    if len(name) > NETWORK_NAME_MAX:
+        raise NetworkNameError(
+            f"{what} {short(name)!r}: longer than {NETWORK_NAME_MAX} characters"
+        )
+    if "/" in name:
+        raise NetworkNameError(f"{what} {name!r}: contains '/'")
+    if not name.isprintable():
+        raise NetworkNameError(f"{what} {name!r}: contains a control character")
+    if name != name.strip():
+        raise NetworkNameError(f"{what} {name!r}: leading or trailing blank")
+    return name
+
+
+def network_name_in(tree: Tree, elem: ET.Element, value: str, what: str, ctx: str) -> str:
+    """:func:`validate_network_name` for a name read from ``elem``: the error names the element."""
+    try:
+        return validate_network_name(value, what=what)
+    except InputError as exc:
+        raise tree.error(elem, str(exc), ctx) from None
+
+
+_REFUSED_NETWORK = {
+    "bandwidth": "bandwidth limits cannot be applied to a VF given to a guest",
+    "ip": "a hostdev network has no host-side IP configuration",
+    "dns": "a hostdev network has no DNS service",
+    "bridge": "a hostdev network has no bridge",
+    "mac": "a hostdev network has no host-side MAC address",
+    "domain": "a hostdev network has no DNS domain",
+    "route": "a hostdev network has no routes",
+}
+_NETWORK_CHILDREN = ("name", "uuid", "forward", "vlan", "virtualport", "portgroup")
+
+
+def parse_network(data: str | bytes, *, source: str = "<input>") -> NetworkSpec:
+    """Parse a ``<network>`` whose ``<forward mode=..>`` is ``hostdev`` (also accepted:
+    ``hardware`` and ``device``, the proposal's alternatives). See the module documentation."""
+    tree = Tree(data, source)
+    root = tree.root
+    if root.tag != "network":
+        raise tree.error(root, "the root element must be <network>")
+    ctx = "network"
+    for child in root:
+        if isinstance(child.tag, str) and child.tag in _REFUSED_NETWORK:
+            raise tree.error(child, f"not allowed: {_REFUSED_NETWORK[child.tag]}", ctx)
+    check_children(tree, root, _NETWORK_CHILDREN, ctx)
+    check_attrs(tree, root, (), ctx)
+
+    name_elem = one_child(tree, root, "name", ctx, required=True)
+    assert name_elem is not None
+    name = network_name_in(tree, name_elem, (name_elem.text or "").strip(), "network name", ctx)
+    ctx = f"network {name!r}"
+
+    uuid = None
+    uuid_elem = one_child(tree, root, "uuid", ctx, required=False)
+    if uuid_elem is not None:
+        raw = (uuid_elem.text or "").strip()
+        try:
+            uuid = str(_uuid.UUID(raw))
+        except ValueError:
+            raise tree.error(uuid_elem, f"{raw!r} is not a UUID", ctx) from None
+
+    fwd = one_child(tree, root, "forward", ctx, required=True)
+    assert fwd is not None
+    managed, pool = _parse_forward(tree, fwd, ctx)
+
+    vlan_elem = one_child(tree, root, "vlan", ctx, required=False)
+    vport_elem = one_child(tree, root, "virtualport", ctx, required=False)
+    portgroups: list[PortGroup] = []
+    default: str | None = None
+    for pg_elem in children(root, "portgroup"):
+        pg = _parse_portgroup(tree, pg_elem, ctx)
+        if any(p.name == pg.name for p in portgroups):
+            raise tree.error(pg_elem, f"portgroup name {pg.name!r} is used twice", ctx)
+        if pg.default:
+            if default is not None:
+                raise tree.error(
+                    pg_elem, f"two default portgroups ({default!r} and {pg.name!r})", ctx
+                )
+            default = pg.name
+        portgroups.append(pg)
+    return NetworkSpec(
+        name=name,
+        uuid=uuid,
+        managed=managed,
+        pool=tuple(pool),
+        vlan=parse_vlan(tree, vlan_elem, ctx) if vlan_elem is not None else None,
+        virtualport=parse_virtualport(tree, vport_elem, ctx) if vport_elem is not None else None,
+        portgroups=tuple(portgroups),
+    )
+
+
+def _parse_forward(tree: Tree, fwd: ET.Element, ctx: str) -> tuple[bool, list[PoolEntry]]:
+    check_attrs(tree, fwd, ("mode", "managed", "dev"), ctx)
+    mode = fwd.get("mode")
+    if mode not in FORWARD_MODES:
+        shown = "missing (libvirt's default is 'nat')" if mode is None else repr(mode)
+        raise tree.error(fwd, f"forward mode {shown}: a VF pool needs mode='hostdev' "
+                         "('hardware' and 'device' are accepted as the same)", ctx)
+    managed = yes_no(tree, fwd, "managed", ctx)
+    nat = children(fwd, "nat")
+    if nat:
+        raise tree.error(nat[0], "not allowed: a hostdev network does no NAT", ctx)
+    check_children(tree, fwd, ("interface", "pf", "address", "driver"), ctx)
+    for drv in children(fwd, "driver"):
+        check_attrs(tree, drv, ("name",), ctx)
+        if drv.get("name", "vfio") != "vfio":
+            raise tree.error(drv, f"name={drv.get('name')!r}: only 'vfio' is supported", ctx)
+    pool: list[PoolEntry] = []
+    seen: dict[tuple[str, object], ET.Element] = {}
+    for child in fwd:
+        if child.tag == "interface" or child.tag == "pf":
+            check_attrs(tree, child, ("dev",), ctx)
+            if "dev" not in child.attrib:
+                raise tree.error(child, "attribute 'dev' is missing", ctx)
+            kind: Literal["interface", "pf"] = "pf" if child.tag == "pf" else "interface"
+            entry = PoolEntry(kind, netdev_attr(tree, child, "dev", ctx), None)
+            ident: tuple[str, object] = ("dev", entry.dev)
+        elif child.tag == "address":
+            entry = PoolEntry("address", None, pci_address_elem(tree, child, ctx))
+            ident = ("address", entry.address)
+        else:
+            continue
+        if ident in seen:
+            raise tree.error(child, "duplicate pool entry (same device listed twice)", ctx)
+        seen[ident] = child
+        pool.append(entry)
+    dev = fwd.get("dev")
+    if dev is not None:
+        dev = netdev_attr(tree, fwd, "dev", ctx)
+        if not pool:
+            pool.append(PoolEntry("interface", dev, None))
+        elif ("dev", dev) not in seen:
+            raise tree.error(fwd, f"dev={dev!r} is not one of the pool's <interface>/<pf> entries",
+                             ctx)
+    if not pool:
+        raise tree.error(fwd, "empty pool: list <interface dev=..>, <pf dev=..> or "
+                         "<address type='pci' ..> entries", ctx)
+    return managed, pool
+
+
+def _parse_portgroup(tree: Tree, elem: ET.Element, ctx: str) -> PortGroup:
+    for child in elem:
+        if isinstance(child.tag, str) and child.tag in _REFUSED_NETWORK:
+            raise tree.error(child, f"not allowed: {_REFUSED_NETWORK[child.tag]}", ctx)
+    check_attrs(tree, elem, ("name", "default"), ctx)
+    check_children(tree, elem, ("vlan", "virtualport"), ctx)
+    name = elem.get("name")
+    if name is None:
+        raise tree.error(elem, "attribute 'name' is missing", ctx)
+    if not name or any(not ch.isprintable() for ch in name):
+        raise tree.error(elem, f"name={name!r}: not a portgroup name", ctx)
+    pg_ctx = f"{ctx}, portgroup {name!r}"
+    vlan_elem = one_child(tree, elem, "vlan", pg_ctx, required=False)
+    vport_elem = one_child(tree, elem, "virtualport", pg_ctx, required=False)
+    return PortGroup(
+        name=name,
+        default=yes_no(tree, elem, "default", pg_ctx),
+        vlan=parse_vlan(tree, vlan_elem, pg_ctx) if vlan_elem is not None else None,
+        virtualport=(
+            parse_virtualport(tree, vport_elem, pg_ctx) if vport_elem is not None else None
+        ),
+    )
+
+
+def network_to_xml(spec: NetworkSpec) -> str:
+    """libvirt's format for ``spec`` (forward mode written as 'hostdev');
+    ``parse_network(network_to_xml(s)) == s``."""
+    root = ET.Element("network")
+    ET.SubElement(root, "name").text = spec.name
+    if spec.uuid is not None:
+        ET.SubElement(root, "uuid").text = spec.uuid
+    managed = "yes" if spec.managed else "no"
+    fwd = ET.SubElement(root, "forward", {"mode": "hostdev", "managed": managed})
+    for entry in spec.pool:
+        if entry.kind == "address":
+            assert entry.address is not None
+            ET.SubElement(fwd, "address", {"type": "pci", **entry.address.xml_attrs()})
+        else:
+            ET.SubElement(fwd, entry.kind, {"dev": str(entry.dev)})
+    if spec.vlan is not None:
+        root.append(vlan_to_elem(spec.vlan))
+    if spec.virtualport is not None:
+        root.append(virtualport_to_elem(spec.virtualport))
+    for pg in spec.portgroups:
+        attrs = {"name": pg.name}
+        if pg.default:
+            attrs["default"] = "yes"
+        pg_elem = ET.SubElement(root, "portgroup", attrs)
+        if pg.vlan is not None:
+            pg_elem.append(vlan_to_elem(pg.vlan))
+        if pg.virtualport is not None:
+            pg_elem.append(virtualport_to_elem(pg.virtualport))
+    return serialize(root)
+

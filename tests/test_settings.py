@@ -1,0 +1,142 @@
+"""The one model of a VF's settings: validation, comparison, description (pyvfmac.settings)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pyvfmac.errors import InputError, MacError
+from pyvfmac.settings import (
+    LINK_STATES,
+    SETTINGS,
+    VLAN_PROTOS,
+    VfChange,
+    VfSettings,
+    VfState,
+    check,
+    describe,
+    describe_diff,
+    diff,
+    problem,
+    restore_steps,
+)
+
+macs = st.binary(min_size=6, max_size=6).map(
+    lambda b: bytes([b[0] & 0xFE | 0x02]) + b[1:]).map(lambda b: b.hex(":"))
+states = st.builds(
+    VfState, vf=st.integers(0, 4095), mac=macs, vlan=st.integers(0, 4095),
+    qos=st.integers(0, 7), vlan_proto=st.sampled_from(tuple(VLAN_PROTOS)),
+    spoofchk=st.none() | st.booleans(), trust=st.none() | st.booleans(),
+    link_state=st.none() | st.sampled_from(LINK_STATES),
+    min_tx_rate=st.integers(0, 10_000), max_tx_rate=st.integers(0, 10_000)).map(
+        # the kernel reports no qos for an untagged VF
+        lambda s: dataclasses.replace(s, qos=0) if s.vlan == 0 else s)
+wants = st.builds(
+    VfSettings, mac=st.none() | macs, vlan=st.none() | st.integers(0, 4095),
+    qos=st.none() | st.integers(0, 7), vlan_proto=st.none() | st.sampled_from(tuple(VLAN_PROTOS)),
+    spoofchk=st.none() | st.booleans(), trust=st.none() | st.booleans(),
+    link_state=st.none() | st.sampled_from(LINK_STATES),
+    min_tx_rate=st.none() | st.integers(0, 10_000), max_tx_rate=st.none() | st.integers(0, 10_000))
+
+
+def applied(have: VfState, change: VfSettings) -> VfState:
+    """What a VF reads back after the kernel applied ``change`` (as rtnetlink does)."""
+    values = {n: getattr(change, n) for n in SETTINGS if getattr(change, n) is not None}
+    if change.vlan is not None:
+        values["qos"] = change.qos or 0
+        values["vlan_proto"] = change.vlan_proto or "802.1Q"
+    return dataclasses.replace(have, **values)
+
+
+def test_one_declaration_of_the_settings() -> None:
+    """VfState and VfChange are the settings model plus what they add: no setting of their own."""
+    base = {f.name for f in dataclasses.fields(VfSettings)}
+    assert set(SETTINGS) == base
+    assert {f.name for f in dataclasses.fields(VfState)} - base == {"vf"}
+    assert {f.name for f in dataclasses.fields(VfChange)} - base == {"pf", "vf", "allow_zero_mac"}
+    assert issubclass(VfState, VfSettings) and issubclass(VfChange, VfSettings)
+
+
+@pytest.mark.parametrize(("name", "value", "reason"), [
+    ("vlan", 4096, "out of range 0..4095"),
+    ("vlan", True, "must be an integer"),
+    ("qos", 8, "out of range 0..7"),
+    ("vlan_proto", "802.1X", "use one of 802.1Q, 802.1ad"),
+    ("link_state", "up", "use one of auto, enable, disable"),
+    ("spoofchk", "on", "must be on/off"),
+    ("max_tx_rate", -1, "out of range"),
+    ("min_tx_rate", 1 << 32, "out of range"),
+])
+def test_problem_names_the_reason(name: str, value: object, reason: str) -> None:
+    assert reason in (problem(name, value) or "")
+    with pytest.raises(InputError, match=f"eth0 vf 1: .*{value!r}"):
+        check(VfSettings(**{name: value}), "eth0 vf 1")  # type: ignore[arg-type]
+
+
+def test_check_canonicalises_the_mac_and_keeps_the_type() -> None:
+    change = VfChange(pf="eth0", vf=1, mac="52-54-00-6D-90-02", vlan=3)
+    out = check(change, "eth0 vf 1")
+    assert type(out) is VfChange and out.mac == "52:54:00:6d:90:02" and out.vlan == 3
+    same = VfChange(pf="eth0", vf=1, mac="52:54:00:6d:90:02")
+    assert check(same, "x") is same
+    with pytest.raises(MacError, match="all-zero"):
+        check(VfSettings(mac="00:00:00:00:00:00"), "x")
+    assert check(VfSettings(mac="00-00-00-00-00-00"), "x", allow_zero_mac=True).mac == (
+        "00:00:00:00:00:00")
+    with pytest.raises(InputError, match="qos 3 given without a VLAN"):
+        check(VfSettings(qos=3), "x")
+
+
+@given(wants, states)
+def test_diff_then_apply_reaches_what_is_wanted(want: VfSettings, have: VfState) -> None:
+    """Whatever is wanted and whatever the VF has: applying the difference gives a VF with no
+    difference left, and a VF already as wanted gets no change at all."""
+    if want.vlan is None:
+        want = dataclasses.replace(want, qos=None, vlan_proto=None)
+    change = diff(want, have)
+    after = have if change is None else applied(have, change)
+    assert diff(want, after) is None
+    if change is not None:
+        assert describe(change) != "nothing" and describe_diff(have, change)
+
+
+@given(states, states)
+def test_restore_steps_put_back_the_original(original: VfState, have: VfState) -> None:
+    after = have
+    for step in restore_steps(original, have):
+        assert describe(step) != "nothing"
+        after = applied(after, step)
+    for name in ("mac", "min_tx_rate", "max_tx_rate"):
+        assert getattr(after, name) == getattr(original, name)
+    assert restore_steps(original, after) == []
+
+
+def test_diff_of_unknown_state_sends_every_wanted_setting() -> None:
+    want = VfSettings(mac="02:00:00:00:00:01", vlan=5, trust=True, max_tx_rate=100)
+    assert diff(want, None) == VfSettings(mac="02:00:00:00:00:01", vlan=5, qos=0,
+                                          vlan_proto="802.1Q", trust=True, min_tx_rate=0,
+                                          max_tx_rate=100)
+    assert diff(VfSettings(), None) is None
+
+
+def test_describe_texts() -> None:
+    assert describe(VfSettings(mac="02:00:00:00:00:07", vlan=42, qos=3)) == (
+        "MAC 02:00:00:00:00:07, VLAN 42 qos 3 802.1Q")
+    assert describe(VfSettings()) == "nothing"
+    have = VfState(vf=0, mac="52:54:00:aa:bb:01")
+    assert describe_diff(have, VfSettings(mac="02:00:00:00:00:01", spoofchk=False)) == (
+        "mac 52:54:00:aa:bb:01 -> 02:00:00:00:00:01; spoofchk ? -> off")
+    assert describe_diff(None, VfSettings(trust=True)) == "trust (new) -> on"
+
+
+def test_over_and_mac_only() -> None:
+    pf = VfSettings(vlan=5, spoofchk=True)
+    vf = VfSettings(mac="02:00:00:00:00:01", spoofchk=False)
+    assert vf.over(pf) == VfSettings(mac="02:00:00:00:00:01", vlan=5, spoofchk=False)
+    assert VfSettings(mac="02:00:00:00:00:01").mac_only() and not vf.mac_only()
+    assert not VfSettings().mac_only() and VfSettings().empty()
+    assert VfChange(pf="e", vf=1, mac="02:00:00:00:00:01").only() == VfSettings(
+        mac="02:00:00:00:00:01")
