@@ -108,6 +108,7 @@ def _status_line(args: argparse.Namespace) -> Callable[[str], None] | None:
 def _held(args: argparse.Namespace) -> dict[tuple[str, int], str]:
     """(PF name, VF index) -> "attached (owner)" / "pool NAME (owner)", from the state store;
     empty when there is no store yet."""
+    from .cni.config import split_owner
     from .state import Store, default_state_dir
 
     path = _state_dir(args) or str(default_state_dir())
@@ -117,6 +118,11 @@ def _held(args: argparse.Namespace) -> dict[tuple[str, int], str]:
     with Store(path) as store:
         for att in store.all():
             where = f"pool {att.network}" if att.network else "attached"
+            pod = split_owner(att.owner)
+            if pod is not None:  # held by vfmac-cni for a pod
+                held[(att.original.pf, att.original.vf)] = (
+                    f"pod {pod[0]} {pod[1]} (network {pod[2]}, {att.phase})")
+                continue
             held[(att.original.pf, att.original.vf)] = f"{where} ({att.owner}, {att.phase})"
     return held
 

@@ -21,9 +21,9 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
-from ..errors import CniError, KernelError, NetlinkError, VfmacError
+from ..errors import CniError, KernelError, NetlinkError, StateError, VfmacError
 from ..netlink import Rtnl, check_results, result_error
 from ..settings import VfChange, VfSettings, VfState, describe_diff, diff, restore_steps
 from ..state import Attachment, Original, Store
@@ -284,10 +284,20 @@ def _undo_add(env: Env, conf: NetConf, node: Node, key: str, ipam_ran: bool,
 # ---------------------------------------------------------------------------- restore
 
 
+def _rebind_if_unbound(node: Node, o: Original) -> None:
+    """A VF left without a driver (an ADD killed while rebinding it) gets its driver back."""
+    from .. import pcibind
+
+    address = PciAddress.parse(o.vf_key)
+    if o.driver and pcibind.current_driver(address, sysfs_root=node.sysfs_root) is None:
+        pcibind.bind(address, o.driver, sysfs_root=node.sysfs_root)
+
+
 def _bring_home(node: Node, o: Original, places: list[str]) -> str | None:
     """Bring the VF netdev back to the host under its original name; a problem or None."""
     assert o.netdev is not None
     host = node.host
+    _rebind_if_unbound(node, o)
     names = host_netdevs(o.vf_key, node.sysfs_root)
     if not names:
         for path in dict.fromkeys(p for p in places if p):
@@ -532,10 +542,26 @@ def status(node: Node) -> None:
     node.nl.dump_links()
 
 
-def recover_pod(att: Attachment, state_dir: str | None = None) -> None:
-    """`vfmac recover` of a pod's record (a crashed ADD or DEL): restore it from the record."""
-    node = open_node(state_dir)
+def recover_pods(records: list[Attachment], out: TextIO, *, state_dir: str | None = None,
+                 sysfs_root: str = "/sys") -> int:
+    """`vfmac recover` of pods' records whose worker died (a killed ADD or DEL): each is
+    restored from its record; those that cannot be are kept and named in one error."""
+    node = open_node(state_dir, sysfs_root)
+    problems = []
+    count = 0
     try:
-        restore(node, att, netns=None)
+        for att in records:
+            try:
+                restore(node, att, netns=None)
+            except VfmacError as exc:
+                problems.append(f"{exc}" + (f": {exc.details}" if isinstance(exc, CniError)
+                                            and exc.details else ""))
+                continue
+            count += 1
+            out.write(f"{att.original.pf} vf {att.original.vf} ({att.vf_key}): restored "
+                      f"({describe_owner(att.owner)})\n")
     finally:
         node.close()
+    if problems:
+        raise StateError("; ".join(problems))
+    return count
