@@ -170,8 +170,9 @@ def _set_admin(node: Node, vf: _Vf, want: VfSettings) -> None:
 
 def _netdev_with_mac(node: Node, vf: _Vf, mac: str) -> LinkInfo:
     """The VF's host netdev with ``mac`` as its own MAC. Many VF drivers (igbvf) take an admin
-    MAC only when they reset and refuse to change their MAC once the PF set one: the driver is
-    then rebound, and the netdev it makes is the one used."""
+    MAC only when they reset and refuse to change their MAC once the PF set one: the netdev is
+    cycled up and down (igbvf resets on down), and as a last resort the driver is rebound (the
+    netdev it makes, maybe under another name, is the one used)."""
     assert vf.netdev is not None
     host = node.host
     link = host.link(vf.netdev)
@@ -186,6 +187,12 @@ def _netdev_with_mac(node: Node, vf: _Vf, mac: str) -> LinkInfo:
     link = host.link(vf.netdev)
     if link is not None and link.mac == mac:
         return link
+    if link is not None:  # a VF driver that resets when it goes down (igbvf) reads it then
+        host.up(link)
+        host.down(link)
+        link = host.link(vf.netdev)
+        if link is not None and link.mac == mac:
+            return link
     from .. import pcibind
 
     pcibind.bind(PciAddress.parse(vf.key), vf.driver, sysfs_root=node.sysfs_root)
