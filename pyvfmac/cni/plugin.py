@@ -146,6 +146,14 @@ def _fixed_mac(conf: NetConf, vf: _Vf, netdev: LinkInfo | None) -> str:
                    "give mac (config, CNI_ARGS MAC= or runtimeConfig.mac)")
 
 
+def _refuse_if_held(node: Node, vf: _Vf, me: str) -> None:
+    """Code 100 at once when someone else already holds the VF (nothing read, nothing changed)."""
+    att = node.store.get(vf.key)
+    if att is not None and att.owner != me:
+        raise CniError(codes.VF_IN_USE, f"{vf.key} ({vf.pf} vf {vf.index}) is in use: held by "
+                       f"{describe_owner(att.owner)}")
+
+
 def _claim(node: Node, vf: _Vf, original: Original, me: str, mac: str) -> Attachment:
     """Save the original and take the VF: exactly one claimant wins (one SQLite transaction)."""
     for alloc in node.store.allocations():
@@ -236,8 +244,13 @@ def add(env: Env, conf: NetConf, node: Node) -> dict[str, Any]:
     if pod is None:
         raise bad_env(f"CNI_NETNS {env.netns}: no such network namespace")
     try:
-        netdev = node.host.link(vf.netdev) if vf.netdev else None
-        mtu, up = mtu_and_up(netdev.name, node.sysfs_root) if netdev else (None, None)
+        _refuse_if_held(node, vf, me)
+        try:
+            netdev = node.host.link(vf.netdev) if vf.netdev else None
+            mtu, up = mtu_and_up(netdev.name, node.sysfs_root) if netdev else (None, None)
+        except VfmacError:
+            _refuse_if_held(node, vf, me)  # it changed under us: another ADD took it
+            raise
         mac = _fixed_mac(conf, vf, netdev)
         _claim(node, vf, _original(vf, netdev), me, mac)
         node.links.put(PodLink(vf_key=vf.key, netns=env.netns, mtu=mtu, up=up))

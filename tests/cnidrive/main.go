@@ -11,6 +11,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,7 +22,8 @@ import (
 )
 
 func fail(err error) {
-	if e, ok := err.(*types.Error); ok {
+	var e *types.Error
+	if errors.As(err, &e) { // libcni wraps the plugin's error: "plugin X failed (add): %w"
 		out, _ := json.Marshal(e)
 		fmt.Println(string(out))
 	} else {

@@ -53,7 +53,7 @@ class Cni:
 
     def conflist(self, pci: str, *, name: str = "sriov-a", ipam: dict[str, Any] | None = None,
                  version: str = "1.0.0", **plugin: Any) -> Path:
-        conf = {"type": "vfmac-cni", "deviceID": pci, **plugin}
+        conf = {"type": "vfmac-cni", "deviceID": pci, "capabilities": {"mac": True}, **plugin}
         if ipam is not None:
             conf["ipam"] = ipam
         path = self.root / f"{name}-{uuid.uuid4().hex[:6]}.conflist"
@@ -183,9 +183,10 @@ def test_netdev_vf_add_check_del(cni: Cni, igb_pfs: tuple[str, ...]) -> None:
 def test_vfio_vf_gets_admin_settings_only(cni: Cni, igb_pfs: tuple[str, ...]) -> None:
     pf, index = igb_pfs[0], 2
     pci = vf_pci(pf, index)
-    Path(f"/sys/bus/pci/devices/{pci}/driver/unbind").write_text(pci)
-    Path(f"/sys/bus/pci/devices/{pci}/driver_override").write_text("vfio-pci")
-    Path("/sys/bus/pci/drivers_probe").write_text(pci)
+    from pyvfmac.pcibind import bind
+    from pyvfmac.types import PciAddress
+
+    bind(PciAddress.parse(pci), "vfio-pci")
     assert driver_of(pci) == "vfio-pci"
     before = snapshot(pf, index)
     conf = cni.conflist(pci, vlan=7, version="1.0.0")
