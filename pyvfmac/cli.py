@@ -9,14 +9,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
-from typing import Any, NoReturn, TextIO
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 
 from .errors import InputError, VfmacError
-from .types import LinkInfo, VfChange
 
-# Subcommand modules (netlink and its compiled core, topology, bootcfg, attach, pools, state,
+if TYPE_CHECKING:  # annotations only: `vfmac --help` imports no dataclasses, typing, re, ...
+    from collections.abc import Callable, Sequence
+    from typing import Any, NoReturn, TextIO
+
+    from .types import LinkInfo, VfChange
+
+# Subcommand modules (netlink and its compiled core, topology, apply, attach, pools, store,
 # json, ...) are imported by the command that needs them: `vfmac apply` at boot and every
 # `--help` load only their own share.
 
@@ -109,7 +112,8 @@ def _held(args: argparse.Namespace) -> dict[tuple[str, int], str]:
     """(PF name, VF index) -> "attached (owner)" / "pool NAME (owner)", from the state store;
     empty when there is no store yet."""
     from .cni.config import split_owner
-    from .state import Store, default_state_dir
+    from .statedb import default_state_dir
+    from .store import Store
 
     path = _state_dir(args) or str(default_state_dir())
     if not os.path.exists(os.path.join(path, "state.db")):
@@ -145,6 +149,8 @@ def list_pfs(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _pf_json(link: LinkInfo, topo: Any, held: dict[tuple[str, int], str]) -> dict[str, Any]:
+    from dataclasses import asdict
+
     pf = None
     try:
         pf = topo.pf_by_netdev(link.name)
@@ -257,6 +263,7 @@ def parse_set_words(pf: str, vf_text: str, words: Sequence[str]) -> VfChange:
         if key in seen:
             fields[key] = _int_word(key, seen[key])
     from .netlink import validate_change
+    from .settings import VfChange
 
     try:
         return validate_change(VfChange(pf=pf, vf=vf, **fields))
@@ -276,6 +283,7 @@ def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
         state = nl.read_link(change.pf).vf(change.vf)
     if args.json:
         import json
+        from dataclasses import asdict
 
         json.dump(asdict(state), out, indent=2)
         out.write("\n")
@@ -290,10 +298,12 @@ def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
-    from .bootcfg import run_apply
+    from .apply.run import run_apply
 
-    report = run_apply(args.config, dry_run=args.dry_run, sysfs_root=_sysfs_root(args), out=out,
-                       progress=_status_line(args))
+    report, lines = run_apply(args.config, dry_run=args.dry_run, sysfs_root=_sysfs_root(args),
+                              progress=_status_line(args))  # cleared before it returns
+    for line in lines:
+        print(line, file=out)
     return int(report.exit_status)
 
 
@@ -314,7 +324,7 @@ def cmd_detach(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
-    from .attach import restore
+    from .restore import restore
 
     if args.all == bool(args.pf):
         raise UsageError("give PF VF, or --all")
@@ -327,17 +337,63 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_recover(args: argparse.Namespace, out: TextIO) -> int:
-    from .attach import recover
+    from .restore import recover
 
     recover(out=out, state_dir=_state_dir(args), sysfs_root=_sysfs_root(args))
     return 0
 
 
 def cmd_net(args: argparse.Namespace, out: TextIO) -> int:
-    from . import pools
+    import json
 
-    return pools.cli(args.command, args, out, state_dir=_state_dir(args),
-                     sysfs_root=_sysfs_root(args))
+    from . import pools
+    from .store import Store
+    from .topology import scan
+
+    command, sysfs_root = args.command, _sysfs_root(args)
+    if command == "net-stop":
+        pools.net_stop(args.name, force=args.force, state_dir=_state_dir(args),
+                       sysfs_root=sysfs_root, restored=lambda a: out.write(
+                           f"network {args.name}: {a.vf_key} restored and released "
+                           f"(was {a.owner})\n"))
+        out.write(f"network {args.name} stopped\n")
+        return 0
+    with Store(_state_dir(args)) as store:
+        if command == "net-define":
+            spec = pools.net_define(store, args.file)
+            out.write(f"network {spec.name} defined ({len(spec.pool)} pool entries)\n")
+        elif command == "net-undefine":
+            store.undefine_network(args.name)
+            out.write(f"network {args.name} undefined\n")
+        elif command == "net-start":
+            keys = pools.net_start(store, args.name, scan(sysfs_root))
+            out.write(f"network {args.name} started: {len(keys)} VFs\n")
+        elif command == "net-list" and args.json:
+            json.dump([{"name": r.name, "started": r.started, "vfs": len(r.pool)}
+                       for r in store.networks()], out, indent=2)
+            out.write("\n")
+        elif command == "net-list":
+            for r in store.networks():
+                out.write(f"{r.name:<24} {'active' if r.started else 'inactive':<9} "
+                          f"{len(r.pool)} VFs\n")
+        else:  # net-show
+            slots = pools.pool_view(store, args.name, scan(sysfs_root))
+            rec = store.get_network(args.name)
+            assert rec is not None
+            if args.json:
+                json.dump({"name": rec.name, "started": rec.started, "pool": [
+                    {"pci": s.key, "pf": s.pf, "vf": s.vf, "netdev": s.netdev,
+                     "driver": s.driver, "state": s.state, "detail": s.detail} for s in slots]},
+                    out, indent=2)
+                out.write("\n")
+                return 0
+            out.write(f"network {rec.name}: {'active' if rec.started else 'inactive'}\n")
+            for s in slots:
+                where = f"{s.pf} vf {s.vf}" if s.pf is not None else "-"
+                out.write(f"  {s.key:<13} {where:<14} {s.netdev or '-':<10} "
+                          f"{s.driver or '-':<9} {s.state}"
+                          + (f" ({s.detail})" if s.detail else "") + "\n")
+    return 0
 
 
 # --------------------------------------------------------------------------- parser

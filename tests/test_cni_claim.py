@@ -12,7 +12,8 @@ from pyvfmac.cni.plugin import _claim, _Vf, describe_owner
 from pyvfmac.cni.records import PodLink, PodLinks
 from pyvfmac.errors import CniError
 from pyvfmac.settings import VfState
-from pyvfmac.state import Original, Store
+from pyvfmac.records import Original
+from pyvfmac.store import Store
 
 KEY = "0000:06:10.2"
 VF = _Vf(key=KEY, pf="eth0", index=2, netdev="eth5", driver="igbvf",

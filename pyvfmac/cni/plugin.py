@@ -26,7 +26,8 @@ from typing import Any, TextIO
 from ..errors import CniError, KernelError, NetlinkError, StateError, VfmacError
 from ..netlink import Rtnl, check_results, result_error
 from ..settings import VfChange, VfSettings, VfState, describe_diff, diff, restore_steps
-from ..state import Attachment, Original, Store
+from ..records import Attachment, Original
+from ..store import Store
 from ..types import LinkInfo, PciAddress
 from . import codes, ipam
 from .config import Env, NetConf, bad_conf, bad_env, owner, split_owner
@@ -126,12 +127,9 @@ def _find_vf(conf: NetConf, node: Node) -> _Vf:
 
 
 def _original(vf: _Vf, netdev: LinkInfo | None) -> Original:
-    st = vf.state
-    return Original(vf_key=vf.key, pf=vf.pf, vf=vf.index, mac=st.mac, vlan=st.vlan, qos=st.qos,
-                    vlan_proto=st.vlan_proto, spoofchk=st.spoofchk, trust=st.trust,
-                    link_state=st.link_state, min_tx_rate=st.min_tx_rate,
-                    max_tx_rate=st.max_tx_rate, netdev=netdev.name if netdev else None,
-                    netdev_mac=netdev.mac if netdev else None, driver=vf.driver)
+    return Original.of(vf.state, vf_key=vf.key, pf=vf.pf,
+                       netdev=netdev.name if netdev else None,
+                       netdev_mac=netdev.mac if netdev else None, driver=vf.driver)
 
 
 def _fixed_mac(conf: NetConf, vf: _Vf, netdev: LinkInfo | None) -> str:
@@ -344,20 +342,9 @@ def _bring_home(node: Node, o: Original, places: list[str]) -> str | None:
     return None
 
 
-def _saved_state(o: Original) -> VfState:
-    """The saved original's settings as a :class:`VfState` (what restore_steps compares)."""
-    if isinstance(o, VfState):
-        return o
-    return VfState(vf=o.vf, mac=o.mac, vlan=o.vlan, qos=o.qos,
-                   vlan_proto="802.1ad" if o.vlan_proto == "802.1ad" else "802.1Q",
-                   spoofchk=o.spoofchk, trust=o.trust,
-                   link_state=o.link_state,  # type: ignore[arg-type]
-                   min_tx_rate=o.min_tx_rate, max_tx_rate=o.max_tx_rate)
-
-
 def _restore_admin(node: Node, o: Original) -> list[str]:
     have = node.nl.read_link(o.pf).vf(o.vf)
-    steps = restore_steps(_saved_state(o), have)
+    steps = restore_steps(o, have)
     if not steps:
         return []
     changes = [VfChange.of(o.pf, o.vf, s, allow_zero_mac=True) for s in steps]
@@ -417,7 +404,7 @@ def restore(node: Node, att: Attachment, *, netns: str | None) -> None:
         problems += _restore_admin(node, o)
         if o.netdev is not None and not problems:
             problems += _restore_netdev(node, o, rec)
-        left = restore_steps(_saved_state(o), node.nl.read_link(o.pf).vf(o.vf))
+        left = restore_steps(o, node.nl.read_link(o.pf).vf(o.vf))
         if left and not problems:
             problems.append("admin settings read back differ: "
                             + "; ".join(describe_diff(None, s) for s in left))
