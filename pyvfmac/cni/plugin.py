@@ -168,6 +168,24 @@ def _claim(node: Node, vf: _Vf, original: Original, me: str, mac: str) -> Attach
     return att
 
 
+def _still_as_read(node: Node, vf: _Vf) -> None:
+    """The saved original must be what the VF had when it was claimed: a VF read while another
+    call was changing it (and claimed after that call let it go) would be "restored" to that
+    call's settings. Code 11: the caller's retry reads it afresh."""
+    now = node.nl.read_link(vf.pf).vf(vf.index)
+    if restore_steps(vf.state, now):
+        raise CniError(codes.TRY_AGAIN, f"{vf.key} ({vf.pf} vf {vf.index}) changed while it "
+                       "was being claimed; try again")
+
+
+def _release_untouched(node: Node, key: str) -> None:
+    try:
+        node.store.delete(key)
+        node.links.drop(key)
+    except VfmacError:
+        pass  # left in phase "saved" by a dead worker: DEL or `vfmac recover` drops it
+
+
 def _set_admin(node: Node, vf: _Vf, want: VfSettings) -> None:
     change = diff(want, vf.state)
     if change is not None:
@@ -251,7 +269,12 @@ def add(env: Env, conf: NetConf, node: Node) -> dict[str, Any]:
             raise
         mac = _fixed_mac(conf, vf, netdev)
         _claim(node, vf, _original(vf, netdev), me, mac)
-        node.links.put(PodLink(vf_key=vf.key, netns=env.netns, mtu=mtu, up=up))
+        try:
+            node.links.put(PodLink(vf_key=vf.key, netns=env.netns, mtu=mtu, up=up))
+            _still_as_read(node, vf)
+        except BaseException:
+            _release_untouched(node, vf.key)  # nothing changed yet: nothing to restore
+            raise
         _crash_point("saved")
         ipam_ran = False
         try:
