@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 PLUGIN = Path(sys.prefix) / "bin" / "vfmac-cni"
 HOST_DEVICE = Path("/usr/lib/cni/host-device")
@@ -69,6 +70,21 @@ def in_process(pci: str, netns: str, state: str, rounds: int) -> dict[str, float
     from pyvfmac.cni import plugin
     from pyvfmac.cni.config import parse, read_env
 
+    steps: dict[str, list[float]] = {}
+
+    def timing(name: str, fn: Any) -> Any:
+        def wrapped(*a: Any, **k: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                steps.setdefault(name, []).append(time.perf_counter() - t0)
+        return wrapped
+
+    for name in ("_find_vf", "_claim", "_still_as_read", "_set_admin", "_netdev_with_mac",
+                 "_into_pod", "_bring_home", "_restore_admin", "_restore_netdev",
+                 "_netdev_differs", "_release_untouched"):
+        setattr(plugin, name, timing(name, getattr(plugin, name)))
     conf_doc = {"cniVersion": "1.0.0", "name": "bench", "type": "vfmac-cni", "deviceID": pci,
                 "mac": MAC}
     env = {"CNI_CONTAINERID": "bench-in", "CNI_NETNS": netns, "CNI_IFNAME": "net1"}
@@ -86,8 +102,11 @@ def in_process(pci: str, netns: str, state: str, rounds: int) -> dict[str, float
                 node.close()
             out.append(time.perf_counter() - t0)
             opens.append(t1 - t0)
-    return {"add": statistics.median(adds), "del": statistics.median(dels),
-            "open": statistics.median(opens)}
+    out = {"add": statistics.median(adds), "del": statistics.median(dels),
+           "open": statistics.median(opens)}
+    for name, values in steps.items():
+        out[name] = sum(values) / rounds  # per ADD or DEL
+    return out
 
 
 def main() -> None:
@@ -134,6 +153,8 @@ def main() -> None:
         f"| of which: DEL in-process (restore, verify, store) | {work['del'] * 1e3:.0f} |",
         f"| of which: opening store + rtnetlink, per call | {work['open'] * 1e3:.0f} |",
     ]
+    lines += [f"| in-process step {name} (per call) | {work[name] * 1e3:.1f} |"
+              for name in sorted(work) if name.startswith("_")]
     text = "\n".join(lines) + "\n"
     print(text)
     if out_md is not None:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
-import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -29,7 +27,8 @@ from ..settings import VfChange, VfSettings, VfState, describe_diff, diff, resto
 from ..records import Attachment, Original
 from ..store import Store
 from ..types import LinkInfo, PciAddress
-from . import codes, ipam
+from . import codes
+from .device import read_vf
 from .config import Env, NetConf, bad_conf, bad_env, owner, split_owner
 from .netns import Netns, host_netdevs, mtu_and_up, open_pod, wait_host_netdev
 from .records import PodLink, PodLinks
@@ -42,8 +41,18 @@ ENV_CRASH = "PYVFMAC_CRASH_AFTER"
 
 def _crash_point(step: str) -> None:
     if os.environ.get(ENV_CRASH) == step:
+        import signal
+        import sys
+
         sys.stdout.flush()
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _ipam() -> Any:
+    """:mod:`.ipam` (subprocess and all), imported only when a delegate is configured."""
+    from . import ipam
+
+    return ipam
 
 
 @dataclass
@@ -113,16 +122,11 @@ class _Vf:
 
 
 def _find_vf(conf: NetConf, node: Node) -> _Vf:
-    from ..topology import scan
-
     if conf.device is None:
         raise bad_conf("deviceID: missing (the VF's PCI address, set by the device plugin)")
-    vf = scan(node.sysfs_root).vf(conf.device)  # not a PCI device / network function / VF
-    if not vf.pf_netdevs:
-        raise CniError(codes.NO_DEVICE, f"{vf.address}: its PF {vf.pf} has no network device "
-                       "to program it through")
+    vf = read_vf(conf.device, node.sysfs_root)  # not a PCI device / network function / VF
     pf = vf.pf_netdevs[0]
-    return _Vf(key=str(vf.address), pf=pf, index=vf.index, netdev=vf.netdev, driver=vf.driver,
+    return _Vf(key=vf.address, pf=pf, index=vf.index, netdev=vf.netdev, driver=vf.driver,
                state=node.nl.read_link(pf).vf(vf.index))
 
 
@@ -288,7 +292,7 @@ def add(env: Env, conf: NetConf, node: Node) -> dict[str, Any]:
             result = IpamResult()
             if conf.ipam_type is not None:
                 ipam_ran = True
-                result = ipam.add(conf.ipam_type, conf.raw, env)
+                result = _ipam().add(conf.ipam_type, conf.raw, env)
                 _crash_point("ipam")
                 if link is not None:
                     _configure_ip(pod, link, result)
@@ -308,7 +312,7 @@ def _undo_add(env: Env, conf: NetConf, node: Node, key: str, ipam_ran: bool,
     problems = []
     if ipam_ran and conf.ipam_type is not None:
         try:
-            ipam.delete(conf.ipam_type, conf.raw, env)
+            _ipam().delete(conf.ipam_type, conf.raw, env)
         except CniError as exc:
             problems.append(str(exc))
     att = node.store.get(key)
@@ -459,7 +463,7 @@ def delete(env: Env, conf: NetConf, node: Node) -> None:
             problems.append(exc)
     if conf.ipam_type is not None:
         try:
-            ipam.delete(conf.ipam_type, conf.raw, env)
+            _ipam().delete(conf.ipam_type, conf.raw, env)
         except CniError as exc:
             problems.append(exc)
     if problems:
@@ -510,7 +514,7 @@ def check(env: Env, conf: NetConf, node: Node) -> None:
     if o.netdev is not None:
         _check_pod(env, conf, att)
     if conf.ipam_type is not None:
-        ipam.run(conf.ipam_type, "CHECK", conf.raw, env)
+        _ipam().run(conf.ipam_type, "CHECK", conf.raw, env)
 
 
 def _check_pod(env: Env, conf: NetConf, att: Attachment) -> None:
@@ -551,14 +555,14 @@ def gc(env: Env, conf: NetConf, node: Node) -> None:
         try:
             restore(node, att, netns=None)
             if conf.ipam_type is not None:
-                ipam.delete(conf.ipam_type, conf.raw, env, container_id=parts[0],
+                _ipam().delete(conf.ipam_type, conf.raw, env, container_id=parts[0],
                             ifname=parts[1])
         except VfmacError as exc:
             problems.append(str(exc) + (f": {exc.details}" if isinstance(exc, CniError)
                                         and exc.details else ""))
     if conf.ipam_type is not None:
         try:
-            ipam.run(conf.ipam_type, "GC", conf.raw, env)
+            _ipam().run(conf.ipam_type, "GC", conf.raw, env)
         except CniError:
             pass  # delegates from before spec 1.1 know no GC; their leases went with DEL
     if problems:
