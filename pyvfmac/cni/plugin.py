@@ -352,10 +352,10 @@ def _bring_home(node: Node, o: Original, places: list[str]) -> str | None:
             with pod:
                 link = pod.find_pci(o.vf_key)
                 if link is not None:
-                    pod.down(link)
-                    pod.move(link, host, o.netdev)
+                    pod.move(link, host, o.netdev)  # the kernel closes it on the way
                     break
-        name = wait_host_netdev(o.vf_key, 10.0, node.sysfs_root)
+        home = host.find_pci(o.vf_key)  # after our own move: at once, by netlink
+        name = home.name if home else wait_host_netdev(o.vf_key, 10.0, node.sysfs_root)
         if name is None:
             return (f"its netdev is neither on the host nor in "
                     f"{', '.join(places) or 'a known namespace'} (waited 10 s)")
