@@ -199,7 +199,8 @@ def combine_virtualports(levels: list[tuple[str, VirtualPort | None]], *,
                 raise PoolError(f"{where}: virtualport {key} {value!r} of the {name} conflicts "
                                 f"with {have!r} of the {first} (libvirt's merge rule)")
     values = {key: value for key, (_, value) in merged.items()}
-    return VirtualPort(**values)  # type: ignore[arg-type]
+    vtype = values.pop("type", None)
+    return VirtualPort(None if vtype is None else str(vtype), **values)  # type: ignore[arg-type]
 
 
 def merge_virtualports(interface: VirtualPort | None, portgroup: VirtualPort | None,
