@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TextIO
 from .errors import InputError, VfmacError
 from .types import LinkInfo, VfChange
 
-# Subcommand modules (netlink and its compiled core, topology, bootcfg, attach, pools, state,
+# Subcommand modules (netlink and its compiled core, topology, bootcfg, attach, pools, store,
 # json, ...) are imported by the command that needs them: `vfmac apply` at boot and every
 # `--help` load only their own share.
 
@@ -108,7 +108,8 @@ def _status_line(args: argparse.Namespace) -> Callable[[str], None] | None:
 def _held(args: argparse.Namespace) -> dict[tuple[str, int], str]:
     """(PF name, VF index) -> "attached (owner)" / "pool NAME (owner)", from the state store;
     empty when there is no store yet."""
-    from .state import Store, default_state_dir
+    from .statedb import default_state_dir
+    from .store import Store
 
     path = _state_dir(args) or str(default_state_dir())
     if not os.path.exists(os.path.join(path, "state.db")):
@@ -308,7 +309,7 @@ def cmd_detach(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
-    from .attach import restore
+    from .restore import restore
 
     if args.all == bool(args.pf):
         raise UsageError("give PF VF, or --all")
@@ -321,17 +322,63 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_recover(args: argparse.Namespace, out: TextIO) -> int:
-    from .attach import recover
+    from .restore import recover
 
     recover(out=out, state_dir=_state_dir(args), sysfs_root=_sysfs_root(args))
     return 0
 
 
 def cmd_net(args: argparse.Namespace, out: TextIO) -> int:
-    from . import pools
+    import json
 
-    return pools.cli(args.command, args, out, state_dir=_state_dir(args),
-                     sysfs_root=_sysfs_root(args))
+    from . import pools
+    from .store import Store
+    from .topology import scan
+
+    command, sysfs_root = args.command, _sysfs_root(args)
+    if command == "net-stop":
+        pools.net_stop(args.name, force=args.force, state_dir=_state_dir(args),
+                       sysfs_root=sysfs_root, restored=lambda a: out.write(
+                           f"network {args.name}: {a.vf_key} restored and released "
+                           f"(was {a.owner})\n"))
+        out.write(f"network {args.name} stopped\n")
+        return 0
+    with Store(_state_dir(args)) as store:
+        if command == "net-define":
+            spec = pools.net_define(store, args.file)
+            out.write(f"network {spec.name} defined ({len(spec.pool)} pool entries)\n")
+        elif command == "net-undefine":
+            store.undefine_network(args.name)
+            out.write(f"network {args.name} undefined\n")
+        elif command == "net-start":
+            keys = pools.net_start(store, args.name, scan(sysfs_root))
+            out.write(f"network {args.name} started: {len(keys)} VFs\n")
+        elif command == "net-list" and args.json:
+            json.dump([{"name": r.name, "started": r.started, "vfs": len(r.pool)}
+                       for r in store.networks()], out, indent=2)
+            out.write("\n")
+        elif command == "net-list":
+            for r in store.networks():
+                out.write(f"{r.name:<24} {'active' if r.started else 'inactive':<9} "
+                          f"{len(r.pool)} VFs\n")
+        else:  # net-show
+            slots = pools.pool_view(store, args.name, scan(sysfs_root))
+            rec = store.get_network(args.name)
+            assert rec is not None
+            if args.json:
+                json.dump({"name": rec.name, "started": rec.started, "pool": [
+                    {"pci": s.key, "pf": s.pf, "vf": s.vf, "netdev": s.netdev,
+                     "driver": s.driver, "state": s.state, "detail": s.detail} for s in slots]},
+                    out, indent=2)
+                out.write("\n")
+                return 0
+            out.write(f"network {rec.name}: {'active' if rec.started else 'inactive'}\n")
+            for s in slots:
+                where = f"{s.pf} vf {s.vf}" if s.pf is not None else "-"
+                out.write(f"  {s.key:<13} {where:<14} {s.netdev or '-':<10} "
+                          f"{s.driver or '-':<9} {s.state}"
+                          + (f" ({s.detail})" if s.detail else "") + "\n")
+    return 0
 
 
 # --------------------------------------------------------------------------- parser

@@ -10,7 +10,8 @@
   writing a file failed; the message names the step and the path.
 - ``TopologyError`` (also a ``LookupError``): a device is not what it has to be (not a PCI device,
   not a network function, not a VF, unknown name).
-- ``StateError``: the saved-original store says no (not attached, already held, corrupted).
+- ``StateError``: the saved-original store says no (not attached, already held, corrupted);
+  ``RestoreError``: a VF could not be put back completely (its record is kept).
 - ``PoolError``: a network pool cannot serve the request (no free device, unknown network, in use).
 """
 
@@ -145,3 +146,7 @@ class StateError(VfmacError):
 
 class PoolError(VfmacError):
     """A network pool cannot serve a request."""
+
+
+class RestoreError(StateError):
+    """A VF could not be put back completely; its saved record is kept."""

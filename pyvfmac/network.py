@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .errors import InputError, NetworkNameError, PoolError
+from .errors import InputError, PoolError
 from .portsettings import (
     VirtualPort,
     Vlan,
@@ -29,7 +29,7 @@ from .portsettings import (
     virtualport_to_elem,
     vlan_to_elem,
 )
-from .types import PciAddress
+from .types import NETWORK_NAME_MAX, PciAddress, validate_network_name
 from .xmltree import (
     Tree,
     check_attrs,
@@ -55,17 +55,6 @@ __all__ = [
     "parse_network",
     "validate_network_name",
 ]
-
-NETWORK_NAME_MAX = 64
-"""The longest network name, in characters, for the XML and the state store alike.
-
-libvirt refuses only ``/`` in a network name (virNetworkDefParseXML) and sets no length limit;
-its persistent definition is the file ``<name>.xml``, so NAME_MAX (255 bytes) bounds it in
-practice. 64 and not 255, because: 64 is what ``vfmac net-define`` (:func:`parse_network`) has
-always enforced, and only it stores networks, so no existing state store holds a longer name;
-a name is shown in tables, in keys (``network:<name>/<mac>``) and in messages; and 64
-characters stay within libvirt's file-name bound unless they are 4-byte UTF-8 characters,
-where 255 characters would not even in ASCII (``.xml`` is appended)."""
 
 FORWARD_MODES = ("hostdev", "hardware", "device")
 
@@ -134,26 +123,6 @@ class NetworkSpec:
         if pg is not None and pg.trust_guest_rx_filters is not None:
             return pg.trust_guest_rx_filters
         return self.trust_guest_rx_filters
-
-
-def validate_network_name(name: object, *, what: str = "network name") -> str:
-    """1 to :data:`NETWORK_NAME_MAX` printable characters, no ``/``, no leading or trailing
-    blank. Returns ``name``; raises :class:`~pyvfmac.errors.NetworkNameError` (an InputError)."""
-    if not isinstance(name, str):
-        raise NetworkNameError(f"{what} {name!r}: not a string")
-    if not name:
-        raise NetworkNameError(f"{what} {name!r}: empty")
-    if len(name) > NETWORK_NAME_MAX:
-        raise NetworkNameError(
-            f"{what} {short(name)!r}: longer than {NETWORK_NAME_MAX} characters"
-        )
-    if "/" in name:
-        raise NetworkNameError(f"{what} {name!r}: contains '/'")
-    if not name.isprintable():
-        raise NetworkNameError(f"{what} {name!r}: contains a control character")
-    if name != name.strip():
-        raise NetworkNameError(f"{what} {name!r}: leading or trailing blank")
-    return name
 
 
 def network_name_in(tree: Tree, elem: ET.Element, value: str, what: str, ctx: str) -> str:

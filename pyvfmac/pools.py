@@ -9,17 +9,18 @@ host network driver are free.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TextIO
 
 from . import pcibind
-from .errors import PoolError, TopologyError, VfmacError, XmlError
+from .errors import PoolError, TopologyError, VfmacError
+from .files import read_text
+from .host import open_host
 from .network import NetworkSpec, PoolEntry, parse_network
-from .state import Store
-from .topology import Topology, Vf, scan
+from .records import Allocation, NetworkRecord
+from .restore import restore_attachment
+from .store import Store
+from .topology import Topology, Vf
 from .types import PciAddress
 
 HOLDING_DRIVERS = ("vfio-pci", "pci-stub")
@@ -66,11 +67,17 @@ def resolve_pool(spec: NetworkSpec, topo: Topology) -> list[str]:
     return keys
 
 
-def eligible(store: Store, network: str, topo: Topology) -> list[str]:
-    """The started network's pool, in order, without VFs held outside pyvfmac."""
+def _defined(store: Store, network: str) -> NetworkRecord:
     rec = store.get_network(network)
     if rec is None:
         raise PoolError(f"network {network}: not defined")
+    return rec
+
+
+def eligible(store: Store, network: str | NetworkRecord, topo: Topology) -> list[str]:
+    """The started network's pool, in order, without VFs held outside pyvfmac (``network``: its
+    name, or its record already read)."""
+    rec = network if isinstance(network, NetworkRecord) else _defined(store, network)
     ours = {a.vf_key for a in store.all()} | {a.vf_key for a in store.allocations()}
     out = []
     for key in rec.pool:
@@ -88,6 +95,8 @@ def eligible(store: Store, network: str, topo: Topology) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class PoolSlot:
+    """One VF of a network's pool as ``net-show`` shows it."""
+
     key: str
     pf: str | None
     vf: int | None
@@ -98,9 +107,8 @@ class PoolSlot:
 
 
 def pool_view(store: Store, network: str, topo: Topology) -> list[PoolSlot]:
-    rec = store.get_network(network)
-    if rec is None:
-        raise PoolError(f"network {network}: not defined")
+    """Every VF of the network's pool (resolved now when it is not started) and its state."""
+    rec = _defined(store, network)
     if not rec.started:
         spec = parse_network(rec.xml, source=f"network {network}")
         try:
@@ -136,22 +144,15 @@ def pool_view(store: Store, network: str, topo: Topology) -> list[PoolSlot]:
 # --------------------------------------------------------------------------- commands
 
 
-def _read(path: str) -> str:
-    with open(path, encoding="utf-8") as f:
-        return f.read()
-
-
 def net_define(store: Store, path: str) -> NetworkSpec:
-    text = _read(path)
+    text = read_text(path)
     spec = parse_network(text, source=path)
     store.define_network(spec.name, text)
     return spec
 
 
 def net_start(store: Store, name: str, topo: Topology) -> list[str]:
-    rec = store.get_network(name)
-    if rec is None:
-        raise PoolError(f"network {name}: not defined")
+    rec = _defined(store, name)
     if rec.started:
         raise PoolError(f"network {name}: already started")
     keys = resolve_pool(parse_network(rec.xml, source=f"network {name}"), topo)
@@ -159,10 +160,10 @@ def net_start(store: Store, name: str, topo: Topology) -> list[str]:
     return keys
 
 
-def net_stop(name: str, *, force: bool, out: TextIO, state_dir: str | None,
-             sysfs_root: str) -> None:
-    from .attach import open_host, restore_attachment
-
+def net_stop(name: str, *, force: bool, state_dir: str | None, sysfs_root: str,
+             restored: Callable[[Allocation], object] | None = None) -> list[Allocation]:
+    """Stop a network; forced, restore the VFs still in use and release them (``restored`` is
+    told of each as it is done). Returns the allocations it had."""
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root)
     try:
         held = host.store.stop_network(name, force=force)
@@ -170,64 +171,13 @@ def net_stop(name: str, *, force: bool, out: TextIO, state_dir: str | None,
             att = host.store.get(alloc.vf_key)
             if att is not None:
                 restore_attachment(att, host)
-                out.write(f"network {name}: {alloc.vf_key} restored and released "
-                          f"(was {alloc.owner})\n")
+                if restored is not None:
+                    restored(alloc)
             else:
                 try:
                     host.store.release(name, alloc.vf_key)
                 except VfmacError:
                     pass
+        return held
     finally:
         host.close()
-
-
-def _json_slot(s: PoolSlot) -> dict[str, Any]:
-    return {"pci": s.key, "pf": s.pf, "vf": s.vf, "netdev": s.netdev, "driver": s.driver,
-            "state": s.state, "detail": s.detail}
-
-
-def cli(command: str, args: argparse.Namespace, out: TextIO, *, state_dir: str | None,
-        sysfs_root: str) -> int:
-    if command == "net-stop":
-        net_stop(args.name, force=args.force, out=out, state_dir=state_dir,
-                 sysfs_root=sysfs_root)
-        out.write(f"network {args.name} stopped\n")
-        return 0
-    with Store(state_dir) as store:
-        if command == "net-define":
-            spec = net_define(store, args.file)
-            out.write(f"network {spec.name} defined ({len(spec.pool)} pool entries)\n")
-        elif command == "net-undefine":
-            store.undefine_network(args.name)
-            out.write(f"network {args.name} undefined\n")
-        elif command == "net-start":
-            keys = net_start(store, args.name, scan(sysfs_root))
-            out.write(f"network {args.name} started: {len(keys)} VFs\n")
-        elif command == "net-list":
-            recs = store.networks()
-            if args.json:
-                json.dump([{"name": r.name, "started": r.started, "vfs": len(r.pool)}
-                           for r in recs], out, indent=2)
-                out.write("\n")
-            else:
-                for r in recs:
-                    out.write(f"{r.name:<24} {'active' if r.started else 'inactive':<9} "
-                              f"{len(r.pool)} VFs\n")
-        elif command == "net-show":
-            slots = pool_view(store, args.name, scan(sysfs_root))
-            rec = store.get_network(args.name)
-            assert rec is not None
-            if args.json:
-                json.dump({"name": rec.name, "started": rec.started,
-                           "pool": [_json_slot(s) for s in slots]}, out, indent=2)
-                out.write("\n")
-            else:
-                out.write(f"network {rec.name}: {'active' if rec.started else 'inactive'}\n")
-                for s in slots:
-                    where = f"{s.pf} vf {s.vf}" if s.pf is not None else "-"
-                    out.write(f"  {s.key:<13} {where:<14} {s.netdev or '-':<10} "
-                              f"{s.driver or '-':<9} {s.state}"
-                              + (f" ({s.detail})" if s.detail else "") + "\n")
-        else:  # pragma: no cover - argparse keeps this out
-            raise XmlError(f"unknown network command {command}")
-    return 0

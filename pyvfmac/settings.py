@@ -19,6 +19,7 @@ One validator (:func:`check`, with :func:`problem` for the reason of one value),
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from operator import attrgetter
 from typing import Literal, TypeVar
@@ -167,25 +168,27 @@ def problem(name: str, value: object) -> str | None:
     return None
 
 
-def check(settings: _S, where: str, *, allow_zero_mac: bool = False) -> _S:
+def check(settings: _S, where: str, *, allow_zero_mac: bool = False,
+          labels: Mapping[str, str] = LABELS, sep: str = ": ") -> _S:
     """Check every setting given; return the settings with the MAC in canonical form.
 
     :class:`~pyvfmac.errors.InputError` names ``where`` (``eth0 vf 3``), the setting and the
-    value. A qos or VLAN protocol without a VLAN is refused (except on a complete
-    :class:`VfState`, where vlan 0 is "untagged")."""
+    value: ``{where}{sep}{labels[name]} {value!r}: reason`` (a saved original says
+    ``0000:06:10.0: original VLAN 4096: ...``). A qos or VLAN protocol without a VLAN is refused
+    (except on a complete :class:`VfState`, where vlan 0 is "untagged")."""
     for name in SETTINGS:
         if name == "mac":
             continue
         value = getattr(settings, name)
         reason = problem(name, value)
         if reason is not None:
-            raise InputError(f"{where}: {LABELS[name]} {value!r}: {reason}")
+            raise InputError(f"{where}{sep}{labels[name]} {value!r}: {reason}")
     if settings.vlan is None and settings.qos:
-        raise InputError(f"{where}: qos {settings.qos} given without a VLAN")
+        raise InputError(f"{where}{sep}qos {settings.qos} given without a VLAN")
     mac = settings.mac
     if mac is None or is_canonical(mac):
         return settings
-    canonical = parse_mac(mac, allow_zero=allow_zero_mac, what=f"{where}: MAC")
+    canonical = parse_mac(mac, allow_zero=allow_zero_mac, what=f"{where}{sep}{labels['mac']}")
     return settings if canonical == mac else replace(settings, mac=canonical)
 
 

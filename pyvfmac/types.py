@@ -166,6 +166,39 @@ def validate_netdev_name(name: str, *, what: str = "network device name") -> str
     return name
 
 
+NETWORK_NAME_MAX = 64
+"""The longest network name, in characters, for the XML and the state store alike.
+
+libvirt refuses only ``/`` in a network name (virNetworkDefParseXML) and sets no length limit;
+its persistent definition is the file ``<name>.xml``, so NAME_MAX (255 bytes) bounds it in
+practice. 64 and not 255, because: 64 is what ``vfmac net-define`` (:func:`parse_network`) has
+always enforced, and only it stores networks, so no existing state store holds a longer name;
+a name is shown in tables, in keys (``network:<name>/<mac>``) and in messages; and 64
+characters stay within libvirt's file-name bound unless they are 4-byte UTF-8 characters,
+where 255 characters would not even in ASCII (``.xml`` is appended)."""
+
+def validate_network_name(name: object, *, what: str = "network name") -> str:
+    """1 to :data:`NETWORK_NAME_MAX` printable characters, no ``/``, no leading or trailing
+    blank. Returns ``name``; raises :class:`~pyvfmac.errors.NetworkNameError` (an InputError)."""
+    from .errors import NetworkNameError
+
+    if not isinstance(name, str):
+        raise NetworkNameError(f"{what} {name!r}: not a string")
+    if not name:
+        raise NetworkNameError(f"{what} {name!r}: empty")
+    if len(name) > NETWORK_NAME_MAX:
+        raise NetworkNameError(
+            f"{what} {name[:57] + '...'!r}: longer than {NETWORK_NAME_MAX} characters"
+        )
+    if "/" in name:
+        raise NetworkNameError(f"{what} {name!r}: contains '/'")
+    if not name.isprintable():
+        raise NetworkNameError(f"{what} {name!r}: contains a control character")
+    if name != name.strip():
+        raise NetworkNameError(f"{what} {name!r}: leading or trailing blank")
+    return name
+
+
 def bulk_constructor(cls: type[_T], order: Sequence[str] | None = None, *,
                      checked: bool = False) -> Callable[..., _T]:
     """A positional constructor for a frozen slotted dataclass that fills the slots directly:
@@ -198,6 +231,7 @@ def bulk_constructor(cls: type[_T], order: Sequence[str] | None = None, *,
 
 __all__ = [
     "IFNAMSIZ",
+    "NETWORK_NAME_MAX",
     "LINK_STATES",
     "VLAN_PROTOS",
     "LinkInfo",
@@ -209,4 +243,5 @@ __all__ = [
     "VlanProto",
     "bulk_constructor",
     "validate_netdev_name",
+    "validate_network_name",
 ]

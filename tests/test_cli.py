@@ -12,10 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakesysfs import FakeSysfs
 from ttyrun import run_with_stderr
 
 from pyvfmac.cli import UsageError, build_parser, command_word, main, parse_args, parse_set_words
-from pyvfmac.types import VfChange
+from pyvfmac.records import Original
+from pyvfmac.settings import SETTINGS
+from pyvfmac.store import Store
+from pyvfmac.topology import scan
+from pyvfmac.types import LinkInfo, VfChange, VfState
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -75,6 +80,10 @@ def test_every_command_has_an_example() -> None:
         assert "example:" in sub.format_help(), name
 
 
+PF_KEYS = {"pf", "ifindex", "pci", "driver", "parent", "numvfs", "totalvfs", "missing_vfs", "vfs"}
+VF_KEYS = {"vf", "pci", "netdev", "driver", "held"} | set(SETTINGS)
+
+
 def test_list_json_is_a_list_of_pfs() -> None:
     code, out = run("list", "--json")
     assert code == 0
@@ -82,6 +91,56 @@ def test_list_json_is_a_list_of_pfs() -> None:
     assert isinstance(pfs, list)
     for pf in pfs:  # a host with VFs: every PF object has its vfs list
         assert isinstance(pf["vfs"], list)
+        assert set(pf) == PF_KEYS and all(set(vf) == VF_KEYS for vf in pf["vfs"])
+    # the PCI PFs listed are the host's PFs with VFs, as the sysfs walk finds them
+    want = {name for pf in scan().pfs if pf.numvfs for name in pf.netdevs}
+    assert {pf["pf"] for pf in pfs if pf["pci"]} == want
+    if not pfs:
+        assert run("list") == (0, "no SR-IOV physical functions with VFs\n")
+
+
+def test_list_json_on_a_fake_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Links from a fake rtnetlink dump, PCI facts from a fake sysfs tree, holders from the
+    store: every field of the listing checked."""
+    fs = FakeSysfs(tmp_path / "sys")
+    fs.add_pf("0000:01:00.0", totalvfs=7, vendor=0x8086, device=0x10C9, class_code=0x020000,
+              driver="igb", netdevs=("eth0",))
+    vfs = fs.add_vfs("0000:01:00.0", 2, driver="igbvf", netdev_fmt="eth0v{i}")
+    links = [
+        LinkInfo(ifindex=2, name="eth0", mac="52:54:00:00:00:01", perm_mac=None,
+                 parent_bus="pci", parent_dev="0000:01:00.0", num_vf=2,
+                 vfs=(VfState(vf=0, mac="02:00:00:00:00:10", vlan=42, spoofchk=True),
+                      VfState(vf=1, mac="00:00:00:00:00:00"))),
+        LinkInfo(ifindex=1, name="lo", mac=None, perm_mac=None, parent_bus=None,
+                 parent_dev=None, num_vf=None, vfs=()),
+    ]
+
+    class FakeRtnl:
+        def __enter__(self) -> FakeRtnl:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def dump_links(self) -> list[LinkInfo]:
+            return links
+
+    monkeypatch.setattr("pyvfmac.netlink.Rtnl", FakeRtnl)
+    with Store(tmp_path / "st") as store:
+        store.save_original(Original(vf_key=vfs[0].name, pf="eth0", vf=0, mac="00:00:00:00:00:00"),
+                            owner="mac:02:00:00:00:00:10", mac="02:00:00:00:00:10", managed=False)
+    code, out = run("--sysfs-root", str(fs.root), "--state-dir", str(tmp_path / "st"), "list",
+                    "--json")
+    assert code == 0
+    (pf,) = json.loads(out)
+    assert {k: v for k, v in pf.items() if k != "vfs"} == {
+        "pf": "eth0", "ifindex": 2, "pci": "0000:01:00.0", "driver": "igb",
+        "parent": "pci:0000:01:00.0", "numvfs": 2, "totalvfs": 7, "missing_vfs": 0}
+    assert [(v["vf"], v["pci"], v["netdev"], v["driver"], v["mac"], v["vlan"], v["held"])
+            for v in pf["vfs"]] == [
+        (0, vfs[0].name, "eth0v0", "igbvf", "02:00:00:00:00:10", 42,
+         "attached (mac:02:00:00:00:00:10, saved)"),
+        (1, vfs[1].name, "eth0v1", "igbvf", "00:00:00:00:00:00", 0, None)]
 
 
 def test_attach_malformed_xml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -188,7 +247,8 @@ def test_apply_imports_only_what_it_needs(tmp_path: Path) -> None:
         "print(rc, ' '.join(sorted(set(sys.modules) - before)), file=sys.stderr)\n"
     )
     never = {"hashlib", "_hashlib", "hmac", "json", "sqlite3", "_sqlite3", "xml", "defusedxml",
-             "shutil", "pyvfmac.attach", "pyvfmac.pools", "pyvfmac.state", "pyvfmac.xmltree",
+             "shutil", "pyvfmac.attach", "pyvfmac.pools", "pyvfmac.store", "pyvfmac.statedb",
+             "pyvfmac.records", "pyvfmac.host", "pyvfmac.restore", "pyvfmac.xmltree",
              "pyvfmac.portsettings", "pyvfmac.network", "pyvfmac.domain", "pyvfmac.files",
              "pyvfmac.pcibind"}
     for argv, also_never in (

@@ -10,7 +10,7 @@ from fakesysfs import FakeSysfs
 from pyvfmac.network import parse_network
 from pyvfmac.errors import PoolError
 from pyvfmac.pools import eligible, held_outside, pool_view, resolve_pool
-from pyvfmac.state import Store
+from pyvfmac.store import Store
 from pyvfmac.topology import scan
 
 

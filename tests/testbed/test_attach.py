@@ -15,6 +15,7 @@ from vfhelp import (
     vf_pci,
     vf_state,
     vfmac,
+    vfmac_killed_after,
 )
 
 MAC = "52:54:00:6d:90:02"
@@ -76,7 +77,7 @@ def test_killed_attach_is_recovered(phase: str, igb_pfs: tuple[str, ...], igb_cl
     before = vf_state(pf, index)
     dev = tmp_path / "dev.xml"
     dev.write_text(hostdev_xml(pci, MAC, managed=True, vlan=9))
-    killed = vfmac(tmp_path, "attach", str(dev), env={"PYVFMAC_CRASH_AFTER": phase})
+    killed = vfmac_killed_after(phase, tmp_path, "attach", str(dev))
     assert killed.returncode == -9, killed.stderr
     mid = vf_state(pf, index)
     if phase == "saved":

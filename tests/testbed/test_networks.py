@@ -10,7 +10,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from vfhelp import VFMAC, all_vf_states, ok, vf_pci, vf_state, vfmac
+from vfhelp import VFMAC, all_vf_states, ok, vf_pci, vf_state, vfmac, vfmac_killed_after
 
 NET = "passthrough-net"
 
@@ -144,7 +144,7 @@ def test_killed_pool_attach_leaks_nothing(igb_pfs: tuple[str, ...], igb_clean: N
     dev = tmp_path / "g.xml"
     dev.write_text(guest_hostdev("52:54:00:cc:00:01"))
     for phase in ("saved", "mac-set", "unbound"):
-        killed = vfmac(tmp_path, "attach", str(dev), env={"PYVFMAC_CRASH_AFTER": phase})
+        killed = vfmac_killed_after(phase, tmp_path, "attach", str(dev))
         assert killed.returncode == -9
         assert [s["state"] for s in pool(tmp_path)].count("in use") == 1
         ok(vfmac(tmp_path, "recover"))

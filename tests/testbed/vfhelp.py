@@ -11,18 +11,27 @@ from pathlib import Path
 from typing import Any
 
 VFMAC = str(Path(sys.executable).with_name("vfmac"))
+CRASH_AFTER = Path(__file__).resolve().with_name("crash_after.py")
 
 
 def vfmac(state: Path | str, *args: str, env: dict[str, str] | None = None,
           timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``vfmac --state-dir STATE ARGS``: in this process (a Python start costs seconds under
-    TCG), or as the installed console script when ``env`` is given (crash hooks, races)."""
+    TCG), or as the installed console script when ``env`` is given."""
     if env is None:
         return _vfmac_here([ "--state-dir", str(state), "-q", *args])
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run([VFMAC, "--state-dir", str(state), "-q", *args], capture_output=True,
                           text=True, env=full_env, timeout=timeout, cwd="/")
+
+
+def vfmac_killed_after(phase: str, state: Path | str, *args: str,
+                       timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``vfmac --state-dir STATE ARGS`` in a process that SIGKILLs itself right after its
+    attach reaches ``phase`` (``crash_after.py``: the fault injection lives in the tests)."""
+    return subprocess.run([sys.executable, str(CRASH_AFTER), phase, "--state-dir", str(state),
+                           "-q", *args], capture_output=True, text=True, timeout=timeout, cwd="/")
 
 
 def _vfmac_here(argv: list[str]) -> subprocess.CompletedProcess[str]:

@@ -17,34 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from originals import original
 
 from pyvfmac.errors import InputError, MacError, PoolError, StateError
-from pyvfmac.state import (
-    DEFAULT_STATE_DIR,
-    SCHEMA_VERSION,
-    STATE_DIR_ENV,
-    Original,
-    Store,
-    canonical_vf_key,
-    default_state_dir,
-    process_alive,
-    process_start_time,
-    vf_key,
-)
+from pyvfmac.records import Original, process_start_time
+from pyvfmac.statedb import DEFAULT_STATE_DIR, SCHEMA_VERSION, STATE_DIR_ENV, default_state_dir
+from pyvfmac.store import Store
 
 NET = "passthrough-net"
 # 2 igb PFs x 7 VFs, as on the testbed: 0000:01:10.0 .. 0000:01:10.6 and 0000:02:10.0 .. 02:10.6
 POOL = [f"0000:0{bus}:10.{fn}" for bus in (1, 2) for fn in range(7)]
-
-
-def original(key: str = "0000:06:10.0", **kw: Any) -> Original:
-    values: dict[str, Any] = dict(vf_key=key, pf="enp6s0", vf=0, mac="00:00:00:00:00:00",
-                                  vlan=0, qos=0, vlan_proto="802.1Q", spoofchk=True, trust=False,
-                                  link_state="auto", min_tx_rate=0, max_tx_rate=0,
-                                  netdev="enp6s0v0", netdev_mac="aa:bb:cc:00:11:22",
-                                  driver="igbvf")
-    values.update(kw)
-    return Original(**values)
 
 
 @pytest.fixture
@@ -259,45 +241,7 @@ def test_busy_timeout_gives_state_error(state_dir: Path) -> None:
         holder.close()
 
 
-# ------------------------------------------------------------------------- keys and records
-
-
-def test_vf_keys() -> None:
-    assert canonical_vf_key("06:10.0") == "0000:06:10.0"
-    assert canonical_vf_key("0000:0A:1F.7") == "0000:0a:1f.7"
-    assert canonical_vf_key("eni0np1/vf003") == "eni0np1/vf3"
-    assert vf_key("0000:06:10.1") == "0000:06:10.1"
-    assert vf_key(pf="eth3", vf=12) == "eth3/vf12"
-    for bad in ("", "06:10", "0000:06:20.0", "eth3/vf", "eth3/3", "a b/vf1",
-                "averyveryverylongname/vf1", "/vf1"):
-        with pytest.raises(InputError, match="VF key"):
-            canonical_vf_key(bad)
-    with pytest.raises(InputError, match="both the PF netdev and the VF index"):
-        vf_key(pf="eth3")
-
-
-def test_original_is_validated_and_canonical() -> None:
-    o = original("06:10.0", mac="00-00-00-00-00-00", netdev_mac="AABB.CC00.1122")
-    assert o.vf_key == "0000:06:10.0"
-    assert o.mac == "00:00:00:00:00:00"
-    assert o.netdev_mac == "aa:bb:cc:00:11:22"
-    cases: list[tuple[dict[str, Any], str]] = [
-        ({"mac": "01:00:5e:00:00:01"}, "0000:06:10.0: original MAC '01:00:5e:00:00:01'"),
-        ({"vlan": 4096}, "original VLAN 4096"),
-        ({"qos": 8}, "original qos 8"),
-        ({"vlan_proto": "802.1X"}, "original VLAN protocol '802.1X'"),
-        ({"spoofchk": 1}, "original spoofchk 1"),
-        ({"link_state": "up"}, "original link state 'up'"),
-        ({"max_tx_rate": -1}, "original max_tx_rate -1"),
-        ({"vf": True}, "original VF index True"),
-        ({"pf": "a/b"}, "original PF netdev name 'a/b'"),
-        ({"netdev": ""}, "original VF netdev name ''"),
-        ({"driver": "igb vf"}, "original driver 'igb vf'"),
-    ]
-    for change, message in cases:
-        with pytest.raises(InputError) as info:
-            original(**change)
-        assert message in str(info.value), (change, str(info.value))
+# ------------------------------------------------------------------------- records
 
 
 def test_save_get_roundtrip(store: Store) -> None:
@@ -495,17 +439,6 @@ def test_allocation_without_attachment_is_an_orphan_once_its_process_died(
     assert [a.vf_key for a in started.allocations(NET)] == [mine]
 
 
-def test_process_alive() -> None:
-    me = os.getpid()
-    assert process_alive(me) and process_alive(me, process_start_time(me))
-    assert not process_alive(me, (process_start_time(me) or 0) + 1)  # a reused pid
-    assert not process_alive(0) and not process_alive(-5)
-    p = mp.get_context("spawn").Process(target=time.sleep, args=(0,))
-    p.start()
-    p.join()
-    assert p.pid is not None and not process_alive(p.pid)
-
-
 # ------------------------------------------------------------------------- networks
 
 
@@ -664,8 +597,8 @@ def _open_fresh_and_save(state_dir: str, index: int, barrier: Any, out: Any) -> 
     try:
         barrier.wait(60)
         with Store(state_dir) as s:  # all create the directory, file and schema at once
-            s.save_original(Original(f"0000:07:{index:02x}.0", "enp7s0", index,
-                                     "00:00:00:00:00:00"),
+            s.save_original(Original(vf_key=f"0000:07:{index:02x}.0", pf="enp7s0", vf=index,
+                                     mac="00:00:00:00:00:00"),
                             owner=f"d#{index}", mac=f"02:00:00:00:00:{index + 1:02x}",
                             managed=False)
         out.put((index, "ok"))

@@ -1,0 +1,118 @@
+"""Putting a VF back from its saved original, against a fake rtnetlink socket and a real store:
+one change per setting that differs, each with its own outcome; the record dropped only when the
+VF reads back as saved (or ``force`` accepts it)."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from originals import original
+
+from pyvfmac.errors import NetlinkError, RestoreError
+from pyvfmac.host import Host
+from pyvfmac.netlink import Rtnl
+from pyvfmac.records import Attachment
+from pyvfmac.restore import explain, restore_attachment
+from pyvfmac.settings import SETTINGS, VfChange, VfSettings
+from pyvfmac.store import Store
+from pyvfmac.types import LinkInfo, VfResult, VfState
+
+KEY = "eni0np1/vf2"  # not a PCI function: no driver or VF-netdev step, only rtnetlink
+
+
+class FakeNl:
+    """One PF ``eni0np1`` with VF 2; ``refuse`` maps a setting name to the errno it gets."""
+
+    def __init__(self, state: VfState, refuse: dict[str, int] | None = None) -> None:
+        self.state = state
+        self.refuse = refuse or {}
+        self.sent: list[VfChange] = []
+
+    def read_link(self, dev: str, *, strict: bool = True) -> LinkInfo:
+        return LinkInfo(ifindex=7, name=dev, mac=None, perm_mac=None, parent_bus=None,
+                        parent_dev=None, num_vf=3, vfs=(self.state,))
+
+    def apply(self, changes: Sequence[VfChange]) -> list[VfResult]:
+        results = []
+        for c in changes:
+            self.sent.append(c)
+            given = {n: getattr(c, n) for n in SETTINGS if getattr(c, n) is not None}
+            err = next((self.refuse[n] for n in given if n in self.refuse), 0)
+            if not err:
+                self.state = replace(self.state, **given)
+            results.append(VfResult(change=c, pf_name=str(c.pf), errno=err))
+        return results
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "state") as s:
+        yield s
+
+
+def attached(store: Store, **saved: Any) -> Attachment:
+    o = original(KEY, pf="eni0np1", vf=2, netdev=None, netdev_mac=None, driver=None, **saved)
+    store.save_original(o, owner="d#0", mac="02:00:00:00:00:01", managed=False)
+    return store.set_phase(KEY, "attached")
+
+
+def host(store: Store, nl: FakeNl) -> Host:
+    return Host(store=store, nl=cast(Rtnl, nl))
+
+
+NOW = VfState(vf=2, mac="02:00:00:00:00:01", vlan=42, qos=0, spoofchk=True, trust=False,
+              link_state="auto")
+
+
+def test_each_differing_setting_is_sent_alone_and_the_record_dropped(store: Store) -> None:
+    att = attached(store, vlan=0, spoofchk=False)
+    nl = FakeNl(NOW)
+    assert restore_attachment(att, host(store, nl)) == []
+    assert [c.only() for c in nl.sent] == [
+        VfSettings(mac="00:00:00:00:00:00"),
+        VfSettings(vlan=0, qos=0, vlan_proto="802.1Q"),
+        VfSettings(spoofchk=False),
+    ]
+    assert all(c.allow_zero_mac and (c.pf, c.vf) == ("eni0np1", 2) for c in nl.sent)
+    assert (nl.state.mac, nl.state.vlan, nl.state.spoofchk) == ("00:00:00:00:00:00", 0, False)
+    assert store.get(KEY) is None
+
+
+def test_a_refused_setting_keeps_the_record_unless_forced(store: Store) -> None:
+    att = attached(store)
+    nl = FakeNl(NOW, refuse={"mac": errno.EINVAL})
+    with pytest.raises(RestoreError) as info:
+        restore_attachment(att, host(store, nl))
+    text = str(info.value)
+    assert "eni0np1/vf2 (eni0np1 vf 2) not fully restored, saved record kept" in text
+    assert "refused to restore the all-zero admin MAC (EINVAL)" in text
+    kept = store.get(KEY)
+    assert kept is not None and kept.phase == "detaching"
+    assert nl.state.vlan == 0  # the other settings were put back all the same
+    notes = restore_attachment(kept, host(store, nl), force=True)
+    assert len(notes) == 1 and "all-zero admin MAC" in notes[0]
+    assert store.get(KEY) is None
+
+
+def test_a_setting_that_does_not_stick_is_named(store: Store) -> None:
+    class Deaf(FakeNl):
+        def apply(self, changes: Sequence[VfChange]) -> list[VfResult]:
+            return [VfResult(change=c, pf_name=str(c.pf)) for c in changes]  # "ok", no effect
+
+    att = attached(store, trust=True)
+    with pytest.raises(RestoreError, match=r"read back differs from the saved original in "
+                                           r"MAC 00:00:00:00:00:00, VLAN 0, trust on"):
+        restore_attachment(att, host(store, Deaf(NOW)))
+
+
+def test_explain() -> None:
+    o = original(pf="eth0", vf=3, vlan=7)
+    eperm = NetlinkError(errno.EPERM, "cannot set VLAN", device="eth0", vf=3)
+    assert explain(VfSettings(vlan=7, qos=0), eperm, o) == (
+        "eth0 vf 3: the driver refused to change the VLAN back to 7 (EPERM)")
+    assert explain(VfSettings(trust=True), eperm, o) == str(eperm)
