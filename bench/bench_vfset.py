@@ -53,7 +53,7 @@ from typing import Any
 
 import pytest
 
-from pyvfmac.bootcfg import derive_mac, pf_identity
+from pyvfmac.apply.derive import derive_mac, pf_identity
 from pyvfmac.netlink import Rtnl
 from pyvfmac.types import VfChange
 

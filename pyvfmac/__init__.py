@@ -1,31 +1,43 @@
-"""pyvfmac: fixed MAC addresses for SR-IOV virtual functions."""
+"""pyvfmac: fixed MAC addresses for SR-IOV virtual functions.
 
-from .errors import (
-    InputError,
-    KernelError,
-    MacError,
-    NetlinkError,
-    PoolError,
-    StateError,
-    TopologyError,
-    VfmacError,
-)
-from .mac import parse_mac
-from .types import LinkInfo, VfChange, VfResult, VfState
+The names below are imported on first use (PEP 562): ``import pyvfmac.cli`` for ``vfmac --help``
+loads no more than the command line needs.
+"""
 
-__all__ = [
-    "InputError",
-    "KernelError",
-    "LinkInfo",
-    "MacError",
-    "NetlinkError",
-    "PoolError",
-    "StateError",
-    "TopologyError",
-    "VfChange",
-    "VfResult",
-    "VfState",
-    "VfmacError",
-    "parse_mac",
-]
+from __future__ import annotations
+
+from importlib import import_module
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+
+if TYPE_CHECKING:
+    from .errors import (
+        InputError,
+        KernelError,
+        MacError,
+        NetlinkError,
+        PoolError,
+        StateError,
+        TopologyError,
+        VfmacError,
+    )
+    from .mac import parse_mac
+    from .types import LinkInfo, VfChange, VfResult, VfState
+
+_WHERE = {
+    "InputError": "errors", "KernelError": "errors", "MacError": "errors",
+    "NetlinkError": "errors", "PoolError": "errors", "StateError": "errors",
+    "TopologyError": "errors", "VfmacError": "errors", "parse_mac": "mac",
+    "LinkInfo": "types", "VfChange": "types", "VfResult": "types", "VfState": "types",
+}
+
+__all__ = sorted(_WHERE)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pyvfmac' has no attribute {name!r}", name=name)
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

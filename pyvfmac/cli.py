@@ -9,14 +9,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
-from typing import Any, NoReturn, TextIO
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 
 from .errors import InputError, VfmacError
-from .types import LinkInfo, VfChange
 
-# Subcommand modules (netlink and its compiled core, topology, bootcfg, attach, pools, store,
+if TYPE_CHECKING:  # annotations only: `vfmac --help` imports no dataclasses, typing, re, ...
+    from collections.abc import Callable, Sequence
+    from typing import Any, NoReturn, TextIO
+
+    from .types import LinkInfo, VfChange
+
+# Subcommand modules (netlink and its compiled core, topology, apply, attach, pools, store,
 # json, ...) are imported by the command that needs them: `vfmac apply` at boot and every
 # `--help` load only their own share.
 
@@ -140,6 +143,8 @@ def list_pfs(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _pf_json(link: LinkInfo, topo: Any, held: dict[tuple[str, int], str]) -> dict[str, Any]:
+    from dataclasses import asdict
+
     pf = None
     try:
         pf = topo.pf_by_netdev(link.name)
@@ -252,6 +257,7 @@ def parse_set_words(pf: str, vf_text: str, words: Sequence[str]) -> VfChange:
         if key in seen:
             fields[key] = _int_word(key, seen[key])
     from .netlink import validate_change
+    from .settings import VfChange
 
     try:
         return validate_change(VfChange(pf=pf, vf=vf, **fields))
@@ -271,6 +277,7 @@ def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
         state = nl.read_link(change.pf).vf(change.vf)
     if args.json:
         import json
+        from dataclasses import asdict
 
         json.dump(asdict(state), out, indent=2)
         out.write("\n")
@@ -285,10 +292,12 @@ def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
-    from .bootcfg import run_apply
+    from .apply.run import run_apply
 
-    report = run_apply(args.config, dry_run=args.dry_run, sysfs_root=_sysfs_root(args), out=out,
-                       progress=_status_line(args))
+    report, lines = run_apply(args.config, dry_run=args.dry_run, sysfs_root=_sysfs_root(args),
+                              progress=_status_line(args))  # cleared before it returns
+    for line in lines:
+        print(line, file=out)
     return int(report.exit_status)
 
 

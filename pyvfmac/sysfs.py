@@ -28,7 +28,9 @@ def write_attr(path: str | os.PathLike[str], value: str, *, device: str) -> None
     try:
         os.write(fd, value.encode())
     except OSError as exc:
-        raise SysfsError(exc.errno or errno.EIO, f"cannot write {value.strip()!r} to {path}",
+        text = value.strip()  # a count as it is (sriov_numvfs), a word quoted (a driver's name)
+        shown = text if text.isdigit() else repr(text)
+        raise SysfsError(exc.errno or errno.EIO, f"cannot write {shown} to {path}",
                          device=device) from None
     finally:
         os.close(fd)

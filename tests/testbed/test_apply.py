@@ -1,4 +1,5 @@
-"""``vfmac apply`` (pyvfmac.bootcfg.run_apply) against a real kernel, in the testbed guest.
+"""``vfmac apply`` (pyvfmac.apply.run_apply, and the command) against a real kernel, in the
+testbed guest.
 
 Checked with readers that are not pyvfmac: ``ip -j link show`` (iproute2) and the raw RTM_GETLINK
 reader of conftest (``raw_vfs``, which also sees VF lists too long for ip), and sysfs itself.
@@ -18,7 +19,8 @@ from typing import Any
 import pytest
 from ttyrun import run_with_stderr
 
-from pyvfmac.bootcfg import ApplyReport, derive_mac, run_apply
+from pyvfmac.apply import ApplyReport, derive_mac, run_apply
+from pyvfmac.cli import main
 from pyvfmac.errors import ConfigError
 from pyvfmac.types import PciAddress
 
@@ -35,9 +37,7 @@ def config(tmp_path: Path, body: str) -> str:
 
 
 def apply(path: str, **kw: Any) -> tuple[ApplyReport, list[str]]:
-    out = io.StringIO()
-    report = run_apply(path, out=out, **kw)
-    return report, out.getvalue().splitlines()
+    return run_apply(path, **kw)
 
 
 def nsim_macs(dev_id: int, count: int) -> dict[int, str]:
@@ -190,8 +190,9 @@ def test_bad_config_changes_nothing(nsim_pf: Any, ip_link: Any, raw_vfs: Any, tm
     path = config(tmp_path, body.replace("{pf}", pf.name).replace("{pfmac}", pf_mac))
     out = io.StringIO()
     with pytest.raises(ConfigError, match=match) as exc:
-        run_apply(path, out=out)
+        run_apply(path)
     assert str(exc.value).startswith(path + ": ")
+    assert main(["apply", path], out) == 1  # the command: an error, no report
     assert out.getvalue() == ""
     assert snapshot(raw_vfs, pf.name) == before
     assert attr.read_text().strip() == "4"
@@ -246,7 +247,7 @@ def test_same_igb_pf_by_name_and_pci_is_refused(igb_pfs: tuple[str, ...], tmp_pa
     path = config(tmp_path, f'[[pf]]\nname = "{a}"\n[[pf]]\npci = "{_pci_of(a)}"\n')
     with pytest.raises(ConfigError, match=rf'pf\[1\]\.pci = "{_pci_of(a)}": the same PF as '
                                           rf"pf\[0\] \({a}\)"):
-        run_apply(path, out=io.StringIO())
+        run_apply(path)
 
 
 def test_apply_mac_only_pf_and_pf_with_settings_in_one_run(nsim_pf: Any, raw_vfs: Any,
@@ -293,6 +294,37 @@ def test_apply_command_shows_progress_only_at_a_terminal(nsim_pf: Any, tmp_path:
     rc, out, err = _vfmac("apply", path, tty=False)
     assert (rc, err) == (0, ""), err
     assert out.splitlines()[0].endswith("(sriov_numvfs changed 8 -> 6)")
+
+
+def test_vfmac_apply_twice_changes_every_vf_then_nothing(nsim_pf: Any, ip_link: Any,
+                                                        raw_vfs: Any, tmp_path: Path) -> None:
+    """`vfmac apply` (the command, as the boot unit runs it) twice, on netdevsim VFs: a MAC-only
+    PF (the bulk path) and one with a setting more (the batched path). Read independently (the
+    raw reader, iproute2): the first run changes every VF, the second changes nothing and says
+    so. The fake-kernel unit test of the same runs (tests/test_apply_run.py) keeps what only it
+    can see: which calls each run makes (one dump, no read-back when nothing was sent)."""
+    a, b = nsim_pf(6), nsim_pf(4)
+    before = {pf.name: snapshot(raw_vfs, pf.name) for pf in (a, b)}
+    path = config(tmp_path, f'mac_policy = "derived"\n[[pf]]\nname = "{a.name}"\n'
+                            f'[[pf]]\nname = "{b.name}"\n[[pf.vf]]\nindex = 1\ntrust = true\n')
+    rc, out, err = _vfmac("apply", path, tty=False)
+    assert (rc, err) == (0, ""), (out, err)
+    assert out.splitlines() == [f"{a.name}: 6 VFs, 6 changed, 0 unchanged, 0 failed",
+                                f"{b.name}: 4 VFs, 4 changed, 0 unchanged, 0 failed",
+                                "10 changes, 0 failed"]
+    first = {pf.name: snapshot(raw_vfs, pf.name) for pf in (a, b)}
+    for pf in (a, b):
+        want = nsim_macs(pf.dev_id, pf.num_vfs)
+        assert {i: v.mac for i, v in first[pf.name].items()} == want
+        assert all(first[pf.name][i] != before[pf.name][i] for i in want), pf.name  # every VF
+        assert {e["vf"]: e["address"] for e in ip_link(pf.name)["vfinfo_list"]} == want
+    assert [i for i, v in first[b.name].items() if v.trust] == [1]
+    rc, out, err = _vfmac("apply", path, tty=False)
+    assert (rc, err) == (0, ""), (out, err)
+    assert out.splitlines() == [f"{a.name}: 6 VFs, 0 changed, 6 unchanged, 0 failed",
+                                f"{b.name}: 4 VFs, 0 changed, 4 unchanged, 0 failed",
+                                "0 changes: every VF is already as configured"]
+    assert {pf.name: snapshot(raw_vfs, pf.name) for pf in (a, b)} == first
 
 
 def _peak_rss_mb(*args: str) -> tuple[float, int, str]:

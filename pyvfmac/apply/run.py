@@ -1,0 +1,303 @@
+"""The run of ``vfmac apply``: read the host, plan, set sriov_numvfs, program, verify.
+
+:func:`run_apply` returns the report and its lines; it prints nothing (the CLI does). The I/O of
+the run is here: the link dump and read-backs through ``pyvfmac.netlink``, the PCI scan through
+``pyvfmac.topology`` (both imported when a run starts: ``vfmac apply --help`` loads neither),
+sysfs writes through :mod:`pyvfmac.sysfs`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from .. import sysfs
+from ..errors import ConfigError, NetlinkError, SysfsError
+from ..settings import VfChange
+from ..types import LinkInfo, VfResult
+from .config import DEFAULT_CONFIG, Config, ConfigCtx, load_config
+from .plan import Collision, HostView, PfPlan, Plan, VfPlan, build_plan, diff_vf, host_view
+from .report import ApplyReport, PfReport, VfFailure, dry_run_lines, pf_report, plan_report
+
+if TYPE_CHECKING:
+    from ..topology import Topology
+
+Progress = Callable[[str], None]
+
+
+def _no_progress(text: str) -> None:
+    """The progress callback when nobody watches."""
+
+
+def _result_message(result: VfResult) -> str:
+    from ..netlink import check_results
+
+    try:
+        check_results([result])
+    except NetlinkError as exc:
+        return str(exc)
+    return f"{result.pf_name} vf {result.change.vf}: failed (errno {result.errno})"
+
+
+def _collision_error(collisions: Sequence[Collision]) -> ConfigError:
+    shown = [c.message for c in collisions[:20]]
+    if len(collisions) > 20:
+        shown.append(f"... and {len(collisions) - 20} more MAC collisions")
+    return ConfigError("\n".join(shown))
+
+
+def _scan(sysfs_root: str) -> Topology | None:
+    from ..topology import scan
+
+    try:
+        return scan(sysfs_root=sysfs_root)
+    except SysfsError as exc:
+        if exc.errno == errno.ENOENT:
+            return None  # no PCI bus here (<root>/bus/pci missing): PFs by name still work
+        raise
+
+
+def needs_topology(cfg: Config, links: Iterable[LinkInfo]) -> bool:
+    """Whether the plan needs the sysfs PCI scan: for PFs given by PCI address and for PCI PFs
+    (their address, ``sriov_totalvfs``, their VFs' own netdevs). A config whose PFs are all named
+    netdevs on another bus (netdevsim, ...) needs none; a PF whose parent bus the kernel did not
+    say might be PCI, so it gets the scan. An unknown name needs none (the plan refuses it)."""
+    bus = {link.name: link.parent_bus for link in links}
+    for pf in cfg.pfs:
+        if pf.name is None:
+            return True
+        if pf.name in bus and bus[pf.name] in (None, "pci"):
+            return True
+    return False
+
+
+def _read_host(nl: Any, cfg: Config, sysfs_root: str) -> HostView:
+    """One dump of every link, and the PCI scan only when the plan needs it."""
+    links = nl.dump_links()
+    return host_view(links, _scan(sysfs_root) if needs_topology(cfg, links) else None)
+
+
+def _check_numvfs_files(cfg: Config, plan: Plan, sysfs_root: str) -> None:
+    for pf in plan.pfs:
+        path = os.path.join(sysfs_root, pf.numvfs_path)
+        if pf.numvfs_change and not os.path.exists(path):
+            raise ConfigCtx(cfg.path).error(
+                f"{pf.entry.key}.numvfs", pf.numvfs_target,
+                f"{pf.name} cannot create VFs ({path} does not exist: not an SR-IOV PF)")
+
+
+def run_apply(
+    config_path: str = DEFAULT_CONFIG,
+    *,
+    dry_run: bool = False,
+    sysfs_root: str = "/sys",
+    numvfs_timeout: float = 30.0,
+    progress: Progress | None = None,
+) -> tuple[ApplyReport, list[str]]:
+    """``vfmac apply``: program every configured PF and VF; return the report and its lines
+    (a dry run's start with what it would change), for the caller to print.
+
+    ConfigError (nothing changed) for a bad config, an unknown PF or a MAC collision.
+    KernelError when the host cannot be read at all. Everything else is a failure in the report;
+    the CLI exits with ``report.exit_status`` (0: all applied and verified, 1: any failure).
+    ``progress`` (e.g. a status line at a terminal) is told what is going on; ``""`` at the end.
+
+    Memory stays flat in the VF count where it can: the host is read in one dump that is
+    dropped once planned (the plan keeps the configured PFs only), MAC-only PFs go through the
+    bulk ``Rtnl.set_macs`` path, and each changed PF is read back alone for the verification.
+    """
+    from ..netlink import Rtnl
+
+    say = progress if progress is not None else _no_progress
+    cfg = load_config(config_path)
+    try:
+        with Rtnl() as nl:
+            say("reading the host's links")
+            plan = build_plan(cfg, _read_host(nl, cfg, sysfs_root))
+            if plan.collisions:
+                raise _collision_error(plan.collisions)
+            _check_numvfs_files(cfg, plan, sysfs_root)
+            if dry_run:
+                report = plan_report(cfg, plan)
+                lines = dry_run_lines(plan) + report.lines()
+            else:
+                report = _apply_plan(nl, cfg, plan, sysfs_root, numvfs_timeout, say)
+                lines = report.lines()
+    finally:
+        say("")
+    return report, lines
+
+
+def _apply_plan(
+    nl: Any, cfg: Config, plan: Plan, sysfs_root: str, timeout: float, say: Progress
+) -> ApplyReport:
+    failures: list[VfFailure] = []
+    # what the report needs of each PF as it was (not its VF list): key, name, ifindex, numvfs
+    before = [(p.entry.key, p.name, p.link.ifindex, p.numvfs_now) for p in plan.pfs]
+    now_of_failed: dict[str, int] = {}
+    if any(p.numvfs_change for p in plan.pfs):
+        failed_pfs = _apply_numvfs(nl, plan, sysfs_root, timeout, failures, say)
+        say("reading the host's links again")
+        view = _read_host(nl, cfg, sysfs_root)
+        plan = build_plan(cfg, view, after_numvfs=True, exclude=failed_pfs)
+        if failed_pfs:
+            nums = {link.ifindex: link.num_vf or 0 for link in view.links}
+            now_of_failed = {key: nums.get(ifindex, 0) for key, _name, ifindex, _n in before
+                             if key in failed_pfs}
+        del view  # the plan keeps what it needs of the second snapshot
+        for pf in plan.pfs:
+            failures.extend(
+                VfFailure(pf.name, i, f"{pf.name} vf {i}: missing: the PF has "
+                          f"{pf.link.num_vf or 0} VFs after {timeout:g} s")
+                for i in pf.missing
+            )
+    blocked = {(c.pf_key, c.vf) for c in plan.collisions}
+    failures.extend(VfFailure(c.pf_name, c.vf, c.message) for c in plan.collisions)
+    sent: list[VfChange] = []
+    reports: list[PfReport] = []
+    numvfs_before = {key: numvfs for key, _name, _ifindex, numvfs in before}
+    todo: list[tuple[PfPlan, list[VfPlan], bool]] = []
+    for pf in plan.pfs:
+        vfs = [v for v in pf.vfs if v.change is not None and (pf.entry.key, v.vf) not in blocked]
+        todo.append((pf, vfs, all(cast(VfChange, v.change).mac_only() for v in vfs)))
+    refused = _program(nl, todo, say)
+    for pf, vfs, bulk in todo:
+        sent.extend(cast(VfChange, v.change) for v in vfs)
+        reports.append(_verify_pf(nl, pf, vfs, bulk, refused, failures,
+                                  numvfs_before[pf.entry.key], say))
+    done = {r.key for r in reports}
+    for key, name, _ifindex, numvfs in before:  # PFs whose sriov_numvfs write failed
+        if key not in done:  # (left out of the re-plan)
+            now = now_of_failed.get(key, 0)
+            reports.append(PfReport(key, name, now, 0, now, 1, numvfs, now))
+    order = {key: i for i, (key, *_rest) in enumerate(before)}
+    reports.sort(key=lambda r: order[r.key])
+    return ApplyReport(cfg.path, False, tuple(reports), tuple(failures), tuple(sent))
+
+
+def _program(
+    nl: Any, todo: Sequence[tuple[PfPlan, Sequence[VfPlan], bool]], say: Progress
+) -> dict[tuple[int, int], str]:
+    """Send every change: a PF whose changes are all MAC-only (``bulk``) through the bulk
+    ``set_macs`` path, everything else in one batched ``apply``. Returns the kernel's refusals,
+    as messages, by (PF ifindex, VF)."""
+    total = sum(len(vfs) for _pf, vfs, _bulk in todo)
+    if total:
+        pfs = sum(1 for _pf, vfs, _bulk in todo if vfs)
+        say(f"programming {total} VF{'s' * (total != 1)} on {pfs} PF{'s' * (pfs != 1)}")
+    refused: dict[tuple[int, int], str] = {}
+    general: list[VfChange] = []
+    for pf, vfs, bulk in todo:
+        if not vfs:
+            continue
+        if bulk:
+            macs = {v.vf: cast(str, v.mac) for v in vfs}
+            for vf, err in nl.set_macs(pf.link.ifindex, macs).items():
+                refused[(pf.link.ifindex, vf)] = str(err)
+        else:
+            general.extend(cast(VfChange, v.change) for v in vfs)
+    if general:
+        for r in nl.apply(general):
+            if not r.ok:
+                refused[(cast(int, r.change.pf), r.change.vf)] = _result_message(r)
+    return refused
+
+
+def _verify_pf(
+    nl: Any, pf: PfPlan, vfs: Sequence[VfPlan], bulk: bool, refused: Mapping[tuple[int, int], str],
+    failures: list[VfFailure], numvfs_before: int, say: Progress,
+) -> PfReport:
+    """Read one PF back (only when something was sent to it) and count its VFs. ``bulk``: every
+    change of ``vfs`` is MAC-only, so the MAC is all there is to compare."""
+    ifindex = pf.link.ifindex
+    failed_keys = {f.vf for f in failures if f.pf == pf.name}
+    failed = len(pf.missing) + sum(1 for v in pf.vfs if v.vf in failed_keys)
+    changed = 0
+    num_vf = pf.link.num_vf or 0
+    if vfs:
+        say(f"{pf.name}: reading back {len(vfs)} VF{'s' * (len(vfs) != 1)}")
+        unread = ""
+        try:
+            link = nl.read_link(ifindex, strict=False)
+        except NetlinkError as exc:
+            link = None
+            unread = f"cannot read back: {exc}"
+        states = {s.vf: s for s in link.vfs} if link is not None else {}
+        if link is not None:
+            num_vf = link.num_vf or 0
+        for v in vfs:
+            message = refused.get((ifindex, v.vf))
+            if message is None and link is None:
+                message = f"{pf.name} vf {v.vf}: {unread}"
+            if message is None:
+                state = states.get(v.vf)
+                if bulk and state is not None:
+                    left = None if state.mac == v.mac else VfChange(pf=ifindex, vf=v.vf, mac=v.mac)
+                else:
+                    left = diff_vf(ifindex, v.vf, v.want, state, mac=v.mac)
+                if left is None:
+                    changed += 1
+                    continue
+                message = _verify_message(pf.name, v.vf, left)
+            failures.append(VfFailure(pf.name, v.vf, message))
+            failed += 1
+    return pf_report(pf, numvfs_before, num_vf, changed, failed)
+
+
+def _apply_numvfs(
+    nl: Any, plan: Plan, sysfs_root: str, timeout: float, failures: list[VfFailure],
+    say: Progress = _no_progress,
+) -> frozenset[str]:
+    """Change sriov_numvfs where needed; returns the keys of PFs that failed."""
+    failed: set[str] = set()
+    for pf in plan.pfs:
+        if not pf.numvfs_change:
+            continue
+        say(f"{pf.name}: sriov_numvfs {pf.numvfs_now} -> {pf.numvfs_target}")
+        try:
+            sysfs.set_numvfs(os.path.join(sysfs_root, pf.numvfs_path), pf.numvfs_now,
+                       pf.numvfs_target, device=pf.name)
+        except SysfsError as exc:
+            failures.append(VfFailure(pf.name, None, str(exc)))
+            failed.add(pf.entry.key)
+            continue
+        name, target = pf.name, pf.numvfs_target
+        wait_for_vfs(lambda dev: nl.read_link(dev, strict=False), pf.link.ifindex, target,
+                     timeout, progress=lambda n, t: say(
+                         f"{name}: waiting for {target} VFs ({n} so far, {t:.1f} s)"))
+    return frozenset(failed)
+
+
+def _verify_message(pf: str, vf: int, left: VfChange) -> str:
+    wrong = [
+        f"{name} {getattr(left, name)}" for name in ("mac", "vlan", "spoofchk", "trust",
+                                                     "link_state", "max_tx_rate")
+        if getattr(left, name) is not None
+    ]
+    return (f"{pf} vf {vf}: the kernel accepted the change but reads back differently "
+            f"(still not: {', '.join(wrong)})")
+
+
+def wait_for_vfs(
+    read: Any, pf: int, target: int, timeout: float, *,
+    progress: Callable[[int, float], None] | None = None,
+) -> LinkInfo:
+    """Poll ``read(pf)`` (e.g. ``Rtnl.read_link``) until the PF lists ``target`` VFs or the
+    ``timeout`` (seconds) is over; returns the last read. ``progress(listed, seconds)`` is
+    called after every read that does not list them all yet."""
+    start = time.monotonic()
+    deadline = start + timeout
+    pause = 0.02
+    while True:
+        link: LinkInfo = read(pf)
+        if (link.num_vf or 0) == target and len(link.vfs) >= target:
+            return link
+        if progress is not None:
+            progress(len(link.vfs), time.monotonic() - start)
+        if time.monotonic() >= deadline:
+            return link
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, 0.5)
