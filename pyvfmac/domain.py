@@ -18,11 +18,15 @@ The input is one ``<hostdev>``, one ``<interface>`` or a whole ``<domain>``. Acc
   ``portgroup`` attribute), and libvirt's ``<interface type='network'><source
   network='passthrough-net' portgroup='pg1'/><mac address=../></interface>``.
 
-Every device may carry one ``<vlan>`` (one tag) and one ``<virtualport>`` (802.1Qbh or 802.1Qbg).
-In a whole domain, only the ``<hostdev>`` elements that have a ``<mac>`` and the ``<interface>``
-elements of type ``hostdev`` or ``network`` directly inside ``<devices>`` are ours; everything else
-is written back as it was read (comments, processing instructions, namespace prefixes and
-whitespace included; attribute values are written with single quotes, as libvirt does).
+Every device may carry one ``<vlan>`` (one tag) and one ``<virtualport>`` (802.1Qbh; 802.1Qbg is
+refused here, before any host lookup). In a whole domain, only the ``<hostdev>`` elements that
+have a ``<mac>`` and the ``<interface>`` elements of type ``hostdev``, or of type ``network``
+naming one of pyvfmac's networks (``networks`` of :meth:`DeviceDocument.parse`), directly inside
+``<devices>`` are ours; the virtio NIC of libvirt's failover pair (``<teaming
+type='persistent'/>``) never is, its transient partner is. Everything else is written back as it
+was read (comments, processing instructions, namespace prefixes and whitespace included;
+attribute values are written with single quotes, as libvirt does). docs/libvirt-xml.md lists
+every element libvirt documents for these devices and what pyvfmac does with it.
 
 The live form of a network reference
 ------------------------------------
@@ -40,10 +44,10 @@ MAC) from the live XML as well as from the persistent one:
 
 The merge policy
 ----------------
-A device that refers to a network takes its vlan and virtualport by libvirt's rule, element by
-element: the device's own, else its portgroup's (:meth:`NetworkSpec.settings_for
-<pyvfmac.network.NetworkSpec.settings_for>`), else the network's (:func:`merge_settings`);
-:func:`effective_managed` says whether its VF is bound to vfio-pci.
+A device that refers to a network takes its vlan by libvirt's rule: the device's own, else its
+portgroup's, else the network's; its virtualport is the merge of the three, parameter by
+parameter (:func:`merge_settings`); its trust from ``trustGuestRxFilters`` likewise
+(:func:`effective_trust`); :func:`effective_managed` says whether its VF is bound to vfio-pci.
 
 Untrusted input is parsed with defusedxml: a DTD, an entity declaration or an external reference
 is refused. Every validation problem is an :class:`~pyvfmac.errors.XmlError` (an ``InputError``)

@@ -2,10 +2,12 @@
 mode='hostdev'>`` (pure Python, no kernel access).
 
 :func:`parse_network` reads a definition into a :class:`NetworkSpec` (its pool of
-:class:`PoolEntry`, its own vlan/virtualport and its :class:`PortGroup` s), :func:`network_to_xml`
-writes one back in libvirt's format. :meth:`NetworkSpec.settings_for` is the network half of
-libvirt's precedence rule (a portgroup's setting over the network's); the device half is
-:func:`pyvfmac.domain.merge_settings`.
+:class:`PoolEntry`, its own vlan/virtualport/trustGuestRxFilters and its :class:`PortGroup` s),
+as ``virsh net-dumpxml`` writes it (active or not; what is kept, ignored or refused is in
+docs/libvirt-xml.md); :func:`network_to_xml` writes one back in libvirt's format (what pyvfmac
+applies; ``vfmac net-define`` stores the given text verbatim). :meth:`NetworkSpec.settings_for`
+is the network half of libvirt's precedence rule (a portgroup's vlan over the network's, their
+virtualports merged); the device half is :func:`pyvfmac.domain.merge_settings`.
 
 :func:`validate_network_name` is pyvfmac's one rule for a network name, for the XML and for the
 state store alike.
