@@ -1,8 +1,8 @@
 """Programming and reading the MAC of every VF: pyvfmac against ip, pyroute2 and a C floor.
 
 Runs inside the QEMU testbed (``bench/run`` boots it; needs netdevsim, i.e. ``/sys/bus/netdevsim``,
-and root). Two topologies, made of netdevsim devices created here: ``1x4096`` (one PF with 4096
-VFs) and ``16x256`` (16 PFs with 256 VFs each). Every VF gets a NEW MAC in every round (the
+and root). Two topologies, netdevsim devices made once per session (bench/nsim.py, shared with
+bench_commands.py): ``1x4096`` (one PF with 4096 VFs) and ``16x256`` (16 PFs with 256 VFs each). Every VF gets a NEW MAC in every round (the
 MACs of the previous round are read back first and must all differ), and every round is
 verified by reading every VF back with an independent pure-Python RTM_GETLINK reader
 (``tests/testbed/conftest.py: raw_read_vfs``), untimed.
@@ -17,17 +17,17 @@ Contenders (``set``):
   change object in and one result object out per VF (for reference);
 - ``pyvfmac_core``: the C core of the bulk path alone, ``_lowlevel.vf_set_macs`` with the MAC
   text joined untimed (what the Python around it costs);
-- ``vfmac_apply``: the ``vfmac apply CONFIG`` command (derived MACs, a new host key per round),
-  a whole process: interpreter start, config, one dump, sysfs scan, plan, apply, verify dump;
-  its peak RSS is measured (``wait4``);
 - ``ip_batch``: ``ip -batch FILE``, one ``link set dev PF vf N mac M`` line per VF (one round);
 - ``pyroute2``: one ``IPRoute.link('set', index=..., vf={'vf': N, 'mac': M})`` per VF (one round);
 - ``floor``: ``bench/floor.c`` through ctypes: RTM_SETLINK messages pre-encoded (untimed) with up
   to 1489 IFLA_VF_INFO each, then sent and ACKed (timed) -- what the kernel itself costs.
 
-Contenders (``read``): ``pyvfmac`` ``Rtnl.read_link`` of every PF against ``ip -j link show dev
-PF`` (the command, output read, not parsed; how many VFs ip listed is recorded: ip truncates a
-VF list whose 16-bit attribute length wrapped).
+Contenders (``read``): ``pyvfmac`` ``Rtnl.read_link`` of every PF against the C read floor
+(``bench/floor.c`` ``floor_getlink``: the same RTM_GETLINK, its reply received whole, not parsed)
+and ``ip -j link show dev PF`` (the command, output read, not parsed; how many VFs ip listed is
+recorded: ip truncates a VF list whose 16-bit attribute length wrapped); ``Rtnl.dump_links``
+against the C dump floor (one dump of every link, received to NLMSG_DONE). The whole commands
+(``vfmac apply``, ``vfmac list --json``, start-up) are in bench_commands.py.
 
 No timed assertions: the ratios and targets are printed at the end and written, with the
 environment, to ``$PYVFMAC_BENCH_OUT`` (default ``$PYVFMAC_TESTBED_OUT``, else nowhere) as
@@ -43,98 +43,26 @@ import os
 import platform
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from nsim import NSIM_BUS, TOPOLOGIES, Pf
 
-from pyvfmac.apply.derive import derive_mac, pf_identity
 from pyvfmac.netlink import Rtnl
 from pyvfmac.types import VfChange
 
 HERE = Path(__file__).resolve().parent
-NSIM_BUS = Path("/sys/bus/netdevsim")
-NSIM_DEBUGFS = Path("/sys/kernel/debug/netdevsim")
 ROUNDS = int(os.environ.get("PYVFMAC_BENCH_ROUNDS", "10"))
-APPLY_ROUNDS = max(1, min(ROUNDS, 5))
-TOPOLOGIES = {"1x4096": (1, 4096), "16x256": (16, 256)}
-FIRST_NSIM_ID = 3000  # away from tests/vm/guest-init (1000+) and the testbed fixtures (1+)
 
 if not NSIM_BUS.is_dir() or os.geteuid() != 0:
     pytest.skip("needs netdevsim and root: run bench/run (the QEMU testbed)",
                 allow_module_level=True)
 
-_TESTS = str(HERE.parent / "tests")
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
 from testbed.conftest import RawVf, raw_read_vfs  # noqa: E402  (the independent raw reader)
-
-# --------------------------------------------------------------------------------- the devices
-
-
-@dataclass(frozen=True, slots=True)
-class Pf:
-    name: str
-    ifindex: int
-    dev_id: int
-    num_vfs: int
-    slot: int  # the PF's octet in the benchmark's MACs (0: the 4096-VF PF, 1..16: the others)
-
-
-def _wait(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def _new_nsim(dev_id: int, num_vfs: int, slot: int) -> Pf:
-    """A netdevsim device with one port and ``num_vfs`` VFs (the nsim_pf fixture's steps)."""
-    (NSIM_BUS / "new_device").write_text(f"{dev_id} 1")
-    dev = NSIM_BUS / "devices" / f"netdevsim{dev_id}"
-    _wait(f"netdevsim{dev_id}'s netdev", lambda: any((dev / "net").glob("*")), 30)
-    if num_vfs > 4:
-        (NSIM_DEBUGFS / f"netdevsim{dev_id}" / "max_vfs").write_text(str(num_vfs))
-    (dev / "sriov_numvfs").write_text(str(num_vfs))
-    netdev = next((dev / "net").iterdir())
-    return Pf(netdev.name, int((netdev / "ifindex").read_text()), dev_id, num_vfs, slot)
-
-
-def _lists_all(pf: Pf) -> Callable[[], bool]:
-    return lambda: len(raw_read_vfs(pf.name)) == pf.num_vfs
-
-
-@pytest.fixture(scope="module")
-def topologies() -> Iterator[dict[str, tuple[Pf, ...]]]:
-    created: list[int] = []
-    out: dict[str, tuple[Pf, ...]] = {}
-    dev_id = FIRST_NSIM_ID
-    slot = 0
-    try:
-        for topo, (count, vfs) in TOPOLOGIES.items():
-            pfs = []
-            for _ in range(count):
-                while (NSIM_BUS / "devices" / f"netdevsim{dev_id}").exists():
-                    dev_id += 1
-                created.append(dev_id)
-                pfs.append(_new_nsim(dev_id, vfs, slot))
-                dev_id += 1
-                slot += 1
-            out[topo] = tuple(pfs)
-        for made in out.values():
-            for pf in made:
-                _wait(f"{pf.name}'s {pf.num_vfs} VFs", _lists_all(pf), 60)
-        yield out
-    finally:
-        for i in created:
-            (NSIM_BUS / "del_device").write_text(str(i))
-
 
 # ---------------------------------------------------------------------------------- the MACs
 
@@ -292,7 +220,6 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
              "pyvfmac_bulk_map": "pyvfmac `set_macs_many({pf: {vf: mac}})` (Python API)",
              "pyvfmac": "pyvfmac `Rtnl.apply` (general API, one VfChange per VF)",
              "pyvfmac_core": "pyvfmac C core alone (`_lowlevel.vf_set_macs`, text pre-joined)",
-             "vfmac_apply": "`vfmac apply` (whole command)",
              "ip_batch": "`ip -batch`, one line per VF", "pyroute2": "pyroute2, one call per VF",
              "floor": "C floor (bench/floor.c), batched"}
     for c, label in names.items():
@@ -305,6 +232,7 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     md += ["", "| read every VF | " + " | ".join(TOPOLOGIES) + " |",
            "|---|" + "---:|" * len(TOPOLOGIES)]
     for c, label in (("pyvfmac", "pyvfmac `Rtnl.read_link`"),
+                     ("floor", "C read floor (bench/floor.c: RTM_GETLINK, reply received)"),
                      ("ip", "`ip -j link show dev PF`")):
         cells = []
         for topo in TOPOLOGIES:
@@ -321,13 +249,12 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
            "|---|" + "---:|" * len(TOPOLOGIES) + "---|"]
     rows = (("ip_batch", "pyvfmac_bulk", "`ip -batch` / pyvfmac", ">= 300x (1x4096)"),
             ("pyroute2", "pyvfmac_bulk", "pyroute2 / pyvfmac", ">= 300x (1x4096)"),
-            ("pyvfmac_bulk", "floor", "pyvfmac / C floor", "<= 1.5x"),
+            ("pyvfmac_bulk", "floor", "pyvfmac / C floor", "<= 1.2x (1x4096), 1.3x (16x256)"),
             ("pyvfmac_bulk_map", "floor", "pyvfmac (mapping) / C floor", "-"),
             ("ip_batch", "pyvfmac", "`ip -batch` / pyvfmac `apply`", "-"),
             ("pyroute2", "pyvfmac", "pyroute2 / pyvfmac `apply`", "-"),
             ("pyvfmac", "floor", "pyvfmac `apply` / C floor", "-"),
-            ("pyvfmac_core", "floor", "pyvfmac C core alone / C floor", "-"),
-            ("vfmac_apply", "floor", "`vfmac apply` / C floor", "-"))
+            ("pyvfmac_core", "floor", "pyvfmac C core alone / C floor", "-"))
     for a, b, label, target in rows:
         cells = []
         for topo in TOPOLOGIES:
@@ -346,20 +273,37 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         ratios[f"read {topo}: ip / pyvfmac"] = r
         cells.append(f"{_x(r)} ({_x(lo)})" if r is not None else "-")
     md.append("| read: `ip -j link show` / pyvfmac | " + " | ".join(cells) + " | - |")
-    rss = [results["set"].get(t, {}).get("vfmac_apply", {}).get("peak_rss_mb") for t in TOPOLOGIES]
-    md.append("| peak RSS of `vfmac apply` | " + " | ".join(
-        f"{x:.1f} MB" if x is not None else "-" for x in rss) + " | < 40 MB |")
+    cells = []
+    for topo in TOPOLOGIES:
+        rd = results["read"].get(topo, {})
+        r = _ratio(rd.get("pyvfmac", {}).get("median_s"), rd.get("floor", {}).get("median_s"))
+        lo = _ratio(rd.get("pyvfmac", {}).get("min_s"), rd.get("floor", {}).get("min_s"))
+        ratios[f"read {topo}: pyvfmac / floor"] = r
+        ratios[f"read {topo}: pyvfmac / floor (mins)"] = lo
+        cells.append(f"{_x(r)} ({_x(lo)})" if r is not None else "-")
+    md.append("| read: pyvfmac `read_link` / C read floor | " + " | ".join(cells) + " | <= 2x |")
+    dump = results["read"].get("dump", {})
+    r = _ratio(dump.get("pyvfmac", {}).get("median_s"), dump.get("floor", {}).get("median_s"))
+    lo = _ratio(dump.get("pyvfmac", {}).get("min_s"), dump.get("floor", {}).get("min_s"))
+    ratios["dump: pyvfmac / floor"] = r
+    ratios["dump: pyvfmac / floor (mins)"] = lo
+    md.append(f"| dump (every link, both topologies): pyvfmac `dump_links` "
+              f"{_ms(dump.get('pyvfmac', {}).get('median_s'))} / C dump floor "
+              f"{_ms(dump.get('floor', {}).get('median_s'))} | {_x(r)} ({_x(lo)}) | | <= 2x |")
     targets = {
         "ip -batch >= 300x pyvfmac (1x4096)": _ge(
             ratios.get("set 1x4096: ip_batch / pyvfmac_bulk"), 300),
         "pyroute2 >= 300x pyvfmac (1x4096)": _ge(
             ratios.get("set 1x4096: pyroute2 / pyvfmac_bulk"), 300),
-        "pyvfmac <= 1.5x C floor (1x4096)": _le(
-            ratios.get("set 1x4096: pyvfmac_bulk / floor"), 1.5),
-        "pyvfmac <= 1.5x C floor (16x256)": _le(
-            ratios.get("set 16x256: pyvfmac_bulk / floor"), 1.5),
-        "vfmac apply peak RSS < 40 MB": all(x is not None and x < 40 for x in rss) if any(
-            x is not None for x in rss) else None,
+        "pyvfmac <= 1.2x C floor (1x4096)": _le(
+            ratios.get("set 1x4096: pyvfmac_bulk / floor"), 1.2),
+        "pyvfmac <= 1.3x C floor (16x256)": _le(
+            ratios.get("set 16x256: pyvfmac_bulk / floor"), 1.3),
+        "read_link <= 2x C read floor (1x4096)": _le(
+            ratios.get("read 1x4096: pyvfmac / floor"), 2),
+        "read_link <= 2x C read floor (16x256)": _le(
+            ratios.get("read 16x256: pyvfmac / floor"), 2),
+        "dump_links <= 2x C dump floor": _le(ratios.get("dump: pyvfmac / floor"), 2),
     }
     md += ["", "Targets: " + "; ".join(
         f"{k}: {'met' if v else 'MISSED' if v is not None else 'not measured'}"
@@ -509,74 +453,6 @@ def test_set_pyvfmac_core(benchmark: Any, topo: tuple[str, tuple[Pf, ...]]) -> N
     record("set", "pyvfmac_core", name, benchmark)
 
 
-def _write_apply_config(tmp: Path, pfs: Sequence[Pf], rnd: int) -> tuple[Path, bytes]:
-    key = f"pyvfmac-bench-host-key-{rnd}-{os.getpid()}".encode()
-    (tmp / "host-key").write_bytes(key + b"\n")
-    text = f'[defaults]\nhost_key = "{tmp / "host-key"}"\n'
-    for pf in pfs:
-        text += f'\n[[pf]]\nname = "{pf.name}"\nmac_policy = "derived"\n'
-    (tmp / "vfmac.toml").write_text(text)
-    return tmp / "vfmac.toml", key
-
-
-RSS_PROBE = ("/usr/bin/time", "-f", "%M", "-o")  # then: FILE CMD ARGS...
-
-
-def test_set_vfmac_apply(benchmark: Any, topo: tuple[str, tuple[Pf, ...]]) -> None:
-    name, pfs = topo
-    vfmac = Path(sys.prefix) / "bin" / "vfmac"
-    assert vfmac.exists(), f"{vfmac}: the vfmac console script is not installed"
-    if not os.access(RSS_PROBE[0], os.X_OK):
-        pytest.skip(f"{RSS_PROBE[0]} (GNU time, Debian package 'time') measures the peak RSS")
-    rounds = Rounds(pfs, "vfmac apply")
-    identities = {}
-    with Rtnl() as nl:
-        for pf in pfs:
-            ident = pf_identity(None, nl.read_link(pf.name))
-            assert ident is not None, f"{pf.name}: no identity to derive MACs from"
-            identities[pf.name] = ident
-    rss_kb: list[int] = []
-    outputs: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="pyvfmac-bench-apply-") as tmpdir:
-        tmp = Path(tmpdir)
-
-        def setup() -> tuple[tuple[Path], dict[str, Any]]:
-            holder: list[Path] = []
-
-            def plan() -> Expected:
-                config, key = _write_apply_config(tmp, pfs, _next_round())
-                holder.append(config)
-                return {pf.name: [derive_mac(key, identities[pf.name], v)
-                                  for v in range(pf.num_vfs)] for pf in pfs}
-
-            rounds.next(plan)
-            return (holder[0],), {}
-
-        def run(config: Path) -> None:
-            # Peak RSS through GNU time, a small C parent: wait4() here would report pytest's
-            # own size, since the kernel carries the forking process's high-water mark into
-            # the child's maxrss across fork/vfork + exec.
-            with open(tmp / "stdout", "w+b") as out:
-                proc = subprocess.Popen([*RSS_PROBE, str(tmp / "rss"), str(vfmac), "apply",
-                                         str(config)], stdout=out, stderr=subprocess.STDOUT)
-                _, status, _usage = os.wait4(proc.pid, 0)
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                out.seek(0)
-                text = out.read().decode(errors="replace")
-            rss_kb.append(int((tmp / "rss").read_text().split()[-1]))
-            outputs.append(text)
-            if proc.returncode != 0:
-                raise AssertionError(f"vfmac apply exited {proc.returncode}:\n{text[-2000:]}")
-
-        benchmark.pedantic(run, setup=setup, rounds=APPLY_ROUNDS, iterations=1)
-    rounds.verify()
-    assert rounds.done == APPLY_ROUNDS
-    total = sum(pf.num_vfs for pf in pfs)
-    assert f"{total} changes, 0 failed" in outputs[-1], outputs[-1][-2000:]
-    record("set", "vfmac_apply", name, benchmark, peak_rss_mb=max(rss_kb) / 1024,
-           last_output_tail=outputs[-1].splitlines()[-1])
-
-
 def test_set_ip_batch(benchmark: Any, topo: tuple[str, tuple[Pf, ...]]) -> None:
     name, pfs = topo
     rounds = Rounds(pfs, "ip -batch")
@@ -642,6 +518,8 @@ def floor_lib() -> Iterator[ctypes.CDLL]:
                                   ctypes.POINTER(ctypes.c_size_t)]
     lib.floor_free.restype = None
     lib.floor_free.argtypes = [ctypes.c_void_p]
+    lib.floor_getlink.restype = ctypes.c_long
+    lib.floor_getlink.argtypes = [ctypes.c_void_p, ctypes.c_int]
     yield lib
 
 
@@ -753,3 +631,46 @@ def test_read_ip(benchmark: Any, topo: tuple[str, tuple[Pf, ...]]) -> None:
     total = sum(pf.num_vfs for pf in pfs)
     record("read", "ip", name, benchmark, vfs_listed=listed, vfs_total=total,
            ip_stderr=re.sub(r"\s+", " ", stderr)[:200])
+
+
+def test_read_floor(benchmark: Any, topo: tuple[str, tuple[Pf, ...]], floor_lib: ctypes.CDLL
+                    ) -> None:
+    """The read floor: one RTM_GETLINK per PF (the request pyvfmac sends), each reply received
+    whole, not parsed."""
+    name, pfs = topo
+    h = floor_lib.floor_new()
+    assert h, "floor_new: cannot open an rtnetlink socket"
+    try:
+        sizes = benchmark.pedantic(lambda: [floor_lib.floor_getlink(h, pf.ifindex) for pf in pfs],
+                                   rounds=ROUNDS, iterations=1)
+    finally:
+        floor_lib.floor_free(h)
+    assert all(n > 0 for n in sizes), [os.strerror(-n) for n in sizes if n < 0]
+    record("read", "floor", name, benchmark, reply_bytes=sum(sizes))
+
+
+def test_dump_pyvfmac(benchmark: Any, topologies: dict[str, tuple[Pf, ...]]) -> None:
+    """``Rtnl.dump_links``: every link of the host (both topologies' PFs and their VFs)."""
+    pfs = [pf for made in topologies.values() for pf in made]
+    with Rtnl() as nl:
+        links = benchmark.pedantic(nl.dump_links, rounds=ROUNDS, iterations=1)
+    by_name = {link.name: link for link in links}
+    for pf in pfs:
+        link = by_name[pf.name]
+        assert len(link.vfs) == pf.num_vfs and link.missing_vfs == 0, (pf.name, len(link.vfs))
+    record("read", "pyvfmac", "dump", benchmark, links=len(links),
+           vfs=sum(len(link.vfs) for link in links))
+
+
+def test_dump_floor(benchmark: Any, topologies: dict[str, tuple[Pf, ...]],
+                    floor_lib: ctypes.CDLL) -> None:
+    """The dump floor: one RTM_GETLINK dump with VF lists, received to NLMSG_DONE, not parsed."""
+    h = floor_lib.floor_new()
+    assert h, "floor_new: cannot open an rtnetlink socket"
+    try:
+        size = benchmark.pedantic(lambda: floor_lib.floor_getlink(h, 0), rounds=ROUNDS,
+                                  iterations=1)
+    finally:
+        floor_lib.floor_free(h)
+    assert size > 0, os.strerror(-size)
+    record("read", "floor", "dump", benchmark, reply_bytes=size)

@@ -1,4 +1,5 @@
-"""Benchmark fixtures: fake sysfs trees on tmpfs, and a summary of the topology scan ratios."""
+"""Benchmark fixtures: fake sysfs trees on tmpfs, and a summary of the topology scan ratios;
+the netdevsim PFs of the testbed benchmarks (``topologies``, made once per session)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +44,15 @@ def sysfs_trees() -> Iterator[dict[int, str]]:
         yield trees
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def topologies() -> Iterator[dict[str, tuple[Any, ...]]]:
+    """The netdevsim topologies of bench/nsim.py (``1x4096``, ``16x256``), shared by
+    bench_vfset.py and bench_commands.py in one session (testbed only)."""
+    from nsim import make_topologies
+
+    yield from make_topologies()
 
 
 IMPLS = ("c_raw", "c", "c_built", "pathlib")

@@ -9,7 +9,9 @@
  * Used two ways:
  *  - as a shared library through ctypes (bench/bench_vfset.py compiles it with
  *    gcc -O2 -shared -fPIC): floor_new / floor_add / floor_send / floor_free, so that only
- *    floor_send (send + ACKs) is timed;
+ *    floor_send (send + ACKs) is timed; floor_getlink is the read floor: one RTM_GETLINK of a
+ *    link (or a dump of every link) with the VF lists pyvfmac asks for, the reply received
+ *    whole and not parsed;
  *  - as a program (gcc -O2 -DFLOOR_MAIN -o floor floor.c):
  *      floor IFINDEX:NVFS:AA:BB:CC:DD [...]
  *    programs VF v of each PF with MAC AA:BB:CC:DD:(v >> 8):(v & 0xff) and prints
@@ -45,16 +47,21 @@ struct floor {
 	size_t nmsgs;
 	size_t cap;
 	size_t vfs;
+	uint8_t *rx;     /* floor_getlink's receive buffer, grown to the largest datagram */
+	size_t rx_cap;
 };
 
 static int open_rtnl(void)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	int one = 1;
+	int rcvbuf = 64 << 20; /* as pyvfmac's socket: a dump of thousands of VFs queues MBs */
 	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 
 	if (fd < 0)
 		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	if (setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one)) < 0 ||
 	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -87,6 +94,7 @@ void floor_free(struct floor *f)
 	for (size_t i = 0; i < f->nmsgs; i++)
 		free(f->msgs[i].buf);
 	free(f->msgs);
+	free(f->rx);
 	close(f->fd);
 	free(f);
 }
@@ -214,6 +222,72 @@ int floor_send(struct floor *f)
 			first_err = err;
 	}
 	return first_err;
+}
+
+/* Receive one datagram whole into f->rx (sized first, as pyvfmac does: a PF with 4096 VFs
+ * answers in one message of about 800 KB). Its length, or -errno. */
+static long recv_whole(struct floor *f)
+{
+	uint8_t probe[4];
+	ssize_t n = recv(f->fd, probe, sizeof(probe), MSG_PEEK | MSG_TRUNC);
+
+	if (n < 0)
+		return -errno;
+	if ((size_t)n > f->rx_cap) {
+		uint8_t *p = realloc(f->rx, (size_t)n);
+
+		if (!p)
+			return -ENOMEM;
+		f->rx = p;
+		f->rx_cap = (size_t)n;
+	}
+	n = recv(f->fd, f->rx, f->rx_cap, 0);
+	return n < 0 ? -errno : (long)n;
+}
+
+/*
+ * The read floor: one RTM_GETLINK with IFLA_EXT_MASK RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS
+ * (the request pyvfmac sends), ifindex > 0 for that link, 0 for a dump of every link; the
+ * reply received to its end (the one message, or up to NLMSG_DONE) and not parsed. Returns
+ * the bytes received, or -errno (the kernel's error included).
+ */
+long floor_getlink(struct floor *f, int ifindex)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct ifinfomsg ifi;
+		struct nlattr mask_attr;
+		uint32_t mask;
+	} req = {
+		.nh = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETLINK,
+			.nlmsg_flags = NLM_F_REQUEST | (ifindex > 0 ? 0 : NLM_F_DUMP),
+			.nlmsg_seq = ++f->seq },
+		.ifi = { .ifi_family = AF_UNSPEC, .ifi_index = ifindex > 0 ? ifindex : 0 },
+		.mask_attr = { .nla_len = NLA_HDRLEN + sizeof(uint32_t), .nla_type = IFLA_EXT_MASK },
+		.mask = RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS,
+	};
+	long total = 0;
+
+	if (send(f->fd, &req, sizeof(req), 0) < 0)
+		return -errno;
+	for (;;) {
+		long n = recv_whole(f);
+		struct nlmsghdr *h = (struct nlmsghdr *)f->rx;
+		size_t left;
+
+		if (n < 0)
+			return n;
+		total += n;
+		for (left = (size_t)n; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				struct nlmsgerr *e = NLMSG_DATA(h);
+
+				return e->error ? e->error : -EBADMSG;
+			}
+			if (h->nlmsg_type == NLMSG_DONE || ifindex > 0)
+				return total;
+		}
+	}
 }
 
 #ifdef FLOOR_MAIN

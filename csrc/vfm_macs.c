@@ -43,7 +43,8 @@ static bool parse_one(const char *text, uint8_t out[6])
 		uint8_t hi = hex1[p[3 * i]], lo = hex1[p[3 * i + 1]];
 
 		ok &= hi && lo && (i == 5 || p[3 * i + 2] == ':');
-		out[i] = (uint8_t)((hi - 1) << 4 | (lo - 1));
+		/* unsigned: a non-digit (0) must not shift a negative value */
+		out[i] = (uint8_t)((hi - 1u) << 4 | (lo - 1u));
 		any |= out[i];
 	}
 	return ok && any && !(out[0] & 1);

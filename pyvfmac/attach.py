@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from . import pcibind
 from .domain import DeviceDocument, DeviceSpec, effective_managed, effective_trust, merge_settings
 from .errors import (
+    FileError,
     InputError,
     NetlinkError,
     PoolError,
@@ -46,7 +47,7 @@ from .host import (
     owner_of,
     recorded_by_netdev,
 )
-from .files import write_atomic
+from .files import read_text, write_atomic
 from .mac import parse_mac
 from .netlink import check_results
 from .network import NetworkSpec, parse_network, validate_network_name
@@ -336,10 +337,11 @@ def _rollback(done: Sequence[Target], host: Host, cause: BaseException) -> None:
 
 def _read(path: str) -> str:
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except UnicodeDecodeError as exc:
-        raise XmlError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        return read_text(path)
+    except FileError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from None  # reported as a file the user named
+    except InputError as exc:
+        raise XmlError(str(exc)) from None
 
 
 def attach_file(path: str, *, live_xml: str | None, out: TextIO, state_dir: str | None = None,

@@ -110,13 +110,16 @@ def _status_line(args: argparse.Namespace) -> Callable[[str], None] | None:
 
 def _held(args: argparse.Namespace) -> dict[tuple[str, int], str]:
     """(PF name, VF index) -> "attached (owner)" / "pool NAME (owner)", from the state store;
-    empty when there is no store yet."""
-    from .statedb import default_state_dir
-    from .store import Store
+    empty when there is no store yet (then neither the store nor SQLite is imported)."""
+    path = _state_dir(args)
+    if path is None:
+        from .statedb import default_state_dir
 
-    path = _state_dir(args) or str(default_state_dir())
+        path = str(default_state_dir())
     if not os.path.exists(os.path.join(path, "state.db")):
         return {}
+    from .store import Store
+
     held: dict[tuple[str, int], str] = {}
     with Store(path) as store:
         for att in store.all():
@@ -125,41 +128,34 @@ def _held(args: argparse.Namespace) -> dict[tuple[str, int], str]:
     return held
 
 
-def list_pfs(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every PF (netdev with VFs, PCI or not) with every VF, in one dump and one sysfs scan."""
+def _listed(args: argparse.Namespace) -> tuple[list[tuple[LinkInfo, Any]], dict[tuple[str, int], str]]:
+    """Every PF (netdev with VFs, PCI or not) with its sysfs PF (None when not a PCI PF), in one
+    dump and at most one sysfs scan (only when a PF may be a PCI function); and the holders."""
     from .netlink import Rtnl
-    from .topology import scan
 
     with Rtnl() as nl:
-        links = nl.dump_links()
-    topo = scan(_sysfs_root(args))
-    held = _held(args)
-    out = []
-    for link in links:
-        if not link.num_vf and not link.vfs:
-            continue
-        out.append(_pf_json(link, topo, held))
-    return out
+        links = [link for link in nl.dump_links() if link.num_vf or link.vfs]
+    pfs: list[Any] = [None] * len(links)
+    if any(link.parent_bus in (None, "pci") for link in links):  # others are in no PCI walk
+        from .topology import scan
+
+        topo = scan(_sysfs_root(args))
+        for i, link in enumerate(links):
+            try:
+                pfs[i] = topo.pf_by_netdev(link.name)
+            except VfmacError:
+                pfs[i] = None
+    return list(zip(links, pfs)), _held(args)
 
 
-def _pf_json(link: LinkInfo, topo: Any, held: dict[tuple[str, int], str]) -> dict[str, Any]:
-    from dataclasses import asdict
+def list_pfs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every PF (netdev with VFs, PCI or not) with every VF, in one dump and one sysfs scan."""
+    listed, held = _listed(args)
+    return [_pf_json(link, pf, held) for link, pf in listed]
 
-    pf = None
-    try:
-        pf = topo.pf_by_netdev(link.name)
-    except VfmacError:
-        pf = None
-    vfs = []
-    for state in link.vfs:
-        vf = pf.vf(state.vf) if pf is not None and state.vf < len(pf.vfs) else None
-        entry: dict[str, Any] = {"vf": state.vf}
-        entry["pci"] = str(vf.address) if vf is not None else None
-        entry["netdev"] = vf.netdev if vf is not None else None
-        entry["driver"] = vf.driver if vf is not None else None
-        entry.update(asdict(state))
-        entry["held"] = held.get((link.name, state.vf))
-        vfs.append(entry)
+
+def _pf_head(link: LinkInfo, pf: Any) -> dict[str, Any]:
+    """A PF's entry in the listing, without its VFs."""
     return {
         "pf": link.name,
         "ifindex": link.ifindex,
@@ -169,8 +165,72 @@ def _pf_json(link: LinkInfo, topo: Any, held: dict[tuple[str, int], str]) -> dic
         "numvfs": link.num_vf,
         "totalvfs": pf.totalvfs if pf is not None else None,
         "missing_vfs": link.missing_vfs,
-        "vfs": vfs,
     }
+
+
+def _vf_pci(pf: Any, link: LinkInfo) -> list[tuple[str | None, str | None, str | None]]:
+    """(PCI address, netdev, driver) of each of the link's VFs, by position in ``link.vfs``."""
+    none: tuple[str | None, str | None, str | None] = (None, None, None)
+    if pf is None:
+        return [none] * len(link.vfs)
+    out: list[tuple[str | None, str | None, str | None]] = []
+    for state in link.vfs:
+        vf = pf.vf(state.vf) if state.vf < len(pf.vfs) else None
+        out.append((str(vf.address), vf.netdev, vf.driver) if vf is not None else none)
+    return out
+
+
+def _pf_json(link: LinkInfo, pf: Any, held: dict[tuple[str, int], str]) -> dict[str, Any]:
+    from .settings import SETTINGS
+
+    vfs = []
+    for state, (pci, netdev, driver) in zip(link.vfs, _vf_pci(pf, link)):
+        entry: dict[str, Any] = {"vf": state.vf, "pci": pci, "netdev": netdev, "driver": driver}
+        entry.update((name, getattr(state, name)) for name in SETTINGS)
+        entry["held"] = held.get((link.name, state.vf))
+        vfs.append(entry)
+    return {**_pf_head(link, pf), "vfs": vfs}
+
+
+def _write_json(listed: list[tuple[LinkInfo, Any]], held: dict[tuple[str, int], str],
+                out: TextIO) -> None:
+    """``json.dump(list_pfs(args), out, indent=2)`` and a newline, the same text, written with
+    one precomputed row format per VF (json's indenting encoder is pure Python: seconds for a
+    few thousand VFs at boot) and each value encoded by json's own C encoder of strings."""
+    from json import dumps
+    from json.encoder import encode_basestring_ascii as string
+
+    def opt(value: str | None) -> str:
+        return "null" if value is None else string(value)
+
+    flags = {None: "null", True: "true", False: "false"}
+    if not listed:
+        out.write("[]\n")
+        return
+    out.write("[\n")
+    for k, (link, pf) in enumerate(listed):
+        head = _pf_head(link, pf)
+        out.write("  {\n" + "".join(f"    {dumps(key)}: {dumps(value)},\n"
+                                   for key, value in head.items()))
+        rows = [
+            _VF_ROW % (s.vf, opt(pci), opt(netdev), opt(driver), string(s.mac), s.vlan, s.qos,
+                       string(s.vlan_proto), flags[s.spoofchk], flags[s.trust],
+                       opt(s.link_state), s.min_tx_rate, s.max_tx_rate,
+                       opt(held.get((link.name, s.vf))))
+            for s, (pci, netdev, driver) in zip(link.vfs, _vf_pci(pf, link))
+        ]
+        out.write('    "vfs": ' + ("[\n" + ",\n".join(rows) + "\n    ]" if rows else "[]")
+                  + ("\n  },\n" if k + 1 < len(listed) else "\n  }\n"))
+    out.write("]\n")
+
+
+# One VF of `vfmac list --json`: the keys of _pf_json's entries, in order, as json.dump(indent=2)
+# writes them at that depth; integers as %d, everything else already JSON text.
+_VF_ROW = "      {\n" + ",\n".join(f'        "{key}": {fmt}' for key, fmt in (
+    ("vf", "%d"), ("pci", "%s"), ("netdev", "%s"), ("driver", "%s"), ("mac", "%s"),
+    ("vlan", "%d"), ("qos", "%d"), ("vlan_proto", "%s"), ("spoofchk", "%s"), ("trust", "%s"),
+    ("link_state", "%s"), ("min_tx_rate", "%d"), ("max_tx_rate", "%d"), ("held", "%s"))
+) + "\n      }"
 
 
 def _onoff(value: object) -> str:
@@ -178,13 +238,10 @@ def _onoff(value: object) -> str:
 
 
 def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
-    pfs = list_pfs(args)
     if args.json:
-        import json
-
-        json.dump(pfs, out, indent=2)
-        out.write("\n")
+        _write_json(*_listed(args), out)
         return 0
+    pfs = list_pfs(args)
     if not pfs:
         out.write("no SR-IOV physical functions with VFs\n")
         return 0

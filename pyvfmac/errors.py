@@ -108,8 +108,26 @@ def _rebuild_kernel_error(
     return cls(code, what, device=device, vf=vf, ext_msg=ext_msg)
 
 
+def _lacks_net_admin() -> bool:
+    """This process's effective capabilities lack CAP_NET_ADMIN (12); False when unknown."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapEff:"):
+                    return not int(line.split()[1], 16) >> 12 & 1
+    except (OSError, ValueError):
+        pass
+    return False
+
+
 class NetlinkError(KernelError):
-    """An rtnetlink request failed."""
+    """An rtnetlink request failed. EPERM in a process without CAP_NET_ADMIN says so."""
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.errno == _errno.EPERM and _lacks_net_admin():
+            text += " (this process lacks CAP_NET_ADMIN: run as root)"
+        return text
 
 
 class SysfsError(KernelError):

@@ -9,12 +9,15 @@
 from __future__ import annotations
 
 import errno
-import socket
 from array import array
 from dataclasses import dataclass
 from itertools import chain, groupby, repeat
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
+
+# The two C functions socket.py re-exports, without socket.py: its import builds several enums
+# (AddressFamily, SocketKind, ...), a share of every command's start-up for two name look-ups.
+from _socket import if_indextoname, if_nametoindex
 
 from . import _lowlevel as ll
 from .errors import InputError, NetlinkError
@@ -207,9 +210,9 @@ class Rtnl:
             raise InputError(f"network device {dev!r}: give a name or an ifindex")
         try:
             if isinstance(dev, int):
-                return dev, socket.if_indextoname(dev)
+                return dev, if_indextoname(dev)
             validate_netdev_name(dev)
-            return socket.if_nametoindex(dev), dev
+            return if_nametoindex(dev), dev
         except OSError:
             raise NetlinkError(errno.ENODEV, "no such network device", device=str(dev)) from None
 

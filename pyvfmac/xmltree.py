@@ -29,6 +29,9 @@ from .types import PciAddress, validate_netdev_name
 MAX_DEPTH = 256
 """Element nesting refused beyond this depth (libvirt documents stay below 10)."""
 
+MAX_SIZE = 16 << 20
+"""Documents longer than this (characters or bytes) are refused: memory stays bounded."""
+
 PCI_COORDS = ("domain", "bus", "slot", "function")
 """The attributes of an ``<address>`` that carry a PCI address."""
 
@@ -124,6 +127,9 @@ class Tree:
         self.source = source
         if not isinstance(data, (str, bytes)):
             raise XmlError(f"{source}: expected XML text (str or bytes), got {type(data).__name__}")
+        if len(data) > MAX_SIZE:
+            raise XmlError(f"{source}: larger than {MAX_SIZE >> 20} MiB: not a document pyvfmac "
+                           "reads")
         builder = _Builder()
         parser = _DET.DefusedXMLParser(
             target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True
@@ -228,7 +234,8 @@ def _local(tag: object) -> str:
 _XML_NS = "http://www.w3.org/XML/1998/namespace"
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;"}
 # libvirt escapes quotes in text too (virBufferEscapeString): write its documents unchanged.
-_TEXT_ESCAPES = str.maketrans({**_ESCAPES, '"': "&quot;"})
+# A CR is kept as a character reference: written raw, a parser reads it back as a LF.
+_TEXT_ESCAPES = str.maketrans({**_ESCAPES, '"': "&quot;", "\r": "&#13;"})
 # Values are in single quotes; other whitespace than a space is kept as a character reference.
 _ATTR_ESCAPES = str.maketrans({**_ESCAPES, "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
 

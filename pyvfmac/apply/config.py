@@ -117,7 +117,8 @@ def show(value: object) -> str:
     if isinstance(value, str):
         import json  # error messages only: not on every run's import path
 
-        return json.dumps(value)
+        # a message stays one readable line whatever the value's length
+        return json.dumps(value) if len(value) <= 80 else json.dumps(value[:77]) + "..."
     if isinstance(value, dict):
         return "(a table)"
     if isinstance(value, list):
@@ -372,12 +373,22 @@ def _check_explicit_macs(ctx: ConfigCtx, pfs: Sequence[PfEntry]) -> None:
             owners[mac] = vf.key
 
 
+MAX_CONFIG = 16 << 20  # bytes: a config naming 100 000 VFs is about 5 MiB
+
+
 def read_toml(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            data = fh.read(MAX_CONFIG + 1)
+        if len(data) > MAX_CONFIG:
+            raise ConfigError(f"{path}: larger than {MAX_CONFIG >> 20} MiB: not a vfmac config")
+        return tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 at byte {exc.start}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
