@@ -19,12 +19,13 @@ original setting by setting, verifies it by reading back, and only then drops th
 from __future__ import annotations
 
 import errno
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from . import pcibind
-from .domain import DeviceDocument, DeviceSpec, effective_managed, merge_settings
+from .domain import DeviceDocument, DeviceSpec, effective_managed, effective_trust, merge_settings
 from .errors import (
     FileError,
     InputError,
@@ -47,8 +48,9 @@ from .host import (
     recorded_by_netdev,
 )
 from .files import read_text, write_atomic
+from .mac import parse_mac
 from .netlink import check_results
-from .network import NetworkSpec, parse_network
+from .network import NetworkSpec, parse_network, validate_network_name
 from .portsettings import VirtualPort, Vlan
 from .pools import eligible
 from .records import Attachment, NetworkRecord, Original
@@ -57,7 +59,8 @@ from .store import Store
 from .topology import Topology, Vf
 from .types import PciAddress, VfChange, VfState
 
-__all__ = ["Target", "attach_document", "attach_file", "detach_file"]
+__all__ = ["Target", "attach_devices", "attach_document", "attach_file", "attach_vf",
+           "detach_file", "detach_owner"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,19 @@ class Target:
     network: str | None
     vlan: Vlan | None
     virtualport: VirtualPort | None
+    trust: bool | None = None
+    spoofchk: bool | None = None
+
+
+class StoreNetworks:
+    """The names of pyvfmac's networks, as a container the device parser asks: an
+    ``<interface type='network'>`` naming any other network is libvirt's and left alone."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._store.get_network(name) is not None
 
 
 # --------------------------------------------------------------------------- resolution
@@ -122,12 +138,13 @@ def _network(store: Store, name: str, seen: _Networks) -> tuple[NetworkRecord, N
 
 
 def _resolve(spec: DeviceSpec, host: Host, topo: Topology, allocated: list[tuple[str, str]],
-             networks: _Networks) -> Target:
-    owner = owner_of(spec)
-    vlan, vport, network = spec.vlan, spec.virtualport, None
+             networks: _Networks, owner: str | None = None) -> Target:
+    owner = owner or owner_of(spec)
+    vlan, vport, network, trust = spec.vlan, spec.virtualport, None, spec.trust
     if spec.network is not None:
         rec, net = _network(host.store, spec.network, networks)
         vlan, vport = merge_settings(spec, net)
+        trust = effective_trust(spec, net)
         managed = effective_managed(spec, net)
         network = net.name
         existing = host.store.find_allocation(net.name, spec.mac)
@@ -146,7 +163,8 @@ def _resolve(spec: DeviceSpec, host: Host, topo: Topology, allocated: list[tuple
             "(802.1Qbg needs a VDP daemon such as lldpad; use 802.1Qbh or none)")
     vf = _vf_for(topo, address)
     return Target(spec=spec, vf=vf, pf=vf.pf_netdevs[0], key=str(address), owner=owner,
-                  managed=managed, network=network, vlan=vlan, virtualport=vport)
+                  managed=managed, network=network, vlan=vlan, virtualport=vport, trust=trust,
+                  spoofchk=spec.spoofchk)
 
 
 def _check_mac_free(t: Target, snap: Snapshot) -> None:
@@ -178,14 +196,23 @@ def _original(t: Target, snap: Snapshot) -> Original:
 
 def _set_admin(t: Target, host: Host, current: VfState) -> None:
     vid = t.vlan.vid if t.vlan is not None else 0
-    change = VfChange(pf=t.pf, vf=t.vf.index, mac=t.spec.mac)
-    if (current.vlan, current.qos) != (vid, 0) or (vid and current.vlan_proto != "802.1Q"):
-        change = VfChange(pf=t.pf, vf=t.vf.index, mac=t.spec.mac, vlan=vid)
-    check_results(host.nl.apply([change]))
+    qos = t.vlan.qos if t.vlan is not None else 0
+    settings: dict[str, Any] = {"mac": t.spec.mac}
+    if (current.vlan, current.qos) != (vid, qos) or (vid and current.vlan_proto != "802.1Q"):
+        settings.update(vlan=vid, qos=qos)
+    for name in ("trust", "spoofchk"):  # trustGuestRxFilters / --trust, --spoofchk
+        if getattr(t, name) is not None:
+            settings[name] = getattr(t, name)
+    check_results(host.nl.apply([VfChange(pf=t.pf, vf=t.vf.index, **settings)]))
     now = host.nl.read_link(t.pf).vf(t.vf.index)
-    if now.mac != t.spec.mac or now.vlan != vid:
-        raise NetlinkError(errno.EIO, f"set MAC {t.spec.mac} vlan {vid}, read back MAC "
-                           f"{now.mac} vlan {now.vlan}", device=t.pf, vf=t.vf.index)
+    wrong = [f"{name} {getattr(now, name)!r} (not {want!r})"
+             for name, want in (("mac", t.spec.mac), ("vlan", vid), ("qos", qos),
+                                ("trust", t.trust), ("spoofchk", t.spoofchk))
+             if want is not None and getattr(now, name) is not None
+             and getattr(now, name) != want]
+    if wrong:
+        raise NetlinkError(errno.EIO, "read back " + ", ".join(wrong), device=t.pf,
+                           vf=t.vf.index)
     if t.virtualport is not None:
         host.nl.set_vf_port(t.pf, t.vf.index, profile=t.virtualport.profileid or "",
                             instance_uuid=t.virtualport.instanceid, host_uuid=host_uuid())
@@ -238,20 +265,21 @@ def _attach_one(t: Target, host: Host, snap: Snapshot, done: list[Target]) -> At
     return host.store.set_phase(t.key, "attached")
 
 
-def attach_document(doc: DeviceDocument, host: Host) -> list[Target]:
-    """Attach every device of ``doc``; fill the live addresses into ``doc``. All or nothing."""
-    if not doc.devices:
-        raise XmlError(f"{doc.source}: no device with a fixed <mac> to attach")
+def attach_devices(specs: Sequence[DeviceSpec], host: Host, *, source: str,
+                   owner: str | None = None) -> list[Target]:
+    """Attach every device of ``specs`` (a document's, or one built from ``vfmac attach
+    --pci/--network``): resolve, check, save the originals, configure. All or nothing.
+    ``owner`` names who holds the VFs (``vfmac attach --owner``); default :func:`owner_of`."""
     topo = host.scan()
     allocated: list[tuple[str, str]] = []
     done: list[Target] = []
     networks: _Networks = {}
     try:
-        targets = [_resolve(spec, host, topo, allocated, networks) for spec in doc.devices]
+        targets = [_resolve(spec, host, topo, allocated, networks, owner) for spec in specs]
         keys = [t.key for t in targets]
         for t in targets:
             if keys.count(t.key) > 1:
-                raise InputError(f"{doc.source}: VF {t.key} is named by more than one device")
+                raise InputError(f"{source}: VF {t.key} is named by more than one device")
         snap = Snapshot.take(host.nl)
         for t in targets:
             _check_mac_free(t, snap)
@@ -266,6 +294,23 @@ def attach_document(doc: DeviceDocument, host: Host) -> list[Target]:
                 except VfmacError:
                     pass
         raise
+    return targets
+
+
+def _no_devices(doc: DeviceDocument, what: str) -> XmlError:
+    alone = ""
+    if doc.left_alone:
+        names = ", ".join(sorted(set(doc.left_alone)))
+        alone = (f" (interfaces of network(s) {names} are libvirt's, not pyvfmac's: pyvfmac's "
+                 "networks are those of `vfmac net-list`)")
+    return XmlError(f"{doc.source}: no device with a fixed <mac> to {what}{alone}")
+
+
+def attach_document(doc: DeviceDocument, host: Host) -> list[Target]:
+    """Attach every device of ``doc``; fill the live addresses into ``doc``. All or nothing."""
+    if not doc.devices:
+        raise _no_devices(doc, "attach")
+    targets = attach_devices(doc.devices, host, source=doc.source)
     for t in targets:
         doc.set_address(t.spec.index, PciAddress.parse(t.key))
     return targets
@@ -304,13 +349,14 @@ def attach_file(path: str, *, live_xml: str | None, out: TextIO, state_dir: str 
     """``vfmac attach``: attach the devices of a file, write the live XML; a step-2 definition
     (``<address netdev=...>``) gets its address filled into the file too, atomically."""
     text = _read(path)
-    doc = DeviceDocument.parse(text, source=path)
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root, progress=progress)
     try:
+        names = StoreNetworks(host.store)
+        doc = DeviceDocument.parse(text, source=path, networks=names)
         targets = attach_document(doc, host)
+        persistent = DeviceDocument.parse(text, source=path, networks=names)
     finally:
         host.close()
-    persistent = DeviceDocument.parse(text, source=path)
     changed = False
     for t in targets:
         if t.spec.netdev is not None and t.spec.network is None and t.spec.address is None:
@@ -353,22 +399,32 @@ def _find_attachment(spec: DeviceSpec, host: Host) -> Attachment:
     return att
 
 
+def _detach_virtualport(spec: DeviceSpec, host: Host) -> VirtualPort | None:
+    """The port profile to disassociate at detach: the device's, merged with its network's."""
+    vport = spec.virtualport
+    if spec.network is not None:
+        net = host.store.get_network(spec.network)
+        if net is not None:
+            try:
+                vport = merge_settings(spec, parse_network(net.xml))[1]
+            except PoolError:
+                pass  # the network changed since: keep the device's own
+    return vport if vport is not None and vport.type == "802.1Qbh" else None
+
+
 def detach_file(path: str, *, out: TextIO, state_dir: str | None = None,
                 sysfs_root: str = "/sys", force: bool = False) -> None:
     """``vfmac detach``: give back every device of a document (as given at attach, or live)."""
-    doc = DeviceDocument.parse(_read(path), source=path)
-    if not doc.devices:
-        raise XmlError(f"{path}: no device with a fixed <mac> to detach")
+    text = _read(path)
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root)
     try:
+        doc = DeviceDocument.parse(text, source=path, networks=StoreNetworks(host.store))
+        if not doc.devices:
+            raise _no_devices(doc, "detach")
         found = [(spec, _find_attachment(spec, host)) for spec in doc.devices]
         errors = []
         for spec, att in found:
-            vport = spec.virtualport
-            if spec.network is not None and vport is None:
-                net = host.store.get_network(spec.network)
-                if net is not None:
-                    vport = merge_settings(spec, parse_network(net.xml))[1]
+            vport = _detach_virtualport(spec, host)
             try:
                 notes = restore_attachment(att, host, virtualport=vport, force=force)
             except VfmacError as exc:
@@ -380,5 +436,91 @@ def detach_file(path: str, *, out: TextIO, state_dir: str | None = None,
                       + ("; accepted: " + "; ".join(notes) if notes else "") + "\n")
         if errors:
             raise RestoreError("; ".join(errors))
+    finally:
+        host.close()
+
+
+# --------------------------------------------------------------------------- without XML
+
+
+def owner_key(name: str) -> str:
+    """The state store's owner for ``vfmac attach --owner NAME``."""
+    if not name or len(name) > 128 or not name.isprintable() or name != name.strip():
+        raise InputError(f"owner {name!r}: 1 to 128 printable characters, no leading or "
+                         "trailing blank")
+    return f"owner:{name}"
+
+
+def vf_request(*, pci: str | None, network: str | None, mac: str, vlan: int | None = None,
+               qos: int | None = None, spoofchk: bool | None = None, trust: bool | None = None,
+               managed: bool = False) -> DeviceSpec:
+    """``vfmac attach --pci/--network``: the same request a document's device makes. Every
+    value is checked here, before anything on the host is looked at."""
+    if (pci is None) == (network is None):
+        raise InputError("give either --pci ADDRESS or --network NAME")
+    if qos is not None and vlan is None:
+        raise InputError("--qos needs --vlan")
+    return DeviceSpec(
+        index=0, form="hostdev", managed=managed, mac=parse_mac(mac),
+        address=PciAddress.parse(pci) if pci is not None else None, netdev=None,
+        network=validate_network_name(network) if network is not None else None,
+        portgroup=None, vlan=Vlan(vlan, qos or 0) if vlan is not None else None,
+        virtualport=None, trust=trust, spoofchk=spoofchk)
+
+
+def attach_vf(spec: DeviceSpec, *, owner: str, out: TextIO, as_json: bool = False,
+              state_dir: str | None = None, sysfs_root: str = "/sys",
+              progress: Progress = None) -> Target:
+    """``vfmac attach --pci ADDR | --network NAME --mac MAC ... --owner NAME``: one VF through
+    :func:`attach_devices`, the XML path's code (checks, saved original, rollback, records)."""
+    key = owner_key(owner)
+    host = open_host(state_dir=state_dir, sysfs_root=sysfs_root, progress=progress)
+    try:
+        (t,) = attach_devices([spec], host, source=f"--{'network' if spec.network else 'pci'}",
+                              owner=key)
+    finally:
+        host.close()
+    if as_json:
+        json.dump({"owner": owner, "pci": t.key, "mac": t.spec.mac, "pf": t.pf,
+                   "vf": t.vf.index, "network": t.network, "managed": t.managed,
+                   "vlan": t.vlan.vid if t.vlan else None}, out)
+        out.write("\n")
+    else:
+        out.write(f"{t.pf} vf {t.vf.index} ({t.key}): MAC {t.spec.mac} attached for {owner}"
+                  + (f" (network {t.network})" if t.network else "") + "\n")
+    return t
+
+
+def detach_owner(owner: str, *, out: TextIO, state_dir: str | None = None,
+                 sysfs_root: str = "/sys", force: bool = False) -> int:
+    """``vfmac detach --owner NAME``: put back every VF attached for ``owner``; nothing attached
+    is not an error (a hypervisor hook may call it after a start that failed)."""
+    key = owner_key(owner)
+    host = open_host(state_dir=state_dir, sysfs_root=sysfs_root)
+    try:
+        records = host.store.find(owner=key)
+        if not records:
+            out.write(f"owner {owner}: nothing attached\n")
+            return 0
+        errors = []
+        for att in records:
+            vport = None
+            if att.network is not None:
+                vport = _detach_virtualport(DeviceSpec(
+                    index=0, form="hostdev", managed=False, mac=att.mac, address=None,
+                    netdev=None, network=att.network, portgroup=None, vlan=None,
+                    virtualport=None), host)
+            try:
+                notes = restore_attachment(att, host, virtualport=vport, force=force)
+            except VfmacError as exc:
+                errors.append(str(exc))
+                continue
+            o = att.original
+            out.write(f"{o.pf} vf {o.vf} ({att.vf_key}): restored"
+                      + (" (network " + att.network + ")" if att.network else "")
+                      + ("; accepted: " + "; ".join(notes) if notes else "") + "\n")
+        if errors:
+            raise RestoreError("; ".join(errors))
+        return len(records)
     finally:
         host.close()

@@ -118,12 +118,18 @@ def _held(args: argparse.Namespace) -> dict[tuple[str, int], str]:
         path = str(default_state_dir())
     if not os.path.exists(os.path.join(path, "state.db")):
         return {}
+    from .cni.config import split_owner
     from .store import Store
 
     held: dict[tuple[str, int], str] = {}
     with Store(path) as store:
         for att in store.all():
             where = f"pool {att.network}" if att.network else "attached"
+            pod = split_owner(att.owner)
+            if pod is not None:  # held by vfmac-cni for a pod
+                held[(att.original.pf, att.original.vf)] = (
+                    f"pod {pod[0]} {pod[1]} (network {pod[2]}, {att.phase})")
+                continue
             held[(att.original.pf, att.original.vf)] = f"{where} ({att.owner}, {att.phase})"
     return held
 
@@ -371,16 +377,37 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_attach(args: argparse.Namespace, out: TextIO) -> int:
-    from .attach import attach_file
+    from .attach import attach_file, attach_vf, vf_request
 
+    vf_form = args.pci or args.network or args.owner or args.mac
+    if bool(args.file) == bool(vf_form) or (vf_form and not (args.mac and args.owner)):
+        raise UsageError("give a FILE, or --pci ADDR | --network NAME with --mac and --owner")
+    if not args.file:
+        try:  # values given on the command line: a bad one is a usage error, as for `set`
+            spec = vf_request(pci=args.pci, network=args.network, mac=args.mac, vlan=args.vlan,
+                              qos=args.qos, managed=args.managed,
+                              spoofchk=_onoff_word("--spoofchk", args.spoofchk)
+                              if args.spoofchk else None,
+                              trust=_onoff_word("--trust", args.trust) if args.trust else None)
+        except InputError as exc:
+            raise UsageError(str(exc)) from None
+        attach_vf(spec, owner=args.owner, out=out, as_json=args.json, state_dir=_state_dir(args),
+                  sysfs_root=_sysfs_root(args), progress=_progress(args))
+        return 0
     attach_file(args.file, live_xml=args.live_xml, out=out, state_dir=_state_dir(args),
                 sysfs_root=_sysfs_root(args), progress=_progress(args))
     return 0
 
 
 def cmd_detach(args: argparse.Namespace, out: TextIO) -> int:
-    from .attach import detach_file
+    from .attach import detach_file, detach_owner
 
+    if bool(args.file) == bool(args.owner):
+        raise UsageError("give a FILE or --owner NAME")
+    if args.owner:
+        detach_owner(args.owner, out=out, state_dir=_state_dir(args),
+                     sysfs_root=_sysfs_root(args), force=args.force)
+        return 0
     detach_file(args.file, out=out, state_dir=_state_dir(args), sysfs_root=_sysfs_root(args),
                 force=args.force)
     return 0
@@ -466,8 +493,9 @@ _EXAMPLES = {
     "set": "vfmac set eth0 3 mac 52:54:00:6d:90:02 vlan 42 qos 3 spoofchk on trust off\n"
            "  vfmac set eth0 3 vlan 100 proto 802.1ad state disable",
     "attach": "vfmac attach guest-nic.xml --live-xml guest-nic.live.xml\n"
-              "  vfmac attach /etc/libvirt/qemu/guest1.xml > guest1.live.xml",
-    "detach": "vfmac detach guest-nic.live.xml",
+              "  vfmac attach /etc/libvirt/qemu/guest1.xml > guest1.live.xml\n"
+              "  vfmac attach --pci 0000:03:10.2 --mac 52:54:00:12:34:56 --owner vm100 --json",
+    "detach": "vfmac detach guest-nic.live.xml\n  vfmac detach --owner vm100",
     "restore": "vfmac restore eth0 3\n  vfmac restore --all",
     "recover": "vfmac recover     # after a crash: put back every VF left half-attached",
     "apply": "vfmac apply /etc/pyvfmac/vfmac.toml --dry-run\n"
@@ -506,8 +534,19 @@ def _add_set(s: argparse.ArgumentParser) -> None:
 
 
 def _add_attach(s: argparse.ArgumentParser) -> None:
-    s.add_argument("file")
+    s.add_argument("file", nargs="?")
     s.add_argument("--live-xml", metavar="OUT", help="write the live XML here (default stdout)")
+    g = s.add_argument_group("without XML (Proxmox VE, QEMU, cloud-hypervisor, Firecracker)")
+    g.add_argument("--pci", metavar="ADDR", help="the VF by PCI address")
+    g.add_argument("--network", metavar="NAME", help="a free VF of this pool instead of --pci")
+    g.add_argument("--mac", metavar="MAC")
+    g.add_argument("--vlan", metavar="N", type=int)
+    g.add_argument("--qos", metavar="Q", type=int)
+    g.add_argument("--spoofchk", metavar="on|off")
+    g.add_argument("--trust", metavar="on|off")
+    g.add_argument("--managed", action="store_true", help="bind the VF to vfio-pci")
+    g.add_argument("--owner", metavar="NAME", help="who holds the VF (vfmac detach --owner)")
+    g.add_argument("--json", action="store_true", help="print what was attached as JSON")
     s.set_defaults(func=cmd_attach)
 
 
@@ -517,7 +556,8 @@ def _add_force(s: argparse.ArgumentParser) -> None:
 
 
 def _add_detach(s: argparse.ArgumentParser) -> None:
-    s.add_argument("file")
+    s.add_argument("file", nargs="?")
+    s.add_argument("--owner", metavar="NAME", help="every VF attached with --owner NAME")
     _add_force(s)
     s.set_defaults(func=cmd_detach)
 

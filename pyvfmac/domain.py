@@ -18,11 +18,15 @@ The input is one ``<hostdev>``, one ``<interface>`` or a whole ``<domain>``. Acc
   ``portgroup`` attribute), and libvirt's ``<interface type='network'><source
   network='passthrough-net' portgroup='pg1'/><mac address=../></interface>``.
 
-Every device may carry one ``<vlan>`` (one tag) and one ``<virtualport>`` (802.1Qbh or 802.1Qbg).
-In a whole domain, only the ``<hostdev>`` elements that have a ``<mac>`` and the ``<interface>``
-elements of type ``hostdev`` or ``network`` directly inside ``<devices>`` are ours; everything else
-is written back as it was read (comments, processing instructions, namespace prefixes and
-whitespace included; attribute values are written with single quotes, as libvirt does).
+Every device may carry one ``<vlan>`` (one tag) and one ``<virtualport>`` (802.1Qbh; 802.1Qbg is
+refused here, before any host lookup). In a whole domain, only the ``<hostdev>`` elements that
+have a ``<mac>`` and the ``<interface>`` elements of type ``hostdev``, or of type ``network``
+naming one of pyvfmac's networks (``networks`` of :meth:`DeviceDocument.parse`), directly inside
+``<devices>`` are ours; the virtio NIC of libvirt's failover pair (``<teaming
+type='persistent'/>``) never is, its transient partner is. Everything else is written back as it
+was read (comments, processing instructions, namespace prefixes and whitespace included;
+attribute values are written with single quotes, as libvirt does). docs/libvirt-xml.md lists
+every element libvirt documents for these devices and what pyvfmac does with it.
 
 The live form of a network reference
 ------------------------------------
@@ -40,10 +44,10 @@ MAC) from the live XML as well as from the persistent one:
 
 The merge policy
 ----------------
-A device that refers to a network takes its vlan and virtualport by libvirt's rule, element by
-element: the device's own, else its portgroup's (:meth:`NetworkSpec.settings_for
-<pyvfmac.network.NetworkSpec.settings_for>`), else the network's (:func:`merge_settings`);
-:func:`effective_managed` says whether its VF is bound to vfio-pci.
+A device that refers to a network takes its vlan by libvirt's rule: the device's own, else its
+portgroup's, else the network's; its virtualport is the merge of the three, parameter by
+parameter (:func:`merge_settings`); its trust from ``trustGuestRxFilters`` likewise
+(:func:`effective_trust`); :func:`effective_managed` says whether its VF is bound to vfio-pci.
 
 Untrusted input is parsed with defusedxml: a DTD, an entity declaration or an external reference
 is refused. Every validation problem is an :class:`~pyvfmac.errors.XmlError` (an ``InputError``)
@@ -53,13 +57,21 @@ whose message names the source, the line, the element with its attributes, and t
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Container
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from .errors import InputError, PoolError, XmlError
 from .mac import parse_mac
 from .network import NetworkSpec, network_name_in
-from .portsettings import VirtualPort, Vlan, parse_virtualport, parse_vlan
+from .portsettings import (
+    VirtualPort,
+    Vlan,
+    merge_virtualports,
+    parse_virtualport,
+    parse_vlan,
+    refuse_unsupported,
+)
 from .types import PciAddress
 from .xmltree import (
     PCI_COORDS,
@@ -77,7 +89,13 @@ from .xmltree import (
     yes_no,
 )
 
-__all__ = ["DeviceDocument", "DeviceSpec", "effective_managed", "merge_settings"]
+__all__ = [
+    "DeviceDocument",
+    "DeviceSpec",
+    "effective_managed",
+    "effective_trust",
+    "merge_settings",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +118,9 @@ class DeviceSpec:
     portgroup: str | None
     vlan: Vlan | None
     virtualport: VirtualPort | None
+    trust: bool | None = None
+    spoofchk: bool | None = None
+    teaming: str | None = None
 
     @property
     def key(self) -> str:
@@ -124,22 +145,35 @@ def merge_settings(
 ) -> tuple[Vlan | None, VirtualPort | None]:
     """The vlan and virtualport to give the VF allocated to ``device`` from ``network``.
 
-    libvirt's rule, element by element: the device's own ``<vlan>`` / ``<virtualport>`` wins over
-    the portgroup's (the device's ``portgroup``, else the network's default portgroup), which wins
-    over the network's. Elements are taken whole, never merged attribute by attribute.
-    :class:`~pyvfmac.errors.PoolError` when the device refers to another network or to a
-    portgroup the network does not have.
+    libvirt's rules: the device's own ``<vlan>`` wins over the portgroup's (the device's
+    ``portgroup``, else the network's default portgroup), which wins over the network's, each
+    taken whole; the three ``<virtualport>`` s are merged parameter by parameter
+    (:func:`~pyvfmac.portsettings.merge_virtualports`: a device's virtualport without a type
+    takes it from the portgroup or the network; conflicting values are an error).
+    :class:`~pyvfmac.errors.PoolError` when the device refers to another network, to a
+    portgroup the network does not have, or when the virtualports do not merge.
     """
     if device.network != network.name:
         raise PoolError(
             f"device {device.index} (MAC {device.mac}) refers to network {device.network!r}, "
             f"not {network.name!r}"
         )
-    vlan, vport = network.settings_for(device.portgroup)
-    return (
-        device.vlan if device.vlan is not None else vlan,
-        device.virtualport if device.virtualport is not None else vport,
-    )
+    pg = network.portgroup(device.portgroup)
+    vlan = device.vlan
+    if vlan is None:
+        vlan = pg.vlan if pg is not None and pg.vlan is not None else network.vlan
+    vport = merge_virtualports(
+        device.virtualport, pg.virtualport if pg is not None else None, network.virtualport,
+        where=f"device {device.index} (MAC {device.mac}), network {network.name}")
+    return vlan, vport
+
+
+def effective_trust(device: DeviceSpec, network: NetworkSpec | None = None) -> bool | None:
+    """VF trust from ``trustGuestRxFilters``: the device's, else its portgroup's, else the
+    network's (libvirt's precedence); None when none says (the VF's setting is left alone)."""
+    if device.trust is not None or network is None:
+        return device.trust
+    return network.trust_for(device.portgroup)
 
 
 def effective_managed(device: DeviceSpec, network: NetworkSpec | None = None) -> bool:
@@ -172,6 +206,8 @@ class DeviceDocument:
         self.kind = kind
         self._elems = elems
         self._specs = specs
+        self.left_alone: tuple[str, ...] = ()
+        """Names of the networks whose ``<interface type='network'>`` s are not pyvfmac's."""
 
     @property
     def devices(self) -> tuple[DeviceSpec, ...]:
@@ -182,7 +218,13 @@ class DeviceDocument:
         return self._tree.source
 
     @classmethod
-    def parse(cls, data: str | bytes, *, source: str = "<input>") -> DeviceDocument:
+    def parse(cls, data: str | bytes, *, source: str = "<input>",
+              networks: Container[str] | None = None) -> DeviceDocument:
+        """Parse a device document. ``networks``: the names of pyvfmac's networks (the state
+        store's); an ``<interface type='network'>`` that names any other network (libvirt's
+        NAT network ``default``, a bridge or Open vSwitch network) is not pyvfmac's and is left
+        exactly as it is (see :attr:`left_alone`). None: every network reference is taken as
+        pyvfmac's (pure parsing, without a store)."""
         tree = Tree(data, source)
         root = tree.root
         if root.tag not in _ROOTS:
@@ -190,21 +232,30 @@ class DeviceDocument:
                 root, "the root element must be <hostdev>, <interface> or <domain>"
             )
         elems: list[ET.Element] = []
+        left_alone: list[str] = []
+        aliases: dict[str, ET.Element] = {}
         if root.tag == "domain":
             for devices in children(root, "devices"):
                 for child in devices:
+                    for alias in children(child, "alias"):
+                        aliases.setdefault(alias.get("name", ""), child)
                     if child.tag == "hostdev" and _macs(child):
                         elems.append(child)
-                    elif child.tag == "interface" and child.get("type") in ("hostdev", "network"):
+                    elif child.tag == "interface" and _ours(tree, child, networks, left_alone):
                         elems.append(child)
         else:
             if root.tag == "interface" and root.get("type") not in ("hostdev", "network"):
                 itype = root.get("type")
                 shown = "attribute 'type' is missing" if itype is None else f"type={itype!r}"
                 raise tree.error(root, f"interface {shown}: expected 'hostdev' or 'network'")
-            elems.append(root)
+            if root.tag != "interface" or _ours(tree, root, networks, left_alone):
+                elems.append(root)
         specs = [_parse_device(tree, elem, i) for i, elem in enumerate(elems)]
+        if root.tag == "domain":
+            for spec, elem in zip(specs, elems):
+                _check_partner(tree, spec, elem, aliases)
         doc = cls(tree, str(root.tag), elems, specs)
+        doc.left_alone = tuple(left_alone)
         doc._check_unique()
         return doc
 
@@ -295,6 +346,91 @@ class DeviceDocument:
         return self._tree.to_string()
 
 
+def _teaming(elem: ET.Element) -> ET.Element | None:
+    found = children(elem, "teaming")
+    return found[0] if found else None
+
+
+def _ours(tree: Tree, elem: ET.Element, networks: Container[str] | None,
+          left_alone: list[str]) -> bool:
+    """Whether an ``<interface>`` is pyvfmac's: type 'hostdev', or type 'network' naming one of
+    ``networks`` (any network when None), except the persistent (virtio) NIC of a failover pair."""
+    itype = elem.get("type")
+    if itype == "hostdev":
+        return True
+    if itype != "network":
+        return False
+    sources = children(elem, "source")
+    name = sources[0].get("network") if len(sources) == 1 else None
+    teaming = _teaming(elem)
+    persistent = teaming is not None and teaming.get("type") == "persistent"
+    if networks is not None and name is not None and name not in networks:
+        left_alone.append(name)
+        return False
+    if persistent:
+        if networks is not None and name is not None:
+            raise tree.error(elem, f"the persistent NIC of a failover pair is the guest's virtio "
+                             f"NIC; network {name!r} is a pool of VFs")
+        return False
+    return True
+
+
+def _check_partner(tree: Tree, spec: DeviceSpec, elem: ET.Element,
+                   aliases: dict[str, ET.Element]) -> None:
+    """A transient failover device names its persistent partner by alias: it must exist in the
+    domain and be marked ``<teaming type='persistent'/>``."""
+    if spec.teaming is None:
+        return
+    partner = aliases.get(spec.teaming)
+    teaming = _teaming(partner) if partner is not None else None
+    if teaming is None or teaming.get("type") != "persistent":
+        raise tree.error(elem, f"<teaming persistent={spec.teaming!r}>: the domain has no device "
+                         f"with <alias name={spec.teaming!r}/> and <teaming type='persistent'/>",
+                         f"device {spec.index}")
+
+
+_REFUSED_DEVICE = {
+    "bandwidth": "bandwidth limits cannot be applied to a VF given to a guest (libvirt refuses "
+                 "them for hostdev interfaces too)",
+    "filterref": "nwfilter rules work on a host tap device; a VF's traffic never passes the "
+                 "host, so the filter would silently not apply",
+}
+
+
+def _check_driver(tree: Tree, elem: ET.Element, ctx: str) -> None:
+    drivers = children(elem, "driver")
+    if len(drivers) > 1:
+        raise tree.error(drivers[1], f"only one <driver> allowed in {describe(elem)}", ctx)
+    for drv in drivers:
+        name = drv.get("name")
+        if name is not None and name != "vfio":
+            raise tree.error(drv, f"name={name!r}: only 'vfio' is supported (pyvfmac binds "
+                             "managed VFs to vfio-pci)", ctx)
+        if "model" in drv.attrib:
+            raise tree.error(drv, f"model={drv.get('model')!r}: VFIO variant drivers are not "
+                             "supported; pyvfmac binds managed VFs to vfio-pci only (drop "
+                             "model=, or bind the variant driver yourself and use "
+                             "managed='no')", ctx)
+
+
+def _parse_teaming(tree: Tree, elem: ET.Element, ctx: str) -> str | None:
+    teaming = one_child(tree, elem, "teaming", ctx, required=False)
+    if teaming is None:
+        return None
+    check_attrs(tree, teaming, ("type", "persistent"), ctx)
+    ttype = teaming.get("type")
+    if ttype == "persistent":
+        raise tree.error(teaming, "a VF is the transient device of a failover pair; the "
+                         "persistent one is the guest's virtio NIC", ctx)
+    if ttype != "transient":
+        raise tree.error(teaming, f"type={ttype!r}: expected 'transient' (for a VF)", ctx)
+    partner = teaming.get("persistent")
+    if not partner:
+        raise tree.error(teaming, "type='transient' needs persistent='ALIAS' (the alias of the "
+                         "virtio NIC)", ctx)
+    return partner
+
+
 def _parse_device(tree: Tree, elem: ET.Element, index: int) -> DeviceSpec:
     ctx = f"device {index} <{elem.tag}>"
     form: Literal["hostdev", "interface"]
@@ -311,6 +447,14 @@ def _parse_device(tree: Tree, elem: ET.Element, index: int) -> DeviceSpec:
     else:
         form = "interface"
     managed = yes_no(tree, elem, "managed", ctx)
+    for child in elem:
+        if isinstance(child.tag, str) and child.tag in _REFUSED_DEVICE:
+            raise tree.error(child, f"not allowed: {_REFUSED_DEVICE[child.tag]}", ctx)
+    _check_driver(tree, elem, ctx)
+    teaming = _parse_teaming(tree, elem, ctx)
+    trust = None
+    if form == "interface" and "trustGuestRxFilters" in elem.attrib:
+        trust = yes_no(tree, elem, "trustGuestRxFilters", ctx)
     source = one_child(tree, elem, "source", ctx, required=True)
     assert source is not None
     if form == "interface" and elem.get("type") == "network":
@@ -333,6 +477,11 @@ def _parse_device(tree: Tree, elem: ET.Element, index: int) -> DeviceSpec:
 
     vlan_elem = one_child(tree, elem, "vlan", ctx, required=False)
     vport_elem = one_child(tree, elem, "virtualport", ctx, required=False)
+    vport = None
+    if vport_elem is not None:
+        # a network reference may leave the type and parameters to the network (libvirt's merge)
+        vport = parse_virtualport(tree, vport_elem, ctx, partial=network is not None)
+        refuse_unsupported(tree, vport_elem, vport, ctx)
     return DeviceSpec(
         index=index,
         form=form,
@@ -343,7 +492,9 @@ def _parse_device(tree: Tree, elem: ET.Element, index: int) -> DeviceSpec:
         network=network,
         portgroup=portgroup,
         vlan=parse_vlan(tree, vlan_elem, ctx) if vlan_elem is not None else None,
-        virtualport=parse_virtualport(tree, vport_elem, ctx) if vport_elem is not None else None,
+        virtualport=vport,
+        trust=trust,
+        teaming=teaming,
     )
 
 

@@ -168,3 +168,15 @@ class PoolError(VfmacError):
 
 class RestoreError(StateError):
     """A VF could not be put back completely; its saved record is kept."""
+
+
+class CniError(VfmacError):
+    """A CNI request that cannot be served (``vfmac-cni``): ``code`` is the CNI error code the
+    runtime receives (1 incompatible version, 4 bad environment, 6 undecodable config, 7 invalid
+    config, 11 try again, 100 and up our own: see ``pyvfmac.cni.result``), ``details`` more text."""
+
+    def __init__(self, code: int, msg: str, details: str = "") -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.details = details

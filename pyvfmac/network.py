@@ -2,10 +2,12 @@
 mode='hostdev'>`` (pure Python, no kernel access).
 
 :func:`parse_network` reads a definition into a :class:`NetworkSpec` (its pool of
-:class:`PoolEntry`, its own vlan/virtualport and its :class:`PortGroup` s), :func:`network_to_xml`
-writes one back in libvirt's format. :meth:`NetworkSpec.settings_for` is the network half of
-libvirt's precedence rule (a portgroup's setting over the network's); the device half is
-:func:`pyvfmac.domain.merge_settings`.
+:class:`PoolEntry`, its own vlan/virtualport/trustGuestRxFilters and its :class:`PortGroup` s),
+as ``virsh net-dumpxml`` writes it (active or not; what is kept, ignored or refused is in
+docs/libvirt-xml.md); :func:`network_to_xml` writes one back in libvirt's format (what pyvfmac
+applies; ``vfmac net-define`` stores the given text verbatim). :meth:`NetworkSpec.settings_for`
+is the network half of libvirt's precedence rule (a portgroup's vlan over the network's, their
+virtualports merged); the device half is :func:`pyvfmac.domain.merge_settings`.
 
 :func:`validate_network_name` is pyvfmac's one rule for a network name, for the XML and for the
 state store alike.
@@ -22,8 +24,10 @@ from .errors import InputError, PoolError
 from .portsettings import (
     VirtualPort,
     Vlan,
+    combine_virtualports,
     parse_virtualport,
     parse_vlan,
+    refuse_unsupported,
     virtualport_to_elem,
     vlan_to_elem,
 )
@@ -33,6 +37,7 @@ from .xmltree import (
     check_attrs,
     check_children,
     children,
+    int_attr,
     netdev_attr,
     one_child,
     pci_address_elem,
@@ -72,11 +77,15 @@ class PortGroup:
     default: bool
     vlan: Vlan | None
     virtualport: VirtualPort | None
+    trust_guest_rx_filters: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class NetworkSpec:
-    """A network whose forward mode is ``hostdev`` (a pool of VFs)."""
+    """A network whose forward mode is ``hostdev`` (a pool of VFs).
+
+    ``trust_guest_rx_filters``: the network's ``trustGuestRxFilters`` (None when not given);
+    a VF gets ``trust on`` / ``off`` from it (see :func:`pyvfmac.domain.effective_trust`)."""
 
     name: str
     uuid: str | None
@@ -85,6 +94,7 @@ class NetworkSpec:
     vlan: Vlan | None
     virtualport: VirtualPort | None
     portgroups: tuple[PortGroup, ...] = field(default=())
+    trust_guest_rx_filters: bool | None = None
 
     def portgroup(self, name: str | None) -> PortGroup | None:
         """The named portgroup, the default one for ``None`` (or None when there is none);
@@ -98,14 +108,23 @@ class NetworkSpec:
         raise PoolError(f"network {self.name!r} has no portgroup {name!r} (portgroups: {known})")
 
     def settings_for(self, portgroup: str | None) -> tuple[Vlan | None, VirtualPort | None]:
-        """The network's vlan/virtualport, each overridden by the named portgroup's (the default
-        portgroup's when ``portgroup`` is None) when that portgroup has one."""
+        """The vlan and virtualport of the named portgroup (the default portgroup when
+        ``portgroup`` is None) and the network, by libvirt's rules: the portgroup's ``<vlan>``
+        over the network's, whole; the two virtualports merged parameter by parameter
+        (:func:`~pyvfmac.portsettings.combine_virtualports`; a conflict is a PoolError)."""
         pg = self.portgroup(portgroup)
-        vlan, vport = self.vlan, self.virtualport
-        if pg is not None:
-            vlan = pg.vlan if pg.vlan is not None else vlan
-            vport = pg.virtualport if pg.virtualport is not None else vport
+        vlan = pg.vlan if pg is not None and pg.vlan is not None else self.vlan
+        vport = combine_virtualports(
+            [("portgroup", pg.virtualport if pg is not None else None),
+             ("network", self.virtualport)], where=f"network {self.name}")
         return vlan, vport
+
+    def trust_for(self, portgroup: str | None) -> bool | None:
+        """``trustGuestRxFilters`` of the portgroup, else of the network (None: not given)."""
+        pg = self.portgroup(portgroup)
+        if pg is not None and pg.trust_guest_rx_filters is not None:
+            return pg.trust_guest_rx_filters
+        return self.trust_guest_rx_filters
 
 
 def network_name_in(tree: Tree, elem: ET.Element, value: str, what: str, ctx: str) -> str:
@@ -125,12 +144,19 @@ _REFUSED_NETWORK = {
     "domain": "a hostdev network has no DNS domain",
     "route": "a hostdev network has no routes",
 }
-_NETWORK_CHILDREN = ("name", "uuid", "forward", "vlan", "virtualport", "portgroup")
+_NETWORK_CHILDREN = ("name", "uuid", "title", "description", "metadata", "forward", "vlan",
+                     "virtualport", "portgroup", "mtu", "port")
+"""Kept unchanged and ignored: ``title``, ``description``, ``metadata`` (any namespaced
+content), ``mtu`` (libvirt sets it on bridges and taps only; a VF's MTU is the guest's) and
+``port isolated`` (bridge ports only). See docs/libvirt-xml.md."""
+_NETWORK_ATTRS = ("connections", "trustGuestRxFilters", "ipv6")
 
 
 def parse_network(data: str | bytes, *, source: str = "<input>") -> NetworkSpec:
     """Parse a ``<network>`` whose ``<forward mode=..>`` is ``hostdev`` (also accepted:
-    ``hardware`` and ``device``, the proposal's alternatives). See the module documentation."""
+    ``hardware`` and ``device``, the proposal's alternatives), as libvirt writes it with
+    ``virsh net-dumpxml`` (active or inactive). See the module documentation and
+    docs/libvirt-xml.md for every element."""
     tree = Tree(data, source)
     root = tree.root
     if root.tag != "network":
@@ -140,7 +166,10 @@ def parse_network(data: str | bytes, *, source: str = "<input>") -> NetworkSpec:
         if isinstance(child.tag, str) and child.tag in _REFUSED_NETWORK:
             raise tree.error(child, f"not allowed: {_REFUSED_NETWORK[child.tag]}", ctx)
     check_children(tree, root, _NETWORK_CHILDREN, ctx)
-    check_attrs(tree, root, (), ctx)
+    check_attrs(tree, root, _NETWORK_ATTRS, ctx)
+    if "connections" in root.attrib:
+        int_attr(tree, root, "connections", 0, 1 << 31, ctx)
+    yes_no(tree, root, "ipv6", ctx)
 
     name_elem = one_child(tree, root, "name", ctx, required=True)
     assert name_elem is not None
@@ -155,6 +184,14 @@ def parse_network(data: str | bytes, *, source: str = "<input>") -> NetworkSpec:
             uuid = str(_uuid.UUID(raw))
         except ValueError:
             raise tree.error(uuid_elem, f"{raw!r} is not a UUID", ctx) from None
+    for tag in ("title", "description", "metadata", "mtu", "port"):
+        one_child(tree, root, tag, ctx, required=False)
+    for port in children(root, "port"):
+        check_attrs(tree, port, ("isolated",), ctx)
+        yes_no(tree, port, "isolated", ctx)
+    for mtu in children(root, "mtu"):
+        check_attrs(tree, mtu, ("size",), ctx)
+        int_attr(tree, mtu, "size", 68, 65535, ctx)
 
     fwd = one_child(tree, root, "forward", ctx, required=True)
     assert fwd is not None
@@ -175,15 +212,50 @@ def parse_network(data: str | bytes, *, source: str = "<input>") -> NetworkSpec:
                 )
             default = pg.name
         portgroups.append(pg)
-    return NetworkSpec(
+    spec = NetworkSpec(
         name=name,
         uuid=uuid,
         managed=managed,
         pool=tuple(pool),
         vlan=parse_vlan(tree, vlan_elem, ctx) if vlan_elem is not None else None,
-        virtualport=parse_virtualport(tree, vport_elem, ctx) if vport_elem is not None else None,
+        virtualport=_network_vport(tree, vport_elem, ctx),
         portgroups=tuple(portgroups),
+        trust_guest_rx_filters=_opt_yes_no(tree, root, "trustGuestRxFilters", ctx),
     )
+    for pg_name in (None, *(p.name for p in portgroups)):
+        try:
+            spec.settings_for(pg_name)  # a portgroup's virtualport conflicting with the network's
+        except PoolError as exc:
+            where = vport_elem if vport_elem is not None else root
+            raise tree.error(where, f"portgroup {pg_name!r}: {exc}", ctx) from None
+    return spec
+
+
+def _opt_yes_no(tree: Tree, elem: ET.Element, attr: str, ctx: str) -> bool | None:
+    return yes_no(tree, elem, attr, ctx) if attr in elem.attrib else None
+
+
+def _network_vport(tree: Tree, elem: ET.Element | None, ctx: str) -> VirtualPort | None:
+    """A network's or portgroup's ``<virtualport>``: a type is required, parameters may be left
+    to the interface (libvirt's merge); 802.1Qbg refused."""
+    if elem is None:
+        return None
+    if "type" not in elem.attrib:
+        raise tree.error(elem, "attribute 'type' is missing (802.1Qbh)", ctx)
+    vp = parse_virtualport(tree, elem, ctx, partial=True)
+    refuse_unsupported(tree, elem, vp, ctx)
+    return vp
+
+
+def _parse_driver(tree: Tree, drv: ET.Element, ctx: str) -> None:
+    check_attrs(tree, drv, ("name", "model"), ctx)
+    if drv.get("name", "vfio") != "vfio":
+        raise tree.error(drv, f"name={drv.get('name')!r}: only 'vfio' is supported (pyvfmac "
+                         "binds managed VFs to vfio-pci)", ctx)
+    if "model" in drv.attrib:
+        raise tree.error(drv, f"model={drv.get('model')!r}: VFIO variant drivers are not "
+                         "supported; pyvfmac binds managed VFs to vfio-pci only (drop model=, "
+                         "or bind the variant driver yourself and use managed='no')", ctx)
 
 
 def _parse_forward(tree: Tree, fwd: ET.Element, ctx: str) -> tuple[bool, list[PoolEntry]]:
@@ -198,23 +270,29 @@ def _parse_forward(tree: Tree, fwd: ET.Element, ctx: str) -> tuple[bool, list[Po
     if nat:
         raise tree.error(nat[0], "not allowed: a hostdev network does no NAT", ctx)
     check_children(tree, fwd, ("interface", "pf", "address", "driver"), ctx)
+    one_child(tree, fwd, "driver", ctx, required=False)
     for drv in children(fwd, "driver"):
-        check_attrs(tree, drv, ("name",), ctx)
-        if drv.get("name", "vfio") != "vfio":
-            raise tree.error(drv, f"name={drv.get('name')!r}: only 'vfio' is supported", ctx)
+        _parse_driver(tree, drv, ctx)
+    # An active network's net-dumpxml lists, beside <pf>, the VFs libvirt found at its start
+    # (as <address> entries): runtime state, not the pool. The pool is the PF's VFs at net-start.
+    has_pf = bool(children(fwd, "pf"))
     pool: list[PoolEntry] = []
     seen: dict[tuple[str, object], ET.Element] = {}
     for child in fwd:
         if child.tag == "interface" or child.tag == "pf":
-            check_attrs(tree, child, ("dev",), ctx)
+            check_attrs(tree, child, ("dev", "connections"), ctx)
             if "dev" not in child.attrib:
                 raise tree.error(child, "attribute 'dev' is missing", ctx)
+            if "connections" in child.attrib:
+                int_attr(tree, child, "connections", 0, 1 << 31, ctx)
             kind: Literal["interface", "pf"] = "pf" if child.tag == "pf" else "interface"
             entry = PoolEntry(kind, netdev_attr(tree, child, "dev", ctx), None)
             ident: tuple[str, object] = ("dev", entry.dev)
         elif child.tag == "address":
             entry = PoolEntry("address", None, pci_address_elem(tree, child, ctx))
             ident = ("address", entry.address)
+            if has_pf:
+                continue
         else:
             continue
         if ident in seen:
@@ -239,7 +317,7 @@ def _parse_portgroup(tree: Tree, elem: ET.Element, ctx: str) -> PortGroup:
     for child in elem:
         if isinstance(child.tag, str) and child.tag in _REFUSED_NETWORK:
             raise tree.error(child, f"not allowed: {_REFUSED_NETWORK[child.tag]}", ctx)
-    check_attrs(tree, elem, ("name", "default"), ctx)
+    check_attrs(tree, elem, ("name", "default", "trustGuestRxFilters"), ctx)
     check_children(tree, elem, ("vlan", "virtualport"), ctx)
     name = elem.get("name")
     if name is None:
@@ -253,9 +331,8 @@ def _parse_portgroup(tree: Tree, elem: ET.Element, ctx: str) -> PortGroup:
         name=name,
         default=yes_no(tree, elem, "default", pg_ctx),
         vlan=parse_vlan(tree, vlan_elem, pg_ctx) if vlan_elem is not None else None,
-        virtualport=(
-            parse_virtualport(tree, vport_elem, pg_ctx) if vport_elem is not None else None
-        ),
+        virtualport=_network_vport(tree, vport_elem, pg_ctx),
+        trust_guest_rx_filters=_opt_yes_no(tree, elem, "trustGuestRxFilters", pg_ctx),
     )
 
 
@@ -263,6 +340,8 @@ def network_to_xml(spec: NetworkSpec) -> str:
     """libvirt's format for ``spec`` (forward mode written as 'hostdev');
     ``parse_network(network_to_xml(s)) == s``."""
     root = ET.Element("network")
+    if spec.trust_guest_rx_filters is not None:
+        root.set("trustGuestRxFilters", "yes" if spec.trust_guest_rx_filters else "no")
     ET.SubElement(root, "name").text = spec.name
     if spec.uuid is not None:
         ET.SubElement(root, "uuid").text = spec.uuid
@@ -282,6 +361,8 @@ def network_to_xml(spec: NetworkSpec) -> str:
         attrs = {"name": pg.name}
         if pg.default:
             attrs["default"] = "yes"
+        if pg.trust_guest_rx_filters is not None:
+            attrs["trustGuestRxFilters"] = "yes" if pg.trust_guest_rx_filters else "no"
         pg_elem = ET.SubElement(root, "portgroup", attrs)
         if pg.vlan is not None:
             pg_elem.append(vlan_to_elem(pg.vlan))

@@ -161,7 +161,12 @@ def recover(*, out: TextIO, state_dir: str | None = None, sysfs_root: str = "/sy
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root)
     try:
         stale = [a for a in host.store.incomplete() if not a.worker_alive()]
-        count = _restore_all(stale, host, out)
+        pods = [a for a in stale if a.owner.startswith("cni:")]  # vfmac-cni's: netns-aware
+        count = _restore_all([a for a in stale if a not in pods], host, out)
+        if pods:
+            from .cni.plugin import recover_pods
+
+            count += recover_pods(pods, out, state_dir=state_dir, sysfs_root=sysfs_root)
         for alloc in host.store.orphan_allocations():
             host.store.release(alloc.network, alloc.vf_key)
             out.write(f"network {alloc.network}: released {alloc.vf_key} (attach never saved)\n")

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""ADD+DEL of vfmac-cni against Debian's host-device plugin (the reference plugin that moves a
+PCI netdev into a network namespace), on the same igb VF, in the same boot. Target: within 2x.
+
+Runs inside the QEMU testbed (the host's / read-only, containernetworking-plugins installed on
+the host):
+
+    tests/vm/testbed run --venv .venv -- .venv/bin/python bench/bench_cni.py [ROUNDS] [OUT.md]
+
+Both plugins are exec'd as a runtime does (stdin config, CNI_* environment), without IPAM, on
+the same VF and pod namespace, rounds alternating. Besides the totals, where vfmac-cni's time
+goes: interpreter start, imports, and ADD / DEL in-process (netlink, sysfs and the state store),
+the store alone (open, save, delete).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+PLUGIN = Path(sys.prefix) / "bin" / "vfmac-cni"
+HOST_DEVICE = Path("/usr/lib/cni/host-device")
+MAC = "02:5c:00:00:0b:01"
+
+
+def igb_vf() -> tuple[str, str]:
+    """(PF netdev, VF PCI address) of the first igb PF, VFs created if needed."""
+    for dev in sorted(Path("/sys/bus/pci/devices").iterdir()):
+        drv = dev / "driver"
+        if drv.exists() and drv.resolve().name == "igb" and (dev / "sriov_numvfs").exists():
+            if int((dev / "sriov_numvfs").read_text()) == 0:
+                (dev / "sriov_numvfs").write_text("7")
+            pci = os.path.basename(os.readlink(dev / "virtfn0"))
+            for _ in range(600):
+                if (Path("/sys/bus/pci/devices") / pci / "net").exists():
+                    break
+                time.sleep(0.1)
+            return next((dev / "net").iterdir()).name, pci
+    raise SystemExit("no igb PF: run inside the testbed (tests/vm/testbed run ...)")
+
+
+def call(exe: Path, command: str, conf: dict[str, object], netns: str,
+         env: dict[str, str]) -> float:
+    full = {**os.environ, **env, "CNI_COMMAND": command, "CNI_CONTAINERID": "bench",
+            "CNI_NETNS": netns, "CNI_IFNAME": "net1", "CNI_PATH": "/usr/lib/cni"}
+    t0 = time.perf_counter()
+    done = subprocess.run([str(exe)], input=json.dumps(conf).encode(), env=full,
+                          capture_output=True)
+    took = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{exe.name} {command}: {done.stdout!r} {done.stderr!r}")
+    return took
+
+
+def timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def in_process(pci: str, netns: str, state: str, rounds: int) -> dict[str, float]:
+    """ADD and DEL inside this interpreter (no start, imports done): netlink, sysfs, store."""
+    from pyvfmac.cni import plugin
+    from pyvfmac.cni.config import parse, read_env
+
+    steps: dict[str, list[float]] = {}
+
+    def timing(name: str, fn: Any) -> Any:
+        def wrapped(*a: Any, **k: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                steps.setdefault(name, []).append(time.perf_counter() - t0)
+        return wrapped
+
+    for name in ("_find_vf", "_claim", "_still_as_read", "_set_admin", "_netdev_with_mac",
+                 "_into_pod", "_bring_home", "_restore_admin", "_restore_netdev",
+                 "_netdev_differs", "_release_untouched"):
+        setattr(plugin, name, timing(name, getattr(plugin, name)))
+    conf_doc = {"cniVersion": "1.0.0", "name": "bench", "type": "vfmac-cni", "deviceID": pci,
+                "mac": MAC}
+    env = {"CNI_CONTAINERID": "bench-in", "CNI_NETNS": netns, "CNI_IFNAME": "net1"}
+    adds, dels, opens = [], [], []
+    for _ in range(rounds):
+        for command, out in (("ADD", adds), ("DEL", dels)):
+            e = read_env({**env, "CNI_COMMAND": command})
+            conf = parse(json.dumps(conf_doc).encode(), e)
+            t0 = time.perf_counter()
+            node = plugin.open_node(state)
+            t1 = time.perf_counter()
+            try:
+                (plugin.add if command == "ADD" else plugin.delete)(e, conf, node)
+            finally:
+                node.close()
+            out.append(time.perf_counter() - t0)
+            opens.append(t1 - t0)
+    out = {"add": statistics.median(adds), "del": statistics.median(dels),
+           "open": statistics.median(opens)}
+    for name, values in steps.items():
+        out[name] = sum(values) / rounds  # per ADD or DEL
+    return out
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    out_md = Path(sys.argv[2]) if len(sys.argv) > 2 else None
+    pf, pci = igb_vf()
+    state = tempfile.mkdtemp(prefix="bench-cni-state-")
+    pod = f"bench-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", pod], check=True)
+    netns = f"/run/netns/{pod}"
+    env = {"PYVFMAC_STATE_DIR": state}
+    ours = {"cniVersion": "1.0.0", "name": "bench", "type": "vfmac-cni", "deviceID": pci,
+            "mac": MAC}
+    ref = {"cniVersion": "1.0.0", "name": "bench", "type": "host-device", "pciBusID": pci}
+    got: dict[str, list[float]] = {"vfmac-cni": [], "host-device": []}
+    try:
+        for _ in range(rounds):
+            for name, exe, conf in (("vfmac-cni", PLUGIN, ours),
+                                    ("host-device", HOST_DEVICE, ref)):
+                add = call(exe, "ADD", conf, netns, env)
+                got[name].append(add + call(exe, "DEL", conf, netns, env))
+        py = str(Path(sys.prefix) / "bin" / "python")
+        start = statistics.median(timed([py, "-I", "-c", "pass"]) for _ in range(rounds))
+        imports = statistics.median(timed([py, "-c", "import pyvfmac.cni.plugin, "
+                                           "pyvfmac.topology"]) for _ in range(rounds)) - start
+        work = in_process(pci, netns, state, rounds)
+    finally:
+        subprocess.run(["ip", "netns", "del", pod], check=False)
+    ours_t = statistics.median(got["vfmac-cni"])
+    ref_t = statistics.median(got["host-device"])
+    accel = "kvm" if "kvm" in Path(
+        "/sys/devices/system/clocksource/clocksource0/current_clocksource").read_text() else "tcg"
+    lines = [
+        f"ADD+DEL of one igb VF ({pci} of {pf}), medians of {rounds} rounds, {accel}:",
+        "",
+        "| | ms |",
+        "|---|---:|",
+        f"| host-device ADD+DEL (2 processes) | {ref_t * 1e3:.0f} |",
+        f"| vfmac-cni ADD+DEL (2 processes) | {ours_t * 1e3:.0f} |",
+        f"| ratio vfmac-cni / host-device | {ours_t / ref_t:.2f}x (target <= 2x) |",
+        f"| of which: 2 interpreter starts | {2 * start * 1e3:.0f} |",
+        f"| of which: 2 x imports (pyvfmac.cni.plugin, topology) | {2 * imports * 1e3:.0f} |",
+        f"| of which: ADD in-process (store, sysfs scan, netlink, MAC) | {work['add'] * 1e3:.0f} |",
+        f"| of which: DEL in-process (restore, verify, store) | {work['del'] * 1e3:.0f} |",
+        f"| of which: opening store + rtnetlink, per call | {work['open'] * 1e3:.0f} |",
+    ]
+    lines += [f"| in-process step {name} (per call) | {work[name] * 1e3:.1f} |"
+              for name in sorted(work) if name.startswith("_")]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out_md is not None:
+        out_md.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

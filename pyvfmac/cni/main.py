@@ -1,0 +1,77 @@
+"""``vfmac-cni``: the CNI plugin's entry point (spec 1.1.0). Reads the environment and stdin,
+runs the command, writes the result or the CNI error JSON on stdout; exit status 0 or 1.
+
+Only what every call needs is imported here; the plugin's work is imported when it runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+
+def _run(raw: bytes, environ: dict[str, str]) -> tuple[dict[str, Any] | None, str | None]:
+    """(the JSON to print or None, the config's cniVersion when known)."""
+    from .config import decode, parse, read_env
+    from .result import version_info
+
+    env = read_env(environ)
+    if env.command == "VERSION":
+        doc = decode(raw) if raw.strip() else {}
+        requested = doc.get("cniVersion")
+        return version_info(requested if isinstance(requested, str) else None), None
+    conf = parse(raw, env)
+    from . import plugin
+
+    node = plugin.open_node(os.environ.get("PYVFMAC_STATE_DIR") or None)
+    try:
+        if env.command == "ADD":
+            return plugin.add(env, conf, node), conf.version
+        if env.command == "DEL":
+            plugin.delete(env, conf, node)
+        elif env.command == "CHECK":
+            plugin.check(env, conf, node)
+        elif env.command == "GC":
+            plugin.gc(env, conf, node)
+        else:
+            plugin.status(node)
+        return None, conf.version
+    finally:
+        node.close()
+
+
+def _version_hint(raw: bytes) -> str | None:
+    import json
+
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    version = doc.get("cniVersion") if isinstance(doc, dict) else None
+    return version if isinstance(version, str) else None
+
+
+def main() -> None:
+    raw = sys.stdin.buffer.read()
+    from .result import dumps
+
+    try:
+        out, _ = _run(raw, dict(os.environ))
+    except Exception as exc:  # every failure becomes the CNI error object
+        from .result import error
+
+        if os.environ.get("CNI_COMMAND") == "STATUS" and not hasattr(exc, "code"):
+            from ..errors import CniError
+            from . import codes
+
+            exc = CniError(codes.NOT_AVAILABLE, f"vfmac-cni is not available: {exc}")
+        sys.stdout.write(dumps(error(_version_hint(raw), exc)))
+        sys.stdout.flush()
+        sys.exit(1)
+    if out is not None:
+        sys.stdout.write(dumps(out))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
