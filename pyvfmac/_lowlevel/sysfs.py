@@ -1,0 +1,221 @@
+"""The sysfs walker: one pass over bus/pci/devices, its records packed for bulk reading
+(csrc/vfm_sysfs*.c)."""
+
+from __future__ import annotations
+
+import struct as _struct
+from typing import Any as _Any
+from typing import NamedTuple as _NamedTuple
+
+from . import base as _base
+from .base import Layout as _Layout
+from .base import ffi, lib
+
+
+from ..errors import SysfsError as _SysfsError
+
+FN_VANISHED = int(lib.VFM_FN_VANISHED)
+FN_BADNAME = int(lib.VFM_FN_BADNAME)
+FN_PF = int(lib.VFM_FN_PF)
+FN_VF = int(lib.VFM_FN_VF)
+FN_LINKED = int(lib.VFM_FN_LINKED)
+FN_BAD_DRIVER = int(lib.VFM_FN_BAD_DRIVER)
+FN_BAD_IOMMU = int(lib.VFM_FN_BAD_IOMMU)
+FN_BAD_PHYSFN = int(lib.VFM_FN_BAD_PHYSFN)
+FN_BAD_NETDEV = int(lib.VFM_FN_BAD_NETDEV)
+FN_BAD_VIRTFN = int(lib.VFM_FN_BAD_VIRTFN)
+FN_BAD_SRIOV = int(lib.VFM_FN_BAD_SRIOV)
+FN_BAD_IDS = int(lib.VFM_FN_BAD_IDS)
+
+VIRTFN_OK = int(lib.VFM_VIRTFN_OK)
+VIRTFN_MISSING = int(lib.VFM_VIRTFN_MISSING)
+VIRTFN_VANISHED = int(lib.VFM_VIRTFN_VANISHED)
+VIRTFN_NOT_VF = int(lib.VFM_VIRTFN_NOT_VF)
+VIRTFN_MISMATCH = int(lib.VFM_VIRTFN_MISMATCH)
+VIRTFN_DUPLICATE = int(lib.VFM_VIRTFN_DUPLICATE)
+
+class RawVirtfn(_NamedTuple):
+    """One ``virtfnN`` link of a PF (struct vfm_virtfn): ``func`` indexes the scan's functions
+    (-1: none)."""
+
+    vf_index: int
+    domain: int
+    bus: int
+    slot: int
+    function: int
+    func: int
+    state: int  # VIRTFN_*
+
+
+class RawFunc(_NamedTuple):
+    """One entry of ``bus/pci/devices`` as the C walker saw it (struct vfm_pci_func, field by
+    field). ``name`` and ``driver`` are NUL-padded; ``flags``: FN_*."""
+
+    name: bytes
+    domain: int
+    bus: int
+    slot: int
+    function: int
+    flags: int
+    vendor: int
+    device: int
+    class_code: int
+    iommu_group: int  # -1: none
+    totalvfs: int  # -1: not a PF
+    numvfs: int  # -1: not a PF / unreadable
+    pf_domain: int  # physfn (FN_VF)
+    pf_bus: int
+    pf_slot: int
+    pf_function: int
+    pf: int  # index of the PF (linked VFs), -1
+    vf_index: int  # -1
+    netdev_first: int  # RawScan.netdevs[first:first + count]
+    netdev_count: int
+    virtfn_first: int  # RawScan.virtfns[first:first + count]
+    virtfn_count: int
+    driver: bytes  # NUL-padded, empty: none
+
+
+# struct vfm_pci_func / vfm_virtfn / vfm_netdev, unpacked in bulk. RawFunc / RawVirtfn name
+# their fields: C paths map to those names (``addr.`` dropped, ``physfn.`` -> ``pf_``).
+_RENAME = {"index": "vf_index"}
+
+
+def _py_name(path: str) -> str:
+    path = path.replace("addr.", "", 1) if path.startswith("addr.") else path
+    return _RENAME.get(path, path.replace("physfn.", "pf_", 1))
+
+
+def _records(cname: str, cls: type) -> _Layout:
+    """A record struct's layout, its flattened fields checked against cls's field names."""
+    lay = _base.layout(cname)
+    names = tuple(_py_name(path) for path, _, _ in lay.fields)
+    if names != getattr(cls, "_fields"):  # pragma: no cover - header and Python disagree
+        raise ImportError(f"pyvfmac._lowlevel: {cname} fields {names} are not {cls.__name__}'s")
+    return lay
+
+
+_FUNC_LAYOUT = _records("struct vfm_pci_func", RawFunc)
+_FUNC = _FUNC_LAYOUT.st
+_VIRTFN = _records("struct vfm_virtfn", RawVirtfn).st
+_NETDEV = _base.layout("struct vfm_netdev").st
+
+
+class RawScan(_NamedTuple):
+    funcs: list[RawFunc]
+    netdevs: list[bytes]
+    virtfns: list[RawVirtfn]
+
+
+def cstr(raw: bytes) -> bytes:
+    """The bytes of a NUL-terminated char array."""
+    return raw.partition(b"\0")[0]
+
+
+class PackedScan(_NamedTuple):
+    """The walker's three arrays copied out of C as they are (struct vfm_pci_func /
+    vfm_netdev / vfm_virtfn records back to back): a snapshot that costs one copy to keep and
+    is unpacked only when needed (:func:`func_rows`, :func:`netdev_names`, :func:`virtfn_rows`)."""
+
+    funcs: bytes
+    netdevs: bytes
+    virtfns: bytes
+
+
+# struct vfm_pci_func's name (first): func_rows / func_columns leave it out (see func_name).
+_NAME_PATH, _NAME_OFF, _NAME_CODE = _FUNC_LAYOUT.fields[0]
+_NAME_LEN = _struct.calcsize(_NAME_CODE)
+if _NAME_PATH != "name" or _NAME_OFF != 0:  # pragma: no cover - a reordered header
+    raise ImportError("pyvfmac._native: struct vfm_pci_func does not start with its name")
+# The same struct with the name as pad bytes: the fields of RawFunc after ``name``.
+_FUNC_NONAME = _struct.Struct(_FUNC.format.replace(_NAME_CODE, f"{_NAME_LEN}x", 1))
+
+
+def func_rows(p: PackedScan) -> list[tuple[_Any, ...]]:
+    """Every function as a plain tuple: RawFunc's fields but ``name`` (see :func:`func_name`)."""
+    return list(_FUNC_NONAME.iter_unpack(p.funcs)) if p.funcs else []
+
+
+def _func_column(offset: int, code: str) -> tuple[str, int, int]:
+    """How func_columns reads a field: ("I" / "i", 32-bit word index, 0) or ("s", offset, length)."""
+    if code.endswith("s"):
+        return "s", offset, _struct.calcsize(code)
+    if code not in "Ii" or offset % 4:  # pragma: no cover - a field the reader cannot take
+        raise ImportError(f"pyvfmac._native: vfm_pci_func field at {offset}: {code!r}")
+    return code, offset // 4, 0
+
+
+# RawFunc's fields after ``name``, in order, as func_columns reads them.
+_FUNC_COLUMNS = tuple(_func_column(off, code) for _, off, code in _FUNC_LAYOUT.fields[1:])
+if _FUNC.size % 4:  # pragma: no cover - a layout the column reader cannot take
+    raise ImportError("pyvfmac._native: struct vfm_pci_func is not a whole number of words")
+
+
+# Where each of RawFunc's fields but ``name`` is in func_rows' tuples / func_columns' list.
+FUNC_COLUMN = {name: i for i, name in enumerate(RawFunc._fields[1:])}
+
+
+def func_columns(p: PackedScan) -> list[list[_Any]]:
+    """The same values as :func:`func_rows`, one list per field (column): cheaper to build."""
+    buf = p.funcs
+    if not buf:
+        return [[] for _ in _FUNC_COLUMNS]
+    size = _FUNC.size
+    words = {"I": memoryview(buf).cast("I"), "i": memoryview(buf).cast("i")}
+    return [words[kind][at::size // 4].tolist() if kind != "s"
+            else [buf[o:o + length] for o in range(at, len(buf), size)]
+            for kind, at, length in _FUNC_COLUMNS]
+
+
+def func_name(p: PackedScan, i: int) -> bytes:
+    """The ``bus/pci/devices`` entry name of function ``i`` (NUL padding removed)."""
+    return cstr(p.funcs[i * _FUNC.size:i * _FUNC.size + _NAME_LEN])
+
+
+def netdev_names(p: PackedScan) -> list[bytes]:
+    return [n.partition(b"\0")[0] for (n,) in _NETDEV.iter_unpack(p.netdevs)] if p.netdevs else []
+
+
+def virtfn_rows(p: PackedScan) -> list[tuple[int, int, int, int, int, int, int]]:
+    """Every virtfn link as a plain tuple of RawVirtfn's fields."""
+    return list(_VIRTFN.iter_unpack(p.virtfns)) if p.virtfns else []
+
+
+def unpack_scan(p: PackedScan) -> RawScan:
+    """The named-tuple view of a packed scan."""
+    return RawScan(
+        list(map(RawFunc._make, _FUNC.iter_unpack(p.funcs) if p.funcs else ())),
+        netdev_names(p),
+        list(map(RawVirtfn._make, virtfn_rows(p))),
+    )
+
+
+def _copy_scan(t: _Any) -> PackedScan:
+    def copy(ptr: _Any, n: int, size: int) -> bytes:
+        return ffi.buffer(ptr, n * size)[:] if n else b""
+
+    return PackedScan(copy(t.funcs, t.n_funcs, _FUNC.size),
+                      copy(t.netdevs, t.n_netdevs, _NETDEV.size),
+                      copy(t.virtfns, t.n_virtfns, _VIRTFN.size))
+
+
+def topo_scan_packed(root: str, threads: int = 0) -> PackedScan:
+    """One pass of the C walker over ``<root>/bus/pci/devices``, sorted by address (entries whose
+    name is not a PCI address last); :class:`SysfsError` naming the path on an I/O failure.
+    ``threads``: readers (0: one per CPU for big trees)."""
+    out = ffi.new("struct vfm_topo **")
+    errpath = ffi.new("char[]", 512)
+    rc = lib.vfm_topo_scan(root.encode("utf-8", "surrogateescape"), threads, out, errpath, 512)
+    if rc < 0:
+        where = _base.msg(errpath)
+        path = root if where in ("", ".") else f"{root.rstrip('/')}/{where}"
+        raise _SysfsError(-rc, f"cannot scan PCI devices: {path}", device=None)
+    try:
+        return _copy_scan(out[0])
+    finally:
+        lib.vfm_topo_free(out[0])
+
+
+def topo_scan(root: str, threads: int = 0) -> RawScan:
+    """:func:`topo_scan_packed`, unpacked into named tuples."""
+    return unpack_scan(topo_scan_packed(root, threads))

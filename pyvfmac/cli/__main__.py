@@ -1,0 +1,7 @@
+"""``python -m pyvfmac.cli``: the same as ``vfmac``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

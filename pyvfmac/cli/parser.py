@@ -1,0 +1,251 @@
+"""The ``vfmac`` command line's parser: every subcommand, its options, help and examples.
+
+`vfmac apply` at boot builds the parser of its own subcommand only (see :func:`parse_args`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+
+from .commands import (
+    cmd_apply,
+    cmd_attach,
+    cmd_detach,
+    cmd_net,
+    cmd_recover,
+    cmd_restore,
+    cmd_set,
+    cmd_watch,
+)
+from .common import ENV_STATE, ENV_SYSFS, PROG, UsageError
+from .listing import cmd_list
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, NoReturn
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def _columns() -> int:
+    """shutil.get_terminal_size().columns, without importing shutil (and its compression
+    modules) on every run just to build a parser."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        stdout: Any = sys.__stdout__  # None without a stdout
+        try:
+            columns = os.get_terminal_size(stdout.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+def _fmt(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30,
+                                                width=_columns() - 2)  # as argparse's default
+
+
+_EXAMPLES = {
+    "list": "vfmac list\n  vfmac list --json | jq '.[].vfs[].mac'",
+    "set": "vfmac set eth0 3 mac 52:54:00:6d:90:02 vlan 42 qos 3 spoofchk on trust off\n"
+           "  vfmac set eth0 3 vlan 100 proto 802.1ad state disable",
+    "attach": "vfmac attach guest-nic.xml --live-xml guest-nic.live.xml\n"
+              "  vfmac attach /etc/libvirt/qemu/guest1.xml > guest1.live.xml\n"
+              "  vfmac attach --pci 0000:03:10.2 --mac 52:54:00:12:34:56 --owner vm100 --json",
+    "detach": "vfmac detach guest-nic.live.xml\n  vfmac detach --owner vm100",
+    "restore": "vfmac restore eth0 3\n  vfmac restore --all",
+    "recover": "vfmac recover     # after a crash: put back every VF left half-attached",
+    "apply": "vfmac apply /etc/pyvfmac/vfmac.toml --dry-run\n"
+             "  vfmac apply   # the default config, as the systemd unit runs it",
+    "watch": "vfmac watch /etc/pyvfmac/vfmac.toml   # as pyvfmac-watch.service runs it\n"
+             "  vfmac watch --json | jq -c 'select(.event == \"apply\")'",
+    "net-define": "vfmac net-define passthrough-net.xml",
+    "net-undefine": "vfmac net-undefine passthrough-net",
+    "net-start": "vfmac net-start passthrough-net",
+    "net-stop": "vfmac net-stop passthrough-net --force",
+    "net-list": "vfmac net-list --json",
+    "net-show": "vfmac net-show passthrough-net",
+}
+
+
+def _sub(subs: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = subs.add_parser(
+        name, help=help_text, description=help_text, formatter_class=_fmt,
+        epilog="example:\n  " + _EXAMPLES[name])
+    return p
+
+
+def _add_list(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_list)
+
+
+def _add_set(s: argparse.ArgumentParser) -> None:
+    s.add_argument("pf")
+    s.add_argument("vf")
+    s.add_argument("settings", nargs=argparse.REMAINDER,
+                   help="mac M | vlan N [qos Q] [proto 802.1Q|802.1ad] | spoofchk on|off | "
+                        "trust on|off | state auto|enable|disable | min_tx_rate N | max_tx_rate N")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_set)
+
+
+def _add_attach(s: argparse.ArgumentParser) -> None:
+    s.add_argument("file", nargs="?")
+    s.add_argument("--live-xml", metavar="OUT", help="write the live XML here (default stdout)")
+    g = s.add_argument_group("without XML (Proxmox VE, QEMU, cloud-hypervisor, Firecracker)")
+    g.add_argument("--pci", metavar="ADDR", help="the VF by PCI address")
+    g.add_argument("--network", metavar="NAME", help="a free VF of this pool instead of --pci")
+    g.add_argument("--mac", metavar="MAC")
+    g.add_argument("--vlan", metavar="N", type=int)
+    g.add_argument("--qos", metavar="Q", type=int)
+    g.add_argument("--spoofchk", metavar="on|off")
+    g.add_argument("--trust", metavar="on|off")
+    g.add_argument("--managed", action="store_true", help="bind the VF to vfio-pci")
+    g.add_argument("--owner", metavar="NAME", help="who holds the VF (vfmac detach --owner)")
+    g.add_argument("--json", action="store_true", help="print what was attached as JSON")
+    s.set_defaults(func=cmd_attach)
+
+
+def _add_force(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--force", action="store_true",
+                   help="drop the saved record even where a setting could not be restored")
+
+
+def _add_detach(s: argparse.ArgumentParser) -> None:
+    s.add_argument("file", nargs="?")
+    s.add_argument("--owner", metavar="NAME", help="every VF attached with --owner NAME")
+    _add_force(s)
+    s.set_defaults(func=cmd_detach)
+
+
+def _add_restore(s: argparse.ArgumentParser) -> None:
+    s.add_argument("pf", nargs="?")
+    s.add_argument("vf", nargs="?")
+    s.add_argument("--all", action="store_true")
+    _add_force(s)
+    s.set_defaults(func=cmd_restore)
+
+
+def _add_recover(s: argparse.ArgumentParser) -> None:
+    s.set_defaults(func=cmd_recover)
+
+
+def _add_apply(s: argparse.ArgumentParser) -> None:
+    s.add_argument("config", nargs="?", default="/etc/pyvfmac/vfmac.toml")
+    s.add_argument("--dry-run", action="store_true", help="print the changes, change nothing")
+    s.add_argument("--pf", action="append", metavar="NAME|PCI",
+                   help="only this PF's part of the config (repeatable; a udev rule's use)")
+    s.set_defaults(func=cmd_apply)
+
+
+def _add_watch(s: argparse.ArgumentParser) -> None:
+    s.add_argument("config", nargs="?", default="/etc/pyvfmac/vfmac.toml")
+    s.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
+    s.add_argument("--quiet-period", type=float, default=0.5, metavar="S",
+                   help="act on a PF once its events pause this long (default 0.5)")
+    s.add_argument("--max-delay", type=float, default=3.0, metavar="S",
+                   help="... or this long after its first event (default 3)")
+    s.set_defaults(func=cmd_watch)
+
+
+def _add_net(arg: str | None, *, force: bool = False,
+             json: bool = False) -> Callable[[argparse.ArgumentParser], None]:
+    def add(s: argparse.ArgumentParser) -> None:
+        if arg:
+            s.add_argument(arg)
+        if force:
+            s.add_argument("--force", action="store_true",
+                           help="stop even with VFs in use (they are restored and released)")
+        if json:
+            s.add_argument("--json", action="store_true")
+        s.set_defaults(func=cmd_net)
+
+    return add
+
+
+# name -> (help, arguments), in the order of `vfmac --help`
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "list": ("list PFs and their VFs", _add_list),
+    "set": ("change one VF's settings through its PF", _add_set),
+    "attach": ("prepare the VFs of a <hostdev>/<interface>/<domain> document", _add_attach),
+    "detach": ("give back the VFs of a document attached before", _add_detach),
+    "restore": ("put back a VF's saved original configuration", _add_restore),
+    "recover": ("restore every VF whose attach did not complete", _add_recover),
+    "apply": ("program all VFs of all PFs from a TOML config (boot time)", _add_apply),
+    "watch": ("keep VFs as configured while the host runs (daemon)", _add_watch),
+    "net-define": ("store a <network> pool definition", _add_net("file")),
+    "net-undefine": ("remove a stopped network definition", _add_net("name")),
+    "net-start": ("resolve a network's pool and make it usable", _add_net("name")),
+    "net-stop": ("stop a network (refused while VFs are in use)", _add_net("name", force=True)),
+    "net-list": ("list networks", _add_net(None, json=True)),
+    "net-show": ("show a network's pool and each VF's state", _add_net("name", json=True)),
+}
+_VALUE_OPTIONS = ("--state-dir", "--sysfs-root")
+
+
+def build_parser(only: str | None = None, *,
+                 parser_class: type[_Parser] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``only``, the top level and that one subcommand (each
+    ArgumentParser costs a few gettext look-ups, i.e. file-system probes: `vfmac apply` at
+    boot builds two parsers, not fourteen)."""
+    cls = parser_class or _Parser
+    p = cls(prog=PROG, formatter_class=_fmt,
+            description="Fixed MAC addresses for SR-IOV VFs: set, attach/detach with saved "
+                        "originals, VF pools, boot-time bulk programming.",
+            epilog="example:\n  vfmac list\n  vfmac apply /etc/pyvfmac/vfmac.toml")
+    p.add_argument("--state-dir", help=f"state store directory (env {ENV_STATE}; "
+                                       "default /var/lib/pyvfmac)")
+    p.add_argument("--sysfs-root", help=f"where sysfs is mounted (env {ENV_SYSFS}; default /sys)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    subs = p.add_subparsers(dest="command", required=True, parser_class=cls)
+    for name, (text, add) in _COMMANDS.items():
+        if only is None or name == only:
+            add(_sub(subs, name, text))
+    return p
+
+
+def command_word(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names, when that is plain to see (global options spelled out in
+    full before it); None otherwise (help, abbreviations, an unknown word: the whole parser)."""
+    it = iter(argv)
+    for word in it:
+        if word in _VALUE_OPTIONS:
+            next(it, None)
+        elif word in ("-q", "--quiet") or word.startswith(tuple(o + "=" for o in _VALUE_OPTIONS)):
+            continue
+        else:
+            return word if word in _COMMANDS else None
+    return None
+
+
+class _Retry(Exception):
+    """The one-subcommand parser met an error: the whole parser reports it."""
+
+
+class _QuietParser(_Parser):
+    def error(self, message: str) -> NoReturn:
+        raise _Retry(message)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse with the parser of the named subcommand only; anything unusual (an error, help at
+    the top level) goes through the whole parser, so its messages are the whole parser's."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    only = command_word(words)
+    if only is not None:
+        try:
+            return build_parser(only, parser_class=_QuietParser).parse_args(words)
+        except _Retry:
+            pass
+    return build_parser().parse_args(words)
