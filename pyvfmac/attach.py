@@ -412,6 +412,25 @@ def _detach_virtualport(spec: DeviceSpec, host: Host) -> VirtualPort | None:
     return vport if vport is not None and vport.type == "802.1Qbh" else None
 
 
+def _give_back(held: Sequence[tuple[Attachment, VirtualPort | None]], host: Host, out: TextIO,
+               *, force: bool) -> None:
+    """Restore each VF (disassociating its port profile), one line each; the failures together
+    as one :class:`RestoreError` after every VF was tried."""
+    errors = []
+    for att, vport in held:
+        try:
+            notes = restore_attachment(att, host, virtualport=vport, force=force)
+        except VfmacError as exc:
+            errors.append(str(exc))
+            continue
+        o = att.original
+        out.write(f"{o.pf} vf {o.vf} ({att.vf_key}): restored"
+                  + (" (network " + att.network + ")" if att.network else "")
+                  + ("; accepted: " + "; ".join(notes) if notes else "") + "\n")
+    if errors:
+        raise RestoreError("; ".join(errors))
+
+
 def detach_file(path: str, *, out: TextIO, state_dir: str | None = None,
                 sysfs_root: str = "/sys", force: bool = False) -> None:
     """``vfmac detach``: give back every device of a document (as given at attach, or live)."""
@@ -422,20 +441,8 @@ def detach_file(path: str, *, out: TextIO, state_dir: str | None = None,
         if not doc.devices:
             raise _no_devices(doc, "detach")
         found = [(spec, _find_attachment(spec, host)) for spec in doc.devices]
-        errors = []
-        for spec, att in found:
-            vport = _detach_virtualport(spec, host)
-            try:
-                notes = restore_attachment(att, host, virtualport=vport, force=force)
-            except VfmacError as exc:
-                errors.append(str(exc))
-                continue
-            o = att.original
-            out.write(f"{o.pf} vf {o.vf} ({att.vf_key}): restored"
-                      + (" (network " + att.network + ")" if att.network else "")
-                      + ("; accepted: " + "; ".join(notes) if notes else "") + "\n")
-        if errors:
-            raise RestoreError("; ".join(errors))
+        _give_back([(att, _detach_virtualport(spec, host)) for spec, att in found], host, out,
+                   force=force)
     finally:
         host.close()
 
@@ -502,25 +509,10 @@ def detach_owner(owner: str, *, out: TextIO, state_dir: str | None = None,
         if not records:
             out.write(f"owner {owner}: nothing attached\n")
             return 0
-        errors = []
-        for att in records:
-            vport = None
-            if att.network is not None:
-                vport = _detach_virtualport(DeviceSpec(
-                    index=0, form="hostdev", managed=False, mac=att.mac, address=None,
-                    netdev=None, network=att.network, portgroup=None, vlan=None,
-                    virtualport=None), host)
-            try:
-                notes = restore_attachment(att, host, virtualport=vport, force=force)
-            except VfmacError as exc:
-                errors.append(str(exc))
-                continue
-            o = att.original
-            out.write(f"{o.pf} vf {o.vf} ({att.vf_key}): restored"
-                      + (" (network " + att.network + ")" if att.network else "")
-                      + ("; accepted: " + "; ".join(notes) if notes else "") + "\n")
-        if errors:
-            raise RestoreError("; ".join(errors))
+        _give_back([(att, None if att.network is None else _detach_virtualport(DeviceSpec(
+            index=0, form="hostdev", managed=False, mac=att.mac, address=None, netdev=None,
+            network=att.network, portgroup=None, vlan=None, virtualport=None), host))
+            for att in records], host, out, force=force)
         return len(records)
     finally:
         host.close()

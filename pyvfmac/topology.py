@@ -33,6 +33,7 @@ __all__ = [
     "Topology",
     "Vf",
     "read_pci_sysfs_root",
+    "read_vf",
     "scan",
 ]
 
@@ -492,6 +493,64 @@ class _Builder:
             tuple(self.vanished),
             tuple(self.entry_notes + self.notes),
         )
+
+
+# ---- one VF without the walk ----
+
+
+def _entry_names(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+def _link_name(path: str) -> str | None:
+    try:
+        return os.path.basename(os.readlink(path))
+    except OSError:
+        return None
+
+
+def _class_code(dev: str) -> int:
+    try:
+        with open(f"{dev}/class", encoding="ascii") as f:
+            return int(f.read().strip(), 16)
+    except (OSError, ValueError):
+        return 0
+
+
+def read_vf(address: PciAddress, sysfs_root: str = "/sys") -> Vf:
+    """One VF, read from its own sysfs entries without walking the whole tree (a CNI ADD wants
+    one VF, fast): the same :class:`Vf` and the same :class:`TopologyError` messages as
+    :meth:`Topology.vf` (``not a PCI device`` / ``not a network device`` / ``not a VF``), and
+    ``its PF ... has no network device``. The vendor / device ids are not read (0)."""
+    addr = str(address)
+    dev = f"{sysfs_root}/bus/pci/devices/{addr}"
+    if not os.path.isdir(dev):
+        raise TopologyError(f"{addr}: not a PCI device (no {dev})")
+    netdevs = _entry_names(f"{dev}/net")
+    code = _class_code(dev)
+    if not _is_network_class(code) and not netdevs:
+        raise TopologyError(f"{addr}: not a network device (PCI class {code:#08x})")
+    pf = _link_name(f"{dev}/physfn")
+    if pf is None:
+        what = "an SR-IOV PF" if os.path.exists(f"{dev}/sriov_totalvfs") else "a PCI function"
+        raise TopologyError(f"{addr}: not a VF (it is {what})")
+    pf_dir = f"{sysfs_root}/bus/pci/devices/{pf}"
+    index = next((int(name[6:]) for name in _entry_names(pf_dir)
+                  if name.startswith("virtfn") and _link_name(f"{pf_dir}/{name}") == addr), None)
+    if index is None:
+        raise TopologyError(f"{addr}: not a VF (its PF {pf} does not list it)")
+    pf_netdevs = tuple(_entry_names(f"{pf_dir}/net"))
+    if not pf_netdevs:
+        raise TopologyError(f"{addr}: its PF {pf} has no network device to program it through")
+    group = _link_name(f"{dev}/iommu_group")
+    return Vf(address=PciAddress.parse(addr), pf=PciAddress.parse(pf), pf_netdevs=pf_netdevs,
+              index=index, netdev=netdevs[0] if netdevs else None,
+              driver=_link_name(f"{dev}/driver"),
+              iommu_group=int(group) if group is not None and group.isdigit() else None,
+              vendor=0, device=0, class_code=code)
 
 
 def scan(sysfs_root: str | os.PathLike[str] | None = None, *, threads: int = 0) -> Topology:

@@ -8,7 +8,7 @@ import pytest
 from fakesysfs import NVME_CLASS, FakeSysfs, pci_name
 
 from pyvfmac.cni import codes
-from pyvfmac.cni.device import read_vf
+from pyvfmac.topology import read_vf
 from pyvfmac.cni.result import code_of
 from pyvfmac.errors import TopologyError
 from pyvfmac.types import PciAddress
@@ -32,7 +32,7 @@ def vf_addr(fs: FakeSysfs, index: int) -> PciAddress:
 
 def test_netdev_and_vfio_vfs(sysfs: FakeSysfs) -> None:
     vf = read_vf(vf_addr(sysfs, 0), str(sysfs.root))
-    assert (vf.pf, vf.pf_netdevs, vf.index, vf.netdev, vf.driver) == (
+    assert (str(vf.pf), vf.pf_netdevs, vf.index, vf.netdev, vf.driver) == (
         PF, ("eth0",), 0, "eth5", "igbvf")
     vfio = read_vf(vf_addr(sysfs, 1), str(sysfs.root))
     assert (vfio.index, vfio.netdev, vfio.driver) == (1, None, "vfio-pci")

@@ -26,9 +26,9 @@ from ..netlink import Rtnl, check_results, result_error
 from ..settings import VfChange, VfSettings, VfState, describe_diff, diff, restore_steps
 from ..records import Attachment, Original
 from ..store import Store
+from ..topology import read_vf
 from ..types import LinkInfo, PciAddress
 from . import codes
-from .device import read_vf
 from .config import Env, NetConf, bad_conf, bad_env, owner, split_owner
 from .netns import Netns, host_netdevs, mtu_and_up, open_pod, wait_host_netdev
 from .records import PodLink, PodLinks
@@ -126,7 +126,7 @@ def _find_vf(conf: NetConf, node: Node) -> _Vf:
         raise bad_conf("deviceID: missing (the VF's PCI address, set by the device plugin)")
     vf = read_vf(conf.device, node.sysfs_root)  # not a PCI device / network function / VF
     pf = vf.pf_netdevs[0]
-    return _Vf(key=vf.address, pf=pf, index=vf.index, netdev=vf.netdev, driver=vf.driver,
+    return _Vf(key=str(vf.address), pf=pf, index=vf.index, netdev=vf.netdev, driver=vf.driver,
                state=node.nl.read_link(pf).vf(vf.index))
 
 
