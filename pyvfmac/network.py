@@ -42,7 +42,6 @@ from .xmltree import (
     one_child,
     pci_address_elem,
     serialize,
-    short,
     yes_no,
 )
 

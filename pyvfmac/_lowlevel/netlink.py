@@ -9,16 +9,13 @@ from .base import check, ffi, lib
 
 import errno as _errno
 import sys as _sys
-import struct as _struct
 from collections.abc import Sequence as _Sequence
 from typing import Any as _Any
 
-from ..errors import NetlinkError as _NetlinkError
 from ..types import LinkInfo as _LinkInfo
 from ..types import VfState as _VfState
 from ..types import bulk_constructor as _bulk_constructor
 from itertools import repeat as _repeat
-from typing import NamedTuple as _NamedTuple
 
 _CHANGE = _base.layout("struct vfm_vf_change").st
 _RESULT = _base.layout("struct vfm_vf_result").st

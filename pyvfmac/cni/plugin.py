@@ -1,8 +1,7 @@
 """ADD, DEL, CHECK, GC and STATUS of vfmac-cni.
 
-ADD claims the VF in the state store (the attachment record, owner
-``cni:<container>:<ifname>:<network>``) with its original saved durably before anything changes,
-sets the admin settings through the PF, and for a VF with a host netdev moves it into the pod's
+ADD claims the VF in the state store (owner ``cni:<container>:<ifname>:<network>``) with its
+original saved durably before anything changes, sets the admin settings through the PF, and for a VF with a host netdev moves it into the pod's
 namespace as ``CNI_IFNAME`` with the MAC, up, with the IPAM delegate's addresses and routes. A VF
 on vfio-pci or another userspace driver gets the admin settings only (KubeVirt). Any failure
 DELs the delegate and puts everything back before the error is returned.

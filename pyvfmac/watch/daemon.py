@@ -24,7 +24,6 @@ logged and the loop goes on.
 from __future__ import annotations
 
 import json
-import os
 import selectors
 import signal
 import socket
