@@ -10,6 +10,14 @@ from collections.abc import Iterator
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory,
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every unit test (and every process it starts) gets a state directory of its own: no test
+    reads or writes the host's /var/lib/pyvfmac. A test that wants another sets it again."""
+    monkeypatch.setenv("PYVFMAC_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def veth_netns() -> Iterator[str]:
     """A network namespace of the test's own holding a veth pair vx0/vx1 (a netdev without VFs);

@@ -163,6 +163,22 @@ def test_state_dir_from_environment_is_private(tmp_path: Path) -> None:
     assert stat.S_IMODE((state / "state.db").stat().st_mode) == 0o600
 
 
+def test_list_with_an_unusable_store_still_lists(tmp_path: Path) -> None:
+    """A listing is a read: a state store that cannot be opened (here: read-only, as in a
+    container with the host's /var/lib mounted read-only) costs the holders column, not the
+    listing; stderr says why."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "state.db").mkdir()  # not a database file: Store() refuses it
+    env = dict(os.environ, PYVFMAC_STATE_DIR=str(state))
+    proc = subprocess.run([sys.executable, "-P", "-m", "pyvfmac.cli", "list", "--json"],
+                          env=env, capture_output=True, text=True, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    assert isinstance(json.loads(proc.stdout), list)
+    assert "warning: VFs held by pyvfmac not shown" in proc.stderr
+    assert str(state / "state.db") in proc.stderr
+
+
 def test_detach_unknown_device_is_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = tmp_path / "d.xml"
     doc.write_text("<hostdev mode='subsystem' type='pci'><source><address bus='0x06' slot='0x02'"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 
 from ..errors import VfmacError
-from .common import onoff, state_dir, sysfs_root
+from .common import PROG, onoff, state_dir, sysfs_root
 
 if TYPE_CHECKING:
     from typing import Any, TextIO
@@ -30,7 +31,12 @@ def _held(args: argparse.Namespace) -> dict[tuple[str, int], str]:
     from ..store import Store
 
     held: dict[tuple[str, int], str] = {}
-    with Store(path) as store:
+    try:
+        store = Store(path)
+    except VfmacError as exc:  # a listing is a read: show the VFs, say why holders are missing
+        print(f"{PROG}: warning: VFs held by pyvfmac not shown: {exc}", file=sys.stderr)
+        return {}
+    with store:
         for att in store.all():
             where = f"pool {att.network}" if att.network else "attached"
             pod = split_owner(att.owner)
