@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import time
-from pathlib import Path
 
 from .. import _lowlevel as ll
 from ..errors import NetlinkError
@@ -105,6 +103,7 @@ class Netns:
 
     def add_address(self, link: LinkInfo, cidr: str) -> None:
         import ipaddress
+        import socket
 
         iface = ipaddress.ip_interface(cidr)
         family = socket.AF_INET6 if iface.version == 6 else socket.AF_INET
@@ -115,6 +114,7 @@ class Netns:
 
     def add_route(self, link: LinkInfo, dst: str, gw: str | None) -> None:
         import ipaddress
+        import socket
 
         net = ipaddress.ip_network(dst, strict=False)
         family = socket.AF_INET6 if net.version == 6 else socket.AF_INET
@@ -164,10 +164,12 @@ def wait_host_netdev(address: str, timeout: float, sysfs_root: str = "/sys") -> 
 
 def mtu_and_up(name: str, sysfs_root: str = "/sys") -> tuple[int, bool]:
     """A host netdev's MTU and whether it is administratively up (sysfs)."""
-    base = Path(sysfs_root, "class/net", name)
+    base = f"{sysfs_root}/class/net/{name}"
     try:
-        mtu = int((base / "mtu").read_text())
-        flags = int((base / "flags").read_text(), 16)
+        with open(f"{base}/mtu") as f:
+            mtu = int(f.read())
+        with open(f"{base}/flags") as f:
+            flags = int(f.read(), 16)
     except (OSError, ValueError) as exc:
         raise NetlinkError(errno.ENODEV, f"cannot read its MTU and flags: {exc}",
                            device=name) from None
