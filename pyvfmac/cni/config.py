@@ -13,13 +13,17 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import CniError, InputError
 from ..mac import parse_mac
 from ..settings import VfSettings, check
 from ..types import PciAddress, validate_netdev_name
 from . import codes
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+
+if TYPE_CHECKING:
+    from typing import Any
 
 SUPPORTED_VERSIONS: tuple[str, ...] = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 COMMANDS: tuple[str, ...] = ("ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION")

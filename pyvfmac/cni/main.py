@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _run(raw: bytes, environ: dict[str, str]) -> tuple[dict[str, Any] | None, str | None]:
     """(the JSON to print or None, the config's cniVersion when known)."""
     from .config import decode, parse, read_env
-    from .result import version_info
 
     env = read_env(environ)
     if env.command == "VERSION":
+        from .result import version_info
+
         doc = decode(raw) if raw.strip() else {}
         requested = doc.get("cniVersion")
         return version_info(requested if isinstance(requested, str) else None), None
@@ -53,12 +58,10 @@ def _version_hint(raw: bytes) -> str | None:
 
 def main() -> None:
     raw = sys.stdin.buffer.read()
-    from .result import dumps
-
     try:
         out, _ = _run(raw, dict(os.environ))
     except Exception as exc:  # every failure becomes the CNI error object
-        from .result import error
+        from .result import dumps, error
 
         if os.environ.get("CNI_COMMAND") == "STATUS" and not hasattr(exc, "code"):
             from ..errors import CniError
@@ -68,7 +71,9 @@ def main() -> None:
         sys.stdout.write(dumps(error(_version_hint(raw), exc)))
         sys.stdout.flush()
         sys.exit(1)
-    if out is not None:
+    if out is not None:  # ADD and VERSION (DEL, CHECK, GC, STATUS print nothing)
+        from .result import dumps
+
         sys.stdout.write(dumps(out))
     sys.stdout.flush()
 

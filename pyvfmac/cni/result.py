@@ -5,11 +5,15 @@ from __future__ import annotations
 import errno as _errno
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import CniError, KernelError, StateError, TopologyError, VfmacError
 from . import codes
 from .config import SUPPORTED_VERSIONS
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _TRANSIENT = frozenset({_errno.EAGAIN, _errno.EBUSY, _errno.EINTR, _errno.ETIMEDOUT,
                         _errno.ENOBUFS})
