@@ -17,21 +17,24 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass, field
-from typing import Any, TextIO
 
 from ..errors import CniError, KernelError, NetlinkError, StateError, VfmacError
 from ..netlink import Rtnl, check_results, result_error
 from ..settings import VfChange, VfSettings, VfState, describe_diff, diff, restore_steps
 from ..records import Attachment, Original
 from ..store import Store
-from ..topology import read_vf
 from ..types import LinkInfo, PciAddress
 from . import codes
 from .config import Env, NetConf, bad_conf, bad_env, owner, split_owner
 from .netns import Netns, host_netdevs, mtu_and_up, open_pod, wait_host_netdev
 from .records import PodLink, PodLinks
-from .result import IpamResult, success
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    from .result import IpamResult
 
 ENV_CRASH = "PYVFMAC_CRASH_AFTER"
 """Test hook (as in `vfmac attach`): the plugin SIGKILLs itself right after this step of ADD:
@@ -54,15 +57,16 @@ def _ipam() -> Any:
     return ipam
 
 
-@dataclass
 class Node:
-    """What a call works with: the state store, the pod table, rtnetlink, the host namespace."""
+    """What a call works with: the state store, the pod table, rtnetlink, the host namespace
+    (opened on first use)."""
 
-    store: Store
-    links: PodLinks
-    nl: Rtnl
-    sysfs_root: str = "/sys"
-    _host: Netns | None = field(default=None, repr=False)
+    def __init__(self, store: Store, links: PodLinks, nl: Rtnl, sysfs_root: str = "/sys") -> None:
+        self.store = store
+        self.links = links
+        self.nl = nl
+        self.sysfs_root = sysfs_root
+        self._host: Netns | None = None
 
     @property
     def host(self) -> Netns:
@@ -108,21 +112,26 @@ def describe_owner(text: str) -> str:
 # ---------------------------------------------------------------------------- ADD
 
 
-@dataclass(frozen=True, slots=True)
 class _Vf:
     """The VF of an ADD, as found before anything changes."""
 
-    key: str
-    pf: str
-    index: int
-    netdev: str | None
-    driver: str | None
-    state: VfState
+    __slots__ = ("key", "pf", "index", "netdev", "driver", "state")
+
+    def __init__(self, *, key: str, pf: str, index: int, netdev: str | None, driver: str | None,
+                 state: VfState) -> None:
+        self.key = key
+        self.pf = pf
+        self.index = index
+        self.netdev = netdev
+        self.driver = driver
+        self.state = state
 
 
 def _find_vf(conf: NetConf, node: Node) -> _Vf:
     if conf.device is None:
         raise bad_conf("deviceID: missing (the VF's PCI address, set by the device plugin)")
+    from ..topology import read_vf  # ADD only: DEL, CHECK and GC never read sysfs for a VF
+
     vf = read_vf(conf.device, node.sysfs_root)  # not a PCI device / network function / VF
     pf = vf.pf_netdevs[0]
     return _Vf(key=str(vf.address), pf=pf, index=vf.index, netdev=vf.netdev, driver=vf.driver,
@@ -257,6 +266,8 @@ def _configure_ip(pod: Netns, link: LinkInfo, result: IpamResult) -> None:
 
 def add(env: Env, conf: NetConf, node: Node) -> dict[str, Any]:
     """ADD: all or nothing; returns the result in the config's version."""
+    from .result import IpamResult, success
+
     me = owner(env.container_id, env.ifname, conf.name)
     vf = _find_vf(conf, node)
     pod = open_pod(env.netns)
@@ -330,10 +341,12 @@ def _undo_add(env: Env, conf: NetConf, node: Node, key: str, ipam_ran: bool,
 
 def _rebind_if_unbound(node: Node, o: Original) -> None:
     """A VF left without a driver (an ADD killed while rebinding it) gets its driver back."""
+    if not o.driver or os.path.lexists(f"{node.sysfs_root}/bus/pci/devices/{o.vf_key}/driver"):
+        return  # bound, as almost always: pcibind is not even imported
     from .. import pcibind
 
     address = PciAddress.parse(o.vf_key)
-    if o.driver and pcibind.current_driver(address, sysfs_root=node.sysfs_root) is None:
+    if pcibind.current_driver(address, sysfs_root=node.sysfs_root) is None:
         pcibind.bind(address, o.driver, sysfs_root=node.sysfs_root)
 
 
@@ -353,7 +366,10 @@ def _bring_home(node: Node, o: Original, places: list[str]) -> str | None:
                 if link is not None:
                     pod.move(link, host, o.netdev)  # the kernel closes it on the way
                     break
-        home = host.find_pci(o.vf_key)  # after our own move: at once, by netlink
+        # after our own move it is there at once under its name: one RTM_GETLINK, no dump
+        home = host.link(o.netdev)
+        if home is None or home.parent_dev != o.vf_key:
+            home = host.find_pci(o.vf_key)
         name = home.name if home else wait_host_netdev(o.vf_key, 10.0, node.sysfs_root)
         if name is None:
             return (f"its netdev is neither on the host nor in "
