@@ -8,9 +8,11 @@ the host):
     tests/vm/testbed run --venv .venv -- .venv/bin/python bench/bench_cni.py [ROUNDS] [OUT.md]
 
 Both plugins are exec'd as a runtime does (stdin config, CNI_* environment), without IPAM, on
-the same VF and pod namespace, rounds alternating. Besides the totals, where vfmac-cni's time
-goes: interpreter start, imports, and ADD / DEL in-process (netlink, sysfs and the state store),
-the store alone (open, save, delete).
+the same VF and pod namespace, rounds alternating. Besides the totals (and ADD / DEL of each),
+where vfmac-cni's time goes: interpreter start (``python -c pass``, as the plugin's script starts
+it), the imports of a real ADD and a real DEL (``-X importtime``, summed over the top-level
+imports, less those of ``python -c pass``, in extra rounds), and ADD / DEL in-process (netlink, sysfs and the state store), with
+the time of each step and of each kernel call on the netdev (``Netns.*``) per ADD or DEL.
 """
 
 from __future__ import annotations
@@ -47,16 +49,30 @@ def igb_vf() -> tuple[str, str]:
 
 
 def call(exe: Path, command: str, conf: dict[str, object], netns: str,
-         env: dict[str, str]) -> float:
+         env: dict[str, str], python_opts: list[str] | None = None) -> tuple[float, str]:
+    """(wall time, stderr) of one plugin process; ``python_opts``: run the script with them."""
     full = {**os.environ, **env, "CNI_COMMAND": command, "CNI_CONTAINERID": "bench",
             "CNI_NETNS": netns, "CNI_IFNAME": "net1", "CNI_PATH": "/usr/lib/cni"}
+    argv = [str(exe)] if python_opts is None else [sys.executable, *python_opts, str(exe)]
     t0 = time.perf_counter()
-    done = subprocess.run([str(exe)], input=json.dumps(conf).encode(), env=full,
+    done = subprocess.run(argv, input=json.dumps(conf).encode(), env=full,
                           capture_output=True)
     took = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"{exe.name} {command}: {done.stdout!r} {done.stderr!r}")
-    return took
+    return took, done.stderr.decode()
+
+
+def import_seconds(importtime: str) -> float:
+    """The time of all imports from ``-X importtime`` output: the top-level imports' cumulative
+    times (the imports inside them are in those)."""
+    total = 0
+    for line in importtime.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            _, cumulative, name = line.split("|")
+            if cumulative.strip().isdigit() and not name.startswith("  "):
+                total += int(cumulative)
+    return total / 1e6
 
 
 def timed(cmd: list[str]) -> float:
@@ -69,8 +85,10 @@ def in_process(pci: str, netns: str, state: str, rounds: int) -> dict[str, float
     """ADD and DEL inside this interpreter (no start, imports done): netlink, sysfs, store."""
     from pyvfmac.cni import plugin
     from pyvfmac.cni.config import parse, read_env
+    from pyvfmac.cni.netns import Netns
 
     steps: dict[str, list[float]] = {}
+    command = "ADD"
 
     def timing(name: str, fn: Any) -> Any:
         def wrapped(*a: Any, **k: Any) -> Any:
@@ -78,13 +96,15 @@ def in_process(pci: str, netns: str, state: str, rounds: int) -> dict[str, float
             try:
                 return fn(*a, **k)
             finally:
-                steps.setdefault(name, []).append(time.perf_counter() - t0)
+                steps.setdefault(f"{command} {name}", []).append(time.perf_counter() - t0)
         return wrapped
 
     for name in ("_find_vf", "_claim", "_still_as_read", "_set_admin", "_netdev_with_mac",
                  "_into_pod", "_bring_home", "_restore_admin", "_restore_netdev",
                  "_netdev_differs", "_release_untouched"):
         setattr(plugin, name, timing(name, getattr(plugin, name)))
+    for name in ("link", "find_pci", "down", "up", "move", "rename", "set_mac", "set_mtu"):
+        setattr(Netns, name, timing(f"Netns.{name}", getattr(Netns, name)))
     conf_doc = {"cniVersion": "1.0.0", "name": "bench", "type": "vfmac-cni", "deviceID": pci,
                 "mac": MAC}
     env = {"CNI_CONTAINERID": "bench-in", "CNI_NETNS": netns, "CNI_IFNAME": "net1"}
@@ -121,22 +141,35 @@ def main() -> None:
     ours = {"cniVersion": "1.0.0", "name": "bench", "type": "vfmac-cni", "deviceID": pci,
             "mac": MAC}
     ref = {"cniVersion": "1.0.0", "name": "bench", "type": "host-device", "pciBusID": pci}
-    got: dict[str, list[float]] = {"vfmac-cni": [], "host-device": []}
+    got: dict[str, list[float]] = {f"{name} {command}": [] for name in ("vfmac-cni", "host-device")
+                                   for command in ("ADD", "DEL", "ADD+DEL")}
+    imports: dict[str, list[float]] = {"ADD": [], "DEL": []}
     try:
         for _ in range(rounds):
             for name, exe, conf in (("vfmac-cni", PLUGIN, ours),
                                     ("host-device", HOST_DEVICE, ref)):
-                add = call(exe, "ADD", conf, netns, env)
-                got[name].append(add + call(exe, "DEL", conf, netns, env))
+                add = call(exe, "ADD", conf, netns, env)[0]
+                delete = call(exe, "DEL", conf, netns, env)[0]
+                got[f"{name} ADD"].append(add)
+                got[f"{name} DEL"].append(delete)
+                got[f"{name} ADD+DEL"].append(add + delete)
+        for _ in range(rounds):
+            for command in ("ADD", "DEL"):
+                err = call(PLUGIN, command, ours, netns, env, ["-X", "importtime"])[1]
+                imports[command].append(import_seconds(err))
         py = str(Path(sys.prefix) / "bin" / "python")
-        start = statistics.median(timed([py, "-I", "-c", "pass"]) for _ in range(rounds))
-        imports = statistics.median(timed([py, "-c", "import pyvfmac.cni.plugin, "
-                                           "pyvfmac.topology"]) for _ in range(rounds)) - start
+        start = statistics.median(timed([py, "-c", "pass"]) for _ in range(rounds))
+        # -X importtime also lists the interpreter's own start-up imports (site, encodings...):
+        # those are in the start, not in the plugin's imports
+        own = statistics.median(import_seconds(subprocess.run(
+            [py, "-X", "importtime", "-c", "pass"], capture_output=True, text=True).stderr)
+            for _ in range(rounds))
         work = in_process(pci, netns, state, rounds)
     finally:
         subprocess.run(["ip", "netns", "del", pod], check=False)
-    ours_t = statistics.median(got["vfmac-cni"])
-    ref_t = statistics.median(got["host-device"])
+    med = {key: statistics.median(values) for key, values in got.items()}
+    ours_t, ref_t = med["vfmac-cni ADD+DEL"], med["host-device ADD+DEL"]
+    imp = {command: statistics.median(values) - own for command, values in imports.items()}
     accel = "kvm" if "kvm" in Path(
         "/sys/devices/system/clocksource/clocksource0/current_clocksource").read_text() else "tcg"
     lines = [
@@ -145,16 +178,23 @@ def main() -> None:
         "| | ms |",
         "|---|---:|",
         f"| host-device ADD+DEL (2 processes) | {ref_t * 1e3:.0f} |",
+        f"| host-device ADD / DEL | {med['host-device ADD'] * 1e3:.0f} / "
+        f"{med['host-device DEL'] * 1e3:.0f} |",
         f"| vfmac-cni ADD+DEL (2 processes) | {ours_t * 1e3:.0f} |",
+        f"| vfmac-cni ADD / DEL | {med['vfmac-cni ADD'] * 1e3:.0f} / "
+        f"{med['vfmac-cni DEL'] * 1e3:.0f} |",
         f"| ratio vfmac-cni / host-device | {ours_t / ref_t:.2f}x (target <= 2x) |",
-        f"| of which: 2 interpreter starts | {2 * start * 1e3:.0f} |",
-        f"| of which: 2 x imports (pyvfmac.cni.plugin, topology) | {2 * imports * 1e3:.0f} |",
-        f"| of which: ADD in-process (store, sysfs scan, netlink, MAC) | {work['add'] * 1e3:.0f} |",
+        f"| of which: 2 interpreter starts (python -c pass) | {2 * start * 1e3:.0f} |",
+        f"| of which: imports of ADD + DEL (-X importtime) | "
+        f"{(imp['ADD'] + imp['DEL']) * 1e3:.0f} ({imp['ADD'] * 1e3:.0f} + "
+        f"{imp['DEL'] * 1e3:.0f}) |",
+        f"| of which: ADD in-process (store, sysfs, netlink, MAC) | {work['add'] * 1e3:.0f} |",
         f"| of which: DEL in-process (restore, verify, store) | {work['del'] * 1e3:.0f} |",
         f"| of which: opening store + rtnetlink, per call | {work['open'] * 1e3:.0f} |",
     ]
-    lines += [f"| in-process step {name} (per call) | {work[name] * 1e3:.1f} |"
-              for name in sorted(work) if name.startswith("_")]
+    lines += [f"| in-process {name} (per {name.split()[0]}) | {work[name] * 1e3:.1f} |"
+              for name in sorted(work, key=lambda n: (n.split()[0], "." in n, n))
+              if name.startswith(("ADD ", "DEL "))]
     text = "\n".join(lines) + "\n"
     print(text)
     if out_md is not None:
