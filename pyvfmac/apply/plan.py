@@ -231,8 +231,9 @@ def _plan_pf(
                               else sorted(i for i in listed if i < target))
     have_by_index = {} if entry.numvfs is not None and entry.numvfs != now and not after_numvfs \
         else {s.vf: s for s in link.vfs}
-    deriver = Deriver(cfg.host_key, identity, entry.mac_prefix) if identity and cfg.host_key \
-        else None
+    # derived MACs: every VF of the PF is managed (indexes is range(target)), all in one C call
+    derived = (Deriver(cfg.host_key, identity, entry.mac_prefix).macs(0, target)
+               if identity and cfg.host_key else None)
     pf_ref = link.ifindex
     plans: list[VfPlan] = []
     base = entry.settings
@@ -241,8 +242,8 @@ def _plan_pf(
         vf_entry = listed.get(i)
         want = vf_entry.settings.over(base) if vf_entry is not None else base
         mac = want.mac
-        if mac is None and deriver is not None:
-            mac = deriver.mac(i)
+        if mac is None and derived is not None:
+            mac = derived[i]
         have = have_by_index.get(i)
         if vf_entry is None and base_empty:
             change = (None if mac is None or (have is not None and have.mac == mac)
