@@ -7,13 +7,87 @@ A VF's settings, its state and changes to it are in :mod:`pyvfmac.settings` (re-
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from operator import attrgetter
+from typing import Any, TypeVar, overload
 
 from .settings import LINK_STATES, VLAN_PROTOS, LinkState, VfChange, VfState, VlanProto
 
 _T = TypeVar("_T")
+
+
+class VfStates(Sequence[VfState]):
+    """The VFs of a link (:attr:`LinkInfo.vfs`): a read-only sequence of :class:`VfState`, kept
+    as one column per field, as the C core parsed them.
+
+    The :class:`VfState` values are built when first looked at: all of them when the sequence is
+    iterated, compared or hashed (once, then kept), one when indexed. A reader that needs one
+    field of thousands of VFs (``vfmac apply``: their MACs) takes :meth:`column` and builds
+    none. Equal to the tuple of the same values, and hashes like it."""
+
+    __slots__ = ("_columns", "_states")
+    FIELDS = ("vf", "mac", "vlan", "qos", "vlan_proto", "spoofchk", "trust", "link_state",
+              "min_tx_rate", "max_tx_rate")
+    """The columns, in this order: VfState's fields."""
+
+    def __init__(self, columns: Iterable[Iterable[Any]]) -> None:
+        """``columns``: one sequence per field of :attr:`FIELDS`, all as long."""
+        cols = tuple(map(tuple, columns))
+        if len(cols) != len(self.FIELDS) or len({len(c) for c in cols}) > 1:
+            raise ValueError(f"VfStates: {len(self.FIELDS)} columns of one length needed")
+        self._columns = cols
+        self._states: tuple[VfState, ...] | None = None
+
+    @classmethod
+    def of(cls, states: Iterable[VfState]) -> VfStates:
+        """The sequence of these VF states (kept as they are)."""
+        built = tuple(states)
+        out = cls(tuple(zip(*map(_VF_FIELDS, built))) if built else ((),) * len(cls.FIELDS))
+        out._states = built
+        return out
+
+    def column(self, name: str) -> tuple[Any, ...]:
+        """Field ``name`` of every VF, in order (e.g. ``column("mac")``), no VfState built."""
+        return self._columns[self.FIELDS.index(name)]
+
+    def _all(self) -> tuple[VfState, ...]:
+        if self._states is None:
+            self._states = tuple(map(_make_vf_state, *self._columns))
+        return self._states
+
+    def __len__(self) -> int:
+        return len(self._columns[0])
+
+    @overload
+    def __getitem__(self, i: int) -> VfState: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> tuple[VfState, ...]: ...
+
+    def __getitem__(self, i: int | slice) -> VfState | tuple[VfState, ...]:
+        if isinstance(i, slice) or self._states is not None:
+            return self._all()[i]
+        return _make_vf_state(*(c[i] for c in self._columns))
+
+    def __iter__(self) -> Iterator[VfState]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, VfStates):
+            return self._columns == other._columns
+        if isinstance(other, tuple):
+            return self._all() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._all())
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+    def __reduce__(self) -> tuple[type[VfStates], tuple[tuple[tuple[Any, ...], ...]]]:
+        return (VfStates, (self._columns,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +105,20 @@ class LinkInfo:
     parent_bus: str | None
     parent_dev: str | None
     num_vf: int | None
-    vfs: tuple[VfState, ...]
+    vfs: VfStates  # a tuple (any sequence) of VfState is taken, and kept as VfStates
     missing_vfs: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.vfs, VfStates):
+            object.__setattr__(self, "vfs", VfStates.of(self.vfs))
 
     def vf(self, index: int) -> VfState:
         """The VF with this index; ``LookupError`` naming the PF when it has none."""
-        for state in self.vfs:
-            if state.vf == index:
-                return state
+        indexes = self.vfs.column("vf")
+        if 0 <= index < len(indexes) and indexes[index] == index:  # listed in order: the rule
+            return self.vfs[index]
+        if index in indexes:
+            return self.vfs[indexes.index(index)]
         from .errors import TopologyError
 
         raise TopologyError(f"{self.name}: no VF {index} (the PF has {len(self.vfs)} VFs)")
@@ -229,6 +309,10 @@ def bulk_constructor(cls: type[_T], order: Sequence[str] | None = None, *,
     return make
 
 
+_make_vf_state = bulk_constructor(VfState, VfStates.FIELDS)
+_VF_FIELDS = attrgetter(*VfStates.FIELDS)
+
+
 __all__ = [
     "IFNAMSIZ",
     "NETWORK_NAME_MAX",
@@ -240,6 +324,7 @@ __all__ = [
     "VfChange",
     "VfResult",
     "VfState",
+    "VfStates",
     "VlanProto",
     "bulk_constructor",
     "validate_netdev_name",

@@ -19,7 +19,8 @@ def derive_macs(key: bytes, head: bytes, prefix: bytes, first: int, count: int) 
     if lib.vfm_derive_macs(key, len(key), head, len(head), prefix, len(prefix), first, count,
                            out) < 0:
         raise ValueError(f"MAC prefix {prefix.hex(':')!r}: {len(prefix)} octets, at most 5")
-    return ffi.string(out, 18 * count).decode("ascii").split("\n")
+    text: str = ffi.string(out, 18 * count).decode("ascii")
+    return text.split("\n")
 
 
 __all__ = ["derive_macs"]

@@ -13,8 +13,7 @@ from collections.abc import Sequence as _Sequence
 from typing import Any as _Any
 
 from ..types import LinkInfo as _LinkInfo
-from ..types import VfState as _VfState
-from ..types import bulk_constructor as _bulk_constructor
+from ..types import VfStates as _VfStates
 from itertools import repeat as _repeat
 
 _CHANGE = _base.layout("struct vfm_vf_change").st
@@ -200,25 +199,23 @@ def _addr(raw: _Any, length: int) -> str | None:
 _TRISTATE = (False, True, None)  # C: 0, 1, -1 (not reported)
 _link_state_name = {0: "auto", 1: "enable", 2: "disable"}.get
 _proto_name = _PROTO_NAMES.get
-_make_vf_state = _bulk_constructor(_VfState, (
-    "vf", "mac", "vlan", "qos", "vlan_proto", "spoofchk", "trust", "link_state", "min_tx_rate",
-    "max_tx_rate"))
+_NO_VFS = _VfStates.of(())
 
 
-def _vf_states(link: _Any) -> tuple[_VfState, ...]:
-    """The VF states of a parsed link, built column by column (C-level loops; 4096 VFs is one
-    PF's answer and is read at boot)."""
+def _vf_states(link: _Any) -> _VfStates:
+    """The VF states of a parsed link, as columns (C-level loops; 4096 VFs is one PF's answer
+    and is read at boot): no VfState is built until one is looked at."""
     n = int(link.n_vfs)
     if n == 0:
-        return ()
+        return _NO_VFS
     raw = ffi.buffer(link.vfs, n * _VFINFO.size)
     (vf, mac, vlan, qos, proto, spoof, trust, state, min_rate,
      max_rate) = zip(*_VFINFO.iter_unpack(raw))
     text = ffi.new("char[]", 18 * n)
     lib.vfm_vfs_mac_text(link.vfs, n, text)
     macs = ffi.string(text, 18 * n).decode("ascii").split("\n")
-    return tuple(map(
-        _make_vf_state, vf, macs, vlan, qos, map(_proto_name, proto, _repeat("802.1Q")),
+    return _VfStates((
+        vf, macs, vlan, qos, map(_proto_name, proto, _repeat("802.1Q")),
         map(_TRISTATE.__getitem__, spoof), map(_TRISTATE.__getitem__, trust),
         map(_link_state_name, state), min_rate, max_rate,
     ))

@@ -99,7 +99,7 @@ def dry_run_lines(plan: Plan) -> list[str]:
         if pf.numvfs_change:
             lines.append(f"{pf.name}: would write {pf.numvfs_target} to {pf.numvfs_path} "
                          f"(now {pf.numvfs_now})")
-        lines.extend(f"{pf.name} vf {v.vf}: {describe_diff(v.have, v.change)}"
+        lines.extend(f"{pf.name} vf {v.vf}: {describe_diff(pf.have(v.vf), v.change)}"
                      for v in pf.vfs if v.change is not None)
     return lines
 
