@@ -5,13 +5,14 @@ exceptions."""
 from __future__ import annotations
 
 import struct as _struct
+from collections.abc import Sequence as _Sequence
 from typing import Any as _Any
 from typing import NamedTuple as _NamedTuple
 
 from .._native import ffi, lib
 from ..errors import NetlinkError as _NetlinkError
 
-__all__ = ["Layout", "check", "ffi", "layout", "lib", "msg"]
+__all__ = ["Layout", "check", "columns", "ffi", "layout", "lib", "msg"]
 
 # The C structs' layouts, read from the compiled module (its cdef mirrors the header): changes
 # are packed and records unpacked in bulk with struct formats derived here, not one cffi
@@ -52,6 +53,28 @@ def layout(cname: str) -> Layout:
     if st.size != size:  # pragma: no cover - a build/ABI mismatch
         raise ImportError(f"pyvfmac._native: {cname} is {size} bytes, not {st.size}")
     return Layout(st, tuple(fields))
+
+
+def columns(lay: Layout, buf: bytes, names: _Sequence[str]) -> list[list[_Any]]:
+    """Fields ``names`` (C paths) of the records packed back to back in ``buf`` (struct layout
+    ``lay``), one list per field: numbers through a memoryview cast and a strided slice, byte
+    strings sliced, no tuple per record."""
+    size = lay.st.size
+    where = {path: (off, code) for path, off, code in lay.fields}
+    views: dict[str, memoryview] = {}
+    out: list[list[_Any]] = []
+    for name in names:
+        off, code = where[name]
+        width = _struct.calcsize(code)
+        if code.endswith("s"):
+            out.append([buf[o:o + width] for o in range(off, len(buf), size)])
+            continue
+        if off % width or size % width:  # pragma: no cover - a layout the reader cannot take
+            raise ImportError(f"pyvfmac._native: field {name} at {off} is not {width}-aligned")
+        if code not in views:
+            views[code] = memoryview(buf).cast(code)
+        out.append(views[code][off // width::size // width].tolist())
+    return out
 
 
 def msg(buf: _Any) -> str:

@@ -18,7 +18,11 @@ from itertools import repeat as _repeat
 
 _CHANGE = _base.layout("struct vfm_vf_change").st
 _RESULT = _base.layout("struct vfm_vf_result").st
-_VFINFO = _base.layout("struct vfm_vf_info").st
+_VFINFO_LAYOUT = _base.layout("struct vfm_vf_info")
+_VFINFO = _VFINFO_LAYOUT.st
+# struct vfm_vf_info's numbers, read as columns (the MAC is formatted as text in C)
+_VFINFO_NUMBERS = ("vf", "vlan", "qos", "vlan_proto", "spoofchk", "trust", "link_state",
+                   "min_tx_rate", "max_tx_rate")
 
 SET_MAC = int(lib.VFM_SET_MAC)
 SET_VLAN = int(lib.VFM_SET_VLAN)
@@ -208,9 +212,9 @@ def _vf_states(link: _Any) -> _VfStates:
     n = int(link.n_vfs)
     if n == 0:
         return _NO_VFS
-    raw = ffi.buffer(link.vfs, n * _VFINFO.size)
-    (vf, mac, vlan, qos, proto, spoof, trust, state, min_rate,
-     max_rate) = zip(*_VFINFO.iter_unpack(raw))
+    raw = ffi.buffer(link.vfs, n * _VFINFO.size)[:]
+    vf, vlan, qos, proto, spoof, trust, state, min_rate, max_rate = _base.columns(
+        _VFINFO_LAYOUT, raw, _VFINFO_NUMBERS)
     text = ffi.new("char[]", 18 * n)
     lib.vfm_vfs_mac_text(link.vfs, n, text)
     macs = ffi.string(text, 18 * n).decode("ascii").split("\n")

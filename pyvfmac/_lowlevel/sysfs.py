@@ -136,19 +136,8 @@ def func_rows(p: PackedScan) -> list[tuple[_Any, ...]]:
     return list(_FUNC_NONAME.iter_unpack(p.funcs)) if p.funcs else []
 
 
-def _func_column(offset: int, code: str) -> tuple[str, int, int]:
-    """How func_columns reads a field: ("I" / "i", 32-bit word index, 0) or ("s", offset, length)."""
-    if code.endswith("s"):
-        return "s", offset, _struct.calcsize(code)
-    if code not in "Ii" or offset % 4:  # pragma: no cover - a field the reader cannot take
-        raise ImportError(f"pyvfmac._native: vfm_pci_func field at {offset}: {code!r}")
-    return code, offset // 4, 0
-
-
-# RawFunc's fields after ``name``, in order, as func_columns reads them.
-_FUNC_COLUMNS = tuple(_func_column(off, code) for _, off, code in _FUNC_LAYOUT.fields[1:])
-if _FUNC.size % 4:  # pragma: no cover - a layout the column reader cannot take
-    raise ImportError("pyvfmac._native: struct vfm_pci_func is not a whole number of words")
+# RawFunc's fields after ``name``, in order, as func_columns reads them (C paths).
+_FUNC_COLUMNS = tuple(path for path, _, _ in _FUNC_LAYOUT.fields[1:])
 
 
 # Where each of RawFunc's fields but ``name`` is in func_rows' tuples / func_columns' list.
@@ -157,14 +146,7 @@ FUNC_COLUMN = {name: i for i, name in enumerate(RawFunc._fields[1:])}
 
 def func_columns(p: PackedScan) -> list[list[_Any]]:
     """The same values as :func:`func_rows`, one list per field (column): cheaper to build."""
-    buf = p.funcs
-    if not buf:
-        return [[] for _ in _FUNC_COLUMNS]
-    size = _FUNC.size
-    words = {"I": memoryview(buf).cast("I"), "i": memoryview(buf).cast("i")}
-    return [words[kind][at::size // 4].tolist() if kind != "s"
-            else [buf[o:o + length] for o in range(at, len(buf), size)]
-            for kind, at, length in _FUNC_COLUMNS]
+    return _base.columns(_FUNC_LAYOUT, p.funcs, _FUNC_COLUMNS)
 
 
 def func_name(p: PackedScan, i: int) -> bytes:
