@@ -72,7 +72,7 @@ def columns(lay: Layout, buf: bytes, names: _Sequence[str]) -> list[list[_Any]]:
         if off % width or size % width:  # pragma: no cover - a layout the reader cannot take
             raise ImportError(f"pyvfmac._native: field {name} at {off} is not {width}-aligned")
         if code not in views:
-            views[code] = memoryview(buf).cast(code)
+            views[code] = memoryview(buf).cast(code)  # type: ignore[call-overload]  # i I H B
         out.append(views[code][off // width::size // width].tolist())
     return out
 
