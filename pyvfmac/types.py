@@ -10,11 +10,16 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
-from typing import Any, TypeVar, overload
 
-from .settings import LINK_STATES, VLAN_PROTOS, LinkState, VfChange, VfState, VlanProto
+from .settings import LINK_STATES, VLAN_PROTOS, VfChange, VfState
 
-_T = TypeVar("_T")
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, overload
+
+    from .settings import LinkState, VlanProto  # noqa: F401  (type aliases, for annotations)
+
+    _T = TypeVar("_T")
 
 
 class VfStates(Sequence[VfState]):
@@ -59,11 +64,12 @@ class VfStates(Sequence[VfState]):
     def __len__(self) -> int:
         return len(self._columns[0])
 
-    @overload
-    def __getitem__(self, i: int) -> VfState: ...
+    if TYPE_CHECKING:
+        @overload
+        def __getitem__(self, i: int) -> VfState: ...
 
-    @overload
-    def __getitem__(self, i: slice) -> tuple[VfState, ...]: ...
+        @overload
+        def __getitem__(self, i: slice) -> tuple[VfState, ...]: ...
 
     def __getitem__(self, i: int | slice) -> VfState | tuple[VfState, ...]:
         if isinstance(i, slice) or self._states is not None:
@@ -319,13 +325,11 @@ __all__ = [
     "LINK_STATES",
     "VLAN_PROTOS",
     "LinkInfo",
-    "LinkState",
     "PciAddress",
     "VfChange",
     "VfResult",
     "VfState",
     "VfStates",
-    "VlanProto",
     "bulk_constructor",
     "validate_netdev_name",
     "validate_network_name",

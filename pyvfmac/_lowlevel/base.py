@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import struct as _struct
 from collections.abc import Sequence as _Sequence
-from typing import Any as _Any
-from typing import NamedTuple as _NamedTuple
 
 from .._native import ffi, lib
 from ..errors import NetlinkError as _NetlinkError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:
+    from typing import Any as _Any
 
 __all__ = ["Layout", "check", "columns", "ffi", "layout", "lib", "msg"]
 
@@ -20,9 +22,15 @@ __all__ = ["Layout", "check", "columns", "ffi", "layout", "lib", "msg"]
 _CODES = {"int32_t": "i", "uint32_t": "I", "uint16_t": "H", "uint8_t": "B"}
 
 
-class Layout(_NamedTuple):
-    st: _struct.Struct
-    fields: tuple[tuple[str, int, str], ...]  # (C path, offset, struct code), flattened
+class Layout:
+    """A C struct as the bulk readers see it: its ``struct.Struct`` (``st``) and its
+    ``fields`` as (C path, offset, struct code), nested structs flattened."""
+
+    __slots__ = ("st", "fields")
+
+    def __init__(self, st: _struct.Struct, fields: tuple[tuple[str, int, str], ...]) -> None:
+        self.st = st
+        self.fields = fields
 
 
 def _flat(ctype: _Any, prefix: str = "", base: int = 0) -> list[tuple[str, int, str]]:

@@ -3,18 +3,19 @@ MAC, 802.1Qbh port profiles (csrc/vfm_socket.c ... vfm_vf_port.c)."""
 
 from __future__ import annotations
 
-from . import base as _base
-from .base import check, ffi, lib
-
-
 import errno as _errno
 import sys as _sys
 from collections.abc import Sequence as _Sequence
-from typing import Any as _Any
+from itertools import repeat as _repeat
 
 from ..types import LinkInfo as _LinkInfo
 from ..types import VfStates as _VfStates
-from itertools import repeat as _repeat
+from . import base as _base
+from .base import check, ffi, lib
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:
+    from typing import Any as _Any
 
 _CHANGE = _base.layout("struct vfm_vf_change").st
 _RESULT = _base.layout("struct vfm_vf_result").st

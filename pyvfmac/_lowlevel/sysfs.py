@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import struct as _struct
-from typing import Any as _Any
-from typing import NamedTuple as _NamedTuple
+from collections import namedtuple as _namedtuple
+from dataclasses import dataclass as _dataclass
 
 from . import base as _base
 from .base import Layout as _Layout
 from .base import ffi, lib
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:
+    from typing import Any as _Any
 
 
 from ..errors import SysfsError as _SysfsError
@@ -34,46 +38,23 @@ VIRTFN_NOT_VF = int(lib.VFM_VIRTFN_NOT_VF)
 VIRTFN_MISMATCH = int(lib.VFM_VIRTFN_MISMATCH)
 VIRTFN_DUPLICATE = int(lib.VFM_VIRTFN_DUPLICATE)
 
-class RawVirtfn(_NamedTuple):
-    """One ``virtfnN`` link of a PF (struct vfm_virtfn): ``func`` indexes the scan's functions
-    (-1: none)."""
+# The named-tuple view of the walker's records (unpack_scan: tests and debugging; the topology
+# reads the packed records as columns). Plain collections.namedtuple: no typing at run time.
 
-    vf_index: int
-    domain: int
-    bus: int
-    slot: int
-    function: int
-    func: int
-    state: int  # VIRTFN_*
+RawVirtfn = _namedtuple("RawVirtfn", "vf_index domain bus slot function func state")
+RawVirtfn.__doc__ = """One ``virtfnN`` link of a PF (struct vfm_virtfn), all ints: ``func``
+indexes the scan's functions (-1: none); ``state``: VIRTFN_*."""
 
-
-class RawFunc(_NamedTuple):
-    """One entry of ``bus/pci/devices`` as the C walker saw it (struct vfm_pci_func, field by
-    field). ``name`` and ``driver`` are NUL-padded; ``flags``: FN_*."""
-
-    name: bytes
-    domain: int
-    bus: int
-    slot: int
-    function: int
-    flags: int
-    vendor: int
-    device: int
-    class_code: int
-    iommu_group: int  # -1: none
-    totalvfs: int  # -1: not a PF
-    numvfs: int  # -1: not a PF / unreadable
-    pf_domain: int  # physfn (FN_VF)
-    pf_bus: int
-    pf_slot: int
-    pf_function: int
-    pf: int  # index of the PF (linked VFs), -1
-    vf_index: int  # -1
-    netdev_first: int  # RawScan.netdevs[first:first + count]
-    netdev_count: int
-    virtfn_first: int  # RawScan.virtfns[first:first + count]
-    virtfn_count: int
-    driver: bytes  # NUL-padded, empty: none
+RawFunc = _namedtuple("RawFunc", (
+    "name domain bus slot function flags vendor device class_code iommu_group totalvfs numvfs "
+    "pf_domain pf_bus pf_slot pf_function pf vf_index netdev_first netdev_count virtfn_first "
+    "virtfn_count driver"))
+RawFunc.__doc__ = """One entry of ``bus/pci/devices`` as the C walker saw it (struct
+vfm_pci_func, field by field). ``name`` and ``driver``: bytes, NUL-padded (driver empty: none);
+the rest ints: ``flags`` FN_*; ``iommu_group`` -1 none; ``totalvfs`` / ``numvfs`` -1 not a PF
+(numvfs also: unreadable); ``pf_domain`` .. ``pf_function`` the physfn of a VF; ``pf`` the index
+of the PF (linked VFs) and ``vf_index``, -1; ``netdev_first`` / ``netdev_count`` and
+``virtfn_first`` / ``virtfn_count``: slices of RawScan.netdevs / RawScan.virtfns."""
 
 
 # struct vfm_pci_func / vfm_virtfn / vfm_netdev, unpacked in bulk. RawFunc / RawVirtfn name
@@ -101,10 +82,8 @@ _VIRTFN = _records("struct vfm_virtfn", RawVirtfn).st
 _NETDEV = _base.layout("struct vfm_netdev").st
 
 
-class RawScan(_NamedTuple):
-    funcs: list[RawFunc]
-    netdevs: list[bytes]
-    virtfns: list[RawVirtfn]
+RawScan = _namedtuple("RawScan", "funcs netdevs virtfns")
+RawScan.__doc__ = """A scan unpacked: lists of RawFunc, of netdev names (bytes), of RawVirtfn."""
 
 
 def cstr(raw: bytes) -> bytes:
@@ -112,7 +91,8 @@ def cstr(raw: bytes) -> bytes:
     return raw.partition(b"\0")[0]
 
 
-class PackedScan(_NamedTuple):
+@_dataclass(frozen=True, slots=True)
+class PackedScan:
     """The walker's three arrays copied out of C as they are (struct vfm_pci_func /
     vfm_netdev / vfm_virtfn records back to back): a snapshot that costs one copy to keep and
     is unpacked only when needed (:func:`func_rows`, :func:`netdev_names`, :func:`virtfn_rows`)."""
