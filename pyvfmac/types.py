@@ -24,45 +24,54 @@ if TYPE_CHECKING:
 
 class VfStates(Sequence[VfState]):
     """The VFs of a link (:attr:`LinkInfo.vfs`): a read-only sequence of :class:`VfState`, kept
-    as one column per field, as the C core parsed them.
+    as one column per field, each read from the C core's records when first asked for.
 
     The :class:`VfState` values are built when first looked at: all of them when the sequence is
-    iterated, compared or hashed (once, then kept), one when indexed. A reader that needs one
-    field of thousands of VFs (``vfmac apply``: their MACs) takes :meth:`column` and builds
-    none. Equal to the tuple of the same values, and hashes like it."""
+    iterated, compared or hashed (once, then kept), one when indexed. A reader that needs a
+    field or two of thousands of VFs (``vfmac apply``: their indexes and MACs) takes
+    :meth:`column` and builds no VfState and no other column. Equal to the tuple of the same
+    values, and hashes like it."""
 
-    __slots__ = ("_columns", "_states")
+    __slots__ = ("_n", "_load", "_columns", "_states")
     FIELDS = ("vf", "mac", "vlan", "qos", "vlan_proto", "spoofchk", "trust", "link_state",
               "min_tx_rate", "max_tx_rate")
-    """The columns, in this order: VfState's fields."""
+    """VfState's fields: the columns, and the order :meth:`column` reads them in for a VfState."""
 
-    def __init__(self, columns: Iterable[Iterable[Any]]) -> None:
-        """``columns``: one sequence per field of :attr:`FIELDS`, all as long."""
-        cols = tuple(map(tuple, columns))
-        if len(cols) != len(self.FIELDS) or len({len(c) for c in cols}) > 1:
-            raise ValueError(f"VfStates: {len(self.FIELDS)} columns of one length needed")
-        self._columns = cols
+    def __init__(self, n: int, load: Callable[[str], Iterable[Any]]) -> None:
+        """``n`` VFs; ``load(name)`` gives field ``name`` of every VF in order (a column). It is
+        called once per field, when the field is first needed."""
+        self._n = n
+        self._load = load
+        self._columns: dict[str, tuple[Any, ...]] = {}
         self._states: tuple[VfState, ...] | None = None
 
     @classmethod
     def of(cls, states: Iterable[VfState]) -> VfStates:
         """The sequence of these VF states (kept as they are)."""
         built = tuple(states)
-        out = cls(tuple(zip(*map(_VF_FIELDS, built))) if built else ((),) * len(cls.FIELDS))
+        out = cls(len(built), lambda name: map(attrgetter(name), built))
         out._states = built
         return out
 
     def column(self, name: str) -> tuple[Any, ...]:
         """Field ``name`` of every VF, in order (e.g. ``column("mac")``), no VfState built."""
-        return self._columns[self.FIELDS.index(name)]
+        col = self._columns.get(name)
+        if col is None:
+            if name not in self.FIELDS:
+                raise ValueError(f"VfStates: no field {name!r} (fields: {', '.join(self.FIELDS)})")
+            col = tuple(self._load(name))
+            if len(col) != self._n:
+                raise ValueError(f"VfStates: column {name} has {len(col)} values, not {self._n}")
+            self._columns[name] = col
+        return col
 
     def _all(self) -> tuple[VfState, ...]:
         if self._states is None:
-            self._states = tuple(map(_make_vf_state, *self._columns))
+            self._states = tuple(map(_make_vf_state, *map(self.column, self.FIELDS)))
         return self._states
 
     def __len__(self) -> int:
-        return len(self._columns[0])
+        return self._n
 
     if TYPE_CHECKING:
         @overload
@@ -74,14 +83,15 @@ class VfStates(Sequence[VfState]):
     def __getitem__(self, i: int | slice) -> VfState | tuple[VfState, ...]:
         if isinstance(i, slice) or self._states is not None:
             return self._all()[i]
-        return _make_vf_state(*(c[i] for c in self._columns))
+        return _make_vf_state(*(self.column(name)[i] for name in self.FIELDS))
 
     def __iter__(self) -> Iterator[VfState]:
         return iter(self._all())
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, VfStates):
-            return self._columns == other._columns
+            return self._n == other._n and all(
+                self.column(name) == other.column(name) for name in self.FIELDS)
         if isinstance(other, tuple):
             return self._all() == other
         return NotImplemented
@@ -92,8 +102,8 @@ class VfStates(Sequence[VfState]):
     def __repr__(self) -> str:
         return repr(self._all())
 
-    def __reduce__(self) -> tuple[type[VfStates], tuple[tuple[tuple[Any, ...], ...]]]:
-        return (VfStates, (self._columns,))
+    def __reduce__(self) -> tuple[Callable[[Iterable[VfState]], VfStates], tuple[Any, ...]]:
+        return (VfStates.of, (self._all(),))
 
 
 @dataclass(frozen=True, slots=True)

@@ -390,11 +390,25 @@ def test_vf_states_listed_out_of_order_are_found_by_index() -> None:
         link.vf(-1)
 
 
-def test_vf_states_refuse_ragged_columns() -> None:
-    with pytest.raises(ValueError, match="columns of one length"):
-        VfStates([(0, 1)] + [(0,)] * (len(VfStates.FIELDS) - 1))
-    with pytest.raises(ValueError, match="columns"):
-        VfStates([(0,)])
+def test_vf_states_read_a_column_only_when_asked() -> None:
+    """Each column is loaded once, when first needed: the MACs alone for a MAC comparison,
+    every column for a VfState."""
+    link = _parsed_vfs(50)
+    asked: list[str] = []
+    loaded = VfStates(50, lambda name: (asked.append(name), link.vfs.column(name))[1])
+    assert len(loaded) == 50 and asked == []
+    assert loaded.column("mac") == link.vfs.column("mac") and asked == ["mac"]
+    loaded.column("mac")
+    assert asked == ["mac"]
+    assert loaded[3] == link.vfs[3] and sorted(asked) == sorted(VfStates.FIELDS)
+    assert loaded == link.vfs and len(asked) == len(VfStates.FIELDS)
+
+
+def test_vf_states_refuse_bad_columns() -> None:
+    with pytest.raises(ValueError, match="column vlan has 1 values, not 2"):
+        VfStates(2, lambda name: [0] if name == "vlan" else [0, 1]).column("vlan")
+    with pytest.raises(ValueError, match="no field 'speed'"):
+        VfStates(0, lambda name: []).column("speed")
     assert len(VfStates.of(())) == 0 and VfStates.of(()) == ()
 
 
