@@ -55,6 +55,8 @@ def host_view(links: Iterable[LinkInfo], topology: Topology | None = None) -> Ho
 
 @dataclass(frozen=True, slots=True)
 class VfPlan:
+    """One managed VF of a PF's plan: what it should have and the change that gets it there."""
+
     vf: int
     want: VfSettings  # merged settings (shared between VFs; see ``mac`` for the MAC)
     mac: str | None  # the wanted MAC: explicit or derived
@@ -63,6 +65,8 @@ class VfPlan:
 
 @dataclass(frozen=True, slots=True)
 class PfPlan:
+    """One configured PF resolved on the host: its VF count now and wanted, and its VFs' plans."""
+
     entry: PfEntry
     link: LinkInfo
     pci: PciAddress | None
@@ -97,6 +101,8 @@ class PfPlan:
 
 @dataclass(frozen=True, slots=True)
 class Collision:
+    """A wanted MAC that another VF also wants, or that stays on another device."""
+
     pf_key: str
     pf_name: str
     vf: int
@@ -106,6 +112,8 @@ class Collision:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """What ``vfmac apply`` would change: every configured PF's plan, and the MAC collisions."""
+
     pfs: tuple[PfPlan, ...]
     collisions: tuple[Collision, ...] = ()
 
