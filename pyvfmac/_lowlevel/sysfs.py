@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import struct as _struct
 from collections import namedtuple as _namedtuple
-from dataclasses import dataclass as _dataclass
 
 from . import base as _base
 from .base import Layout as _Layout
@@ -91,15 +90,11 @@ def cstr(raw: bytes) -> bytes:
     return raw.partition(b"\0")[0]
 
 
-@_dataclass(frozen=True, slots=True)
-class PackedScan:
-    """The walker's three arrays copied out of C as they are (struct vfm_pci_func /
-    vfm_netdev / vfm_virtfn records back to back): a snapshot that costs one copy to keep and
-    is unpacked only when needed (:func:`func_rows`, :func:`netdev_names`, :func:`virtfn_rows`)."""
-
-    funcs: bytes
-    netdevs: bytes
-    virtfns: bytes
+PackedScan = _namedtuple("PackedScan", "funcs netdevs virtfns")
+PackedScan.__doc__ = """The walker's three arrays copied out of C as they are (bytes: struct
+vfm_pci_func / vfm_netdev / vfm_virtfn records back to back): a snapshot that costs one copy to
+keep and is unpacked only when needed (:func:`func_rows`, :func:`netdev_names`,
+:func:`virtfn_rows`)."""
 
 
 # struct vfm_pci_func's name (first): func_rows / func_columns leave it out (see func_name).
