@@ -30,9 +30,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Self
 
 from .errors import InputError, StateError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:
+    from typing import Self
 
 __all__ = [
     "BUSY_TIMEOUT",

@@ -26,7 +26,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Collection, Sequence
-from typing import Any
 
 from .errors import InputError, PoolError, StateError, VfmacError
 from .mac import parse_mac
@@ -42,6 +41,10 @@ from .records import (
 )
 from .statedb import Database
 from .types import validate_network_name
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Store"]
 

@@ -574,9 +574,10 @@ def test_veth_refuses_every_vf_setting_and_nothing_changes(veth_netns: str) -> N
 
 
 def test_reading_links_imports_no_typing() -> None:
-    """The read path (every `vfmac` command, the CNI plugin) leaves `typing` unimported: its
+    """The read path (every `vfmac` command) and the CNI plugin's leave `typing` unimported: its
     import is a noticeable share of a short command's start under emulation (issue 15)."""
     code = ("import sys\nfrom pyvfmac.netlink import Rtnl\nfrom pyvfmac import topology\n"
+            "import pyvfmac.store, pyvfmac.cni.main, pyvfmac.cni.plugin\n"
             "with Rtnl() as nl:\n    vfs = list(nl.read_link('lo').vfs)\n"
             "print(sorted(m for m in sys.modules if m == 'typing' or m.startswith('typing.')))")
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
