@@ -1,16 +1,20 @@
 """`vfmac --help` and a bare `vfmac` without argparse (issue 15): the same text as the argparse
-parser prints, at every width; what `import pyvfmac.cli` loads."""
+parser prints, at every width; what `import pyvfmac.cli` and the installed scripts load."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from pyvfmac.cli import UsageError, main, toplevel
 from pyvfmac.cli.parser import _ARGUMENTS, build_parser
 
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 # what the fast paths must not load: argparse and what it brings, and the heavy typing modules
 HEAVY = {"argparse", "re", "gettext", "locale", "typing", "dataclasses", "enum"}
 
@@ -85,3 +89,35 @@ def test_import_cli_loads_no_argparse() -> None:
     assert rc == 0 and "pyvfmac.cli" in modules
     assert not modules & HEAVY, sorted(modules & HEAVY)
     assert "pyvfmac.cli.parser" not in modules and "pyvfmac.errors" not in modules
+
+
+def test_the_vfmac_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scripts/vfmac (installed as `vfmac`): `--help` loads nothing heavy and prints argparse's
+    help; a subcommand still runs (its parser loads argparse then)."""
+    env = dict(os.environ, COLUMNS="80")
+    rc, out, modules = _loaded([str(SCRIPTS / "vfmac"), "--help"], env)
+    assert rc == 0 and out == _argparse_help(monkeypatch, 80)
+    assert "pyvfmac.cli" in modules and not modules & HEAVY, sorted(modules & HEAVY)
+    rc, out, modules = _loaded([str(SCRIPTS / "vfmac"), "net-list", "--help"], env)
+    assert rc == 0 and out.startswith("usage: vfmac net-list") and "argparse" in modules
+
+
+def test_the_vfmac_cni_script() -> None:
+    env = dict(os.environ, CNI_COMMAND="VERSION")
+    rc, out, modules = _loaded([str(SCRIPTS / "vfmac-cni")], env)
+    assert rc == 0 and "1.0.0" in json.loads(out)["supportedVersions"]
+    assert "pyvfmac.cni.main" in modules
+
+
+@pytest.mark.parametrize("name", ["vfmac", "vfmac-cni"])
+def test_installed_scripts_are_the_repo_s(name: str) -> None:
+    """The venv's commands are scripts/ (meson.build), not pip's wrappers that import re; pip
+    replaced only their `#!python` line."""
+    installed = Path(sys.prefix) / "bin" / name
+    if not installed.exists():
+        pytest.skip(f"{installed}: not installed (an editable install has no scripts)")
+    mine = (SCRIPTS / name).read_text().splitlines()
+    theirs = installed.read_text().splitlines()
+    assert mine[0] == "#!python" and theirs[0].startswith("#!/")
+    assert theirs[1:] == mine[1:]
+    assert os.access(installed, os.X_OK)
