@@ -4,7 +4,7 @@ their one-line help, the global options, and the text `vfmac --help` and a bare 
 argparse (with re, gettext and enum) costs more than the interpreter's own start, and
 `vfmac --help` is the command a new user runs first; :func:`.parser.build_parser` builds its top
 level from the same tables, and the texts here are laid out as argparse lays them out
-(tests/test_cli.py compares the two at every width :func:`help_text` serves).
+(tests/test_cli_help.py compares the two at every width :func:`help_text` serves).
 """
 
 from __future__ import annotations
@@ -137,8 +137,8 @@ def _usage(width: int) -> str:
 
 def _served(width: int) -> bool:
     """Whether the texts below are argparse's at this width: help texts start at column
-    HELP_POSITION (a narrow terminal moves them left) and no word of theirs is longer than a
-    line (textwrap would break it)."""
+    HELP_POSITION (a narrow terminal moves them left), no word of theirs is longer than a line
+    (textwrap would break it), and the options follow the program name in the usage."""
     help_width = width - HELP_POSITION
     texts = [*COMMANDS.values(), _HELP_OPTION[1], *(text for _, _, text in GLOBAL_OPTIONS)]
     return width - 20 >= HELP_POSITION and all(len(word) <= help_width
