@@ -1,8 +1,7 @@
 /* VF MACs as text: the first 6 bytes of each VF's MAC, lowercase, colon-separated. */
 #include "vfm_internal.h"
 
-/* "aa:bb:cc:dd:ee:ff" into p[0..17), then sep. */
-static void mac_text(char *p, const uint8_t *mac, char sep)
+void vfm_mac_format(char *p, const uint8_t *mac, char sep)
 {
 	static const char digits[] = "0123456789abcdef";
 
@@ -16,5 +15,5 @@ static void mac_text(char *p, const uint8_t *mac, char sep)
 void vfm_vfs_mac_text(const struct vfm_vf_info *vfs, size_t n, char *out)
 {
 	for (size_t i = 0; i < n; i++)
-		mac_text(out + 18 * i, vfs[i].mac, i + 1 < n ? '\n' : '\0');
+		vfm_mac_format(out + 18 * i, vfs[i].mac, i + 1 < n ? '\n' : '\0');
 }

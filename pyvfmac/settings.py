@@ -22,13 +22,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from operator import attrgetter
-from typing import Literal, TypeVar
 
 from .errors import InputError
 from .mac import ZERO_MAC, is_canonical, parse_mac
 
-LinkState = Literal["auto", "enable", "disable"]
-VlanProto = Literal["802.1Q", "802.1ad"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:  # type aliases: for annotations only (typing is not imported at run time)
+    from typing import Literal, TypeVar
+
+    LinkState = Literal["auto", "enable", "disable"]
+    VlanProto = Literal["802.1Q", "802.1ad"]
+    _S = TypeVar("_S", bound="VfSettings")
 
 LINK_STATES: tuple[LinkState, ...] = ("auto", "enable", "disable")
 VLAN_PROTOS: dict[VlanProto, int] = {"802.1Q": 0x8100, "802.1ad": 0x88A8}
@@ -38,9 +42,6 @@ VLAN_MAX = 4095
 QOS_MAX = 7
 RATE_MAX = 0xFFFFFFFF  # Mbit/s, u32 in IFLA_VF_RATE
 VF_MAX = 0x7FFFFFFE  # the largest VF index the C core accepts
-
-_S = TypeVar("_S", bound="VfSettings")
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VfSettings:

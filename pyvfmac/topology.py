@@ -20,11 +20,14 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import _lowlevel as _ll
 from .errors import InputError, PciAddressError, TopologyError
 from .types import PciAddress, bulk_constructor, validate_netdev_name
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Pf",

@@ -7,13 +7,103 @@ A VF's settings, its state and changes to it are in :mod:`pyvfmac.settings` (re-
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from operator import attrgetter
 
-from .settings import LINK_STATES, VLAN_PROTOS, LinkState, VfChange, VfState, VlanProto
+from .settings import LINK_STATES, VLAN_PROTOS, VfChange, VfState
 
-_T = TypeVar("_T")
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, overload
+
+    from .settings import LinkState, VlanProto  # noqa: F401  (type aliases, for annotations)
+
+    _T = TypeVar("_T")
+
+
+class VfStates(Sequence[VfState]):
+    """The VFs of a link (:attr:`LinkInfo.vfs`): a read-only sequence of :class:`VfState`, kept
+    as one column per field, each read from the C core's records when first asked for.
+
+    The :class:`VfState` values are built when first looked at: all of them when the sequence is
+    iterated, compared or hashed (once, then kept), one when indexed. A reader that needs a
+    field or two of thousands of VFs (``vfmac apply``: their indexes and MACs) takes
+    :meth:`column` and builds no VfState and no other column. Equal to the tuple of the same
+    values, and hashes like it."""
+
+    __slots__ = ("_n", "_load", "_columns", "_states")
+    FIELDS = ("vf", "mac", "vlan", "qos", "vlan_proto", "spoofchk", "trust", "link_state",
+              "min_tx_rate", "max_tx_rate")
+    """VfState's fields: the columns, and the order :meth:`column` reads them in for a VfState."""
+
+    def __init__(self, n: int, load: Callable[[str], Iterable[Any]]) -> None:
+        """``n`` VFs; ``load(name)`` gives field ``name`` of every VF in order (a column). It is
+        called once per field, when the field is first needed."""
+        self._n = n
+        self._load = load
+        self._columns: dict[str, tuple[Any, ...]] = {}
+        self._states: tuple[VfState, ...] | None = None
+
+    @classmethod
+    def of(cls, states: Iterable[VfState]) -> VfStates:
+        """The sequence of these VF states (kept as they are)."""
+        built = tuple(states)
+        out = cls(len(built), lambda name: map(attrgetter(name), built))
+        out._states = built
+        return out
+
+    def column(self, name: str) -> tuple[Any, ...]:
+        """Field ``name`` of every VF, in order (e.g. ``column("mac")``), no VfState built."""
+        col = self._columns.get(name)
+        if col is None:
+            if name not in self.FIELDS:
+                raise ValueError(f"VfStates: no field {name!r} (fields: {', '.join(self.FIELDS)})")
+            col = tuple(self._load(name))
+            if len(col) != self._n:
+                raise ValueError(f"VfStates: column {name} has {len(col)} values, not {self._n}")
+            self._columns[name] = col
+        return col
+
+    def _all(self) -> tuple[VfState, ...]:
+        if self._states is None:
+            self._states = tuple(map(_make_vf_state, *map(self.column, self.FIELDS)))
+        return self._states
+
+    def __len__(self) -> int:
+        return self._n
+
+    if TYPE_CHECKING:
+        @overload
+        def __getitem__(self, i: int) -> VfState: ...
+
+        @overload
+        def __getitem__(self, i: slice) -> tuple[VfState, ...]: ...
+
+    def __getitem__(self, i: int | slice) -> VfState | tuple[VfState, ...]:
+        if isinstance(i, slice) or self._states is not None:
+            return self._all()[i]
+        return _make_vf_state(*(self.column(name)[i] for name in self.FIELDS))
+
+    def __iter__(self) -> Iterator[VfState]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, VfStates):
+            return self._n == other._n and all(
+                self.column(name) == other.column(name) for name in self.FIELDS)
+        if isinstance(other, tuple):
+            return self._all() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._all())
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+    def __reduce__(self) -> tuple[Callable[[Iterable[VfState]], VfStates], tuple[Any, ...]]:
+        return (VfStates.of, (self._all(),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +121,20 @@ class LinkInfo:
     parent_bus: str | None
     parent_dev: str | None
     num_vf: int | None
-    vfs: tuple[VfState, ...]
+    vfs: VfStates  # a tuple (any sequence) of VfState is taken, and kept as VfStates
     missing_vfs: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.vfs, VfStates):
+            object.__setattr__(self, "vfs", VfStates.of(self.vfs))
 
     def vf(self, index: int) -> VfState:
         """The VF with this index; ``LookupError`` naming the PF when it has none."""
-        for state in self.vfs:
-            if state.vf == index:
-                return state
+        indexes = self.vfs.column("vf")
+        if 0 <= index < len(indexes) and indexes[index] == index:  # listed in order: the rule
+            return self.vfs[index]
+        if index in indexes:
+            return self.vfs[indexes.index(index)]
         from .errors import TopologyError
 
         raise TopologyError(f"{self.name}: no VF {index} (the PF has {len(self.vfs)} VFs)")
@@ -229,18 +325,21 @@ def bulk_constructor(cls: type[_T], order: Sequence[str] | None = None, *,
     return make
 
 
+_make_vf_state = bulk_constructor(VfState, VfStates.FIELDS)
+_VF_FIELDS = attrgetter(*VfStates.FIELDS)
+
+
 __all__ = [
     "IFNAMSIZ",
     "NETWORK_NAME_MAX",
     "LINK_STATES",
     "VLAN_PROTOS",
     "LinkInfo",
-    "LinkState",
     "PciAddress",
     "VfChange",
     "VfResult",
     "VfState",
-    "VlanProto",
+    "VfStates",
     "bulk_constructor",
     "validate_netdev_name",
     "validate_network_name",

@@ -12,6 +12,7 @@ import pytest
 from applyhelp import KEY, PCI0, pf_link
 
 from pyvfmac.apply import derive_mac, pf_identity
+from pyvfmac.apply.derive import Deriver
 from pyvfmac.mac import parse_mac
 from pyvfmac.types import LinkInfo
 
@@ -92,3 +93,36 @@ def test_pf_identity_order() -> None:
     assert pf_identity(PCI0, with_perm) == "pci:0000:03:00.0"
     bare = LinkInfo(5, "veth0", "02:00:00:00:00:05", None, None, None, None, ())
     assert pf_identity(None, bare) is None
+
+
+def _by_hmac(key: bytes, pf_id: str, vf: int, prefix: bytes = b"") -> str:
+    h = hmac_module(key, f"pyvfmac-derived-mac-v1\n{pf_id}\n{vf}".encode())
+    if prefix:
+        return (prefix + h[:6 - len(prefix)]).hex(":")
+    return (bytes([(h[0] & 0xFC) | 0x02]) + h[1:6]).hex(":")
+
+
+@pytest.mark.parametrize("pf_id", ["pci:0000:03:00.0", "dev:" + "x" * 27, "dev:" + "y" * 90],
+                         ids=["pci", "head-fills-the-block", "head-spans-blocks"])
+@pytest.mark.parametrize("key", [b"", b"k", KEY, b"x" * 64, LONG_KEY],
+                         ids=["empty", "1", "key", "block", "long"])
+def test_bulk_derivation_equals_the_hmac_of_each_vf(pf_id: str, key: bytes) -> None:
+    """Deriver.macs (one C call) against Python's hmac VF by VF: message lengths that end on,
+    before and after SHA-256 block boundaries; indexes of 1 to 4 digits; an offset start."""
+    d = Deriver(key, pf_id, b"")
+    assert d.macs(0, 1200) == [_by_hmac(key, pf_id, vf) for vf in range(1200)]
+    assert d.macs(4090, 6) == [_by_hmac(key, pf_id, vf) for vf in range(4090, 4096)]
+    top = 0xFFFFFFFF
+    assert d.macs(top - 1, 2) == [_by_hmac(key, pf_id, top - 1), _by_hmac(key, pf_id, top)]
+    p = Deriver(key, pf_id, b"\x02\x01\x02\x03\x04")
+    assert p.macs(7, 3) == [_by_hmac(key, pf_id, vf, b"\x02\x01\x02\x03\x04") for vf in (7, 8, 9)]
+    assert d.macs(5, 0) == []
+
+
+def test_bulk_derivation_refuses_what_it_cannot_do() -> None:
+    with pytest.raises(ValueError, match="6 octets, at most 5"):
+        Deriver(KEY, "pci:0000:03:00.0", b"\x02" * 6).macs(0, 1)
+    with pytest.raises(ValueError, match="outside 0..4294967295"):
+        Deriver(KEY, "pci:0000:03:00.0", b"").macs(0xFFFFFFFF, 2)
+    with pytest.raises(ValueError, match="outside"):
+        Deriver(KEY, "pci:0000:03:00.0", b"").macs(-1, 1)

@@ -113,7 +113,9 @@ def test_list_json_on_a_fake_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         LinkInfo(ifindex=2, name="eth0", mac="52:54:00:00:00:01", perm_mac=None,
                  parent_bus="pci", parent_dev="0000:01:00.0", num_vf=2,
                  vfs=(VfState(vf=0, mac="02:00:00:00:00:10", vlan=42, spoofchk=True),
-                      VfState(vf=1, mac="00:00:00:00:00:00"))),
+                      VfState(vf=1, mac="00:00:00:00:00:00", qos=0, vlan_proto="802.1ad",
+                              trust=False, link_state="disable", min_tx_rate=5,
+                              max_tx_rate=50))),
         LinkInfo(ifindex=1, name="lo", mac=None, perm_mac=None, parent_bus=None,
                  parent_dev=None, num_vf=None, vfs=()),
     ]
@@ -144,6 +146,9 @@ def test_list_json_on_a_fake_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         (0, vfs[0].name, "eth0v0", "igbvf", "02:00:00:00:00:10", 42,
          "attached (mac:02:00:00:00:00:10, saved)"),
         (1, vfs[1].name, "eth0v1", "igbvf", "00:00:00:00:00:00", 0, None)]
+    for listed, state in zip(pf["vfs"], links[0].vfs):  # every setting, as read
+        assert {k: listed[k] for k in SETTINGS} == {k: getattr(state, k) for k in SETTINGS}
+    assert out == json.dumps(json.loads(out), indent=2) + "\n"  # json.dump's own layout
 
 
 def test_attach_malformed_xml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

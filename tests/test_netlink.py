@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import pickle
 import random
 import struct
 import subprocess
@@ -20,7 +21,15 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyvfmac import _lowlevel as ll
 from pyvfmac.errors import InputError, NetlinkError
 from pyvfmac.netlink import Rtnl, describe_change
-from pyvfmac.types import PciAddress, VfChange, VfResult, VfState, bulk_constructor
+from pyvfmac.types import (
+    LinkInfo,
+    PciAddress,
+    VfChange,
+    VfResult,
+    VfState,
+    VfStates,
+    bulk_constructor,
+)
 
 ALL = (ll.SET_MAC | ll.SET_VLAN | ll.SET_SPOOFCHK | ll.SET_TRUST | ll.SET_LINK_STATE
        | ll.SET_RATE)
@@ -340,6 +349,69 @@ def test_parse_lists_of_any_size(count: int) -> None:
     assert link.perm_mac == "02:00:00:00:00:33"
 
 
+def _parsed_vfs(count: int, *, order: list[int] | None = None) -> LinkInfo:
+    vfs = [nlmsg.vf_info(i, nlmsg.vf_mac(i), vlan=i % 7, qos=i % 3, proto=0x88A8 if i % 2 else 0,
+                         spoofchk=i % 2, trust=-1 if i % 5 else 1, link_state=i % 3,
+                         min_rate=i % 11, max_rate=100 + i) for i in (order or range(count))]
+    (link,) = ll.links_parse(nlmsg.newlink(3, "pf0", vfs=vfs, num_vf=count))
+    return link
+
+
+def test_vf_states_read_equal_the_same_values_built_one_by_one() -> None:
+    """LinkInfo.vfs as read (columns, VfState built when looked at) against VfState values
+    built by their constructor from the same fields: equal, hashed alike, in every access."""
+    link = _parsed_vfs(300)
+    columns = {name: link.vfs.column(name) for name in VfStates.FIELDS}  # before any VfState
+    built = tuple(VfState(**{name: columns[name][i] for name in VfStates.FIELDS})
+                  for i in range(300))
+    assert [s.mac for s in built] == [nlmsg.vf_mac(i).hex(":") for i in range(300)]
+    assert link.vfs[7] == built[7] and link.vfs[-1] == built[-1]  # one built, by position
+    assert link.vfs[10:13] == built[10:13] and isinstance(link.vfs[10:13], tuple)
+    assert len(link.vfs) == 300 and list(link.vfs) == list(built)
+    assert link.vfs == built and built == link.vfs and hash(link.vfs) == hash(built)
+    assert link.vfs != built[:-1] and link.vfs != list(built)  # a tuple's equality, not more
+    assert repr(link.vfs) == repr(built)
+    assert link.vf(299) == built[299] and link.vf(0) == built[0]
+    assert pickle.loads(pickle.dumps(link)) == link
+    by_tuple = dataclasses.replace(link, vfs=built)  # a tuple is taken, kept as VfStates
+    assert isinstance(by_tuple.vfs, VfStates) and by_tuple == link and hash(by_tuple) == hash(link)
+    assert by_tuple.vfs.column("max_tx_rate") == tuple(100 + i for i in range(300))
+    with pytest.raises(IndexError):
+        link.vfs[300]
+
+
+def test_vf_states_listed_out_of_order_are_found_by_index() -> None:
+    link = _parsed_vfs(5, order=[3, 0, 4, 1, 2])
+    assert [link.vf(i).vf for i in range(5)] == list(range(5))
+    assert link.vf(3).mac == nlmsg.vf_mac(3).hex(":") and link.vfs[0].vf == 3
+    with pytest.raises(LookupError, match="pf0: no VF 5"):
+        link.vf(5)
+    with pytest.raises(LookupError, match="no VF -1"):
+        link.vf(-1)
+
+
+def test_vf_states_read_a_column_only_when_asked() -> None:
+    """Each column is loaded once, when first needed: the MACs alone for a MAC comparison,
+    every column for a VfState."""
+    link = _parsed_vfs(50)
+    asked: list[str] = []
+    loaded = VfStates(50, lambda name: (asked.append(name), link.vfs.column(name))[1])
+    assert len(loaded) == 50 and asked == []
+    assert loaded.column("mac") == link.vfs.column("mac") and asked == ["mac"]
+    loaded.column("mac")
+    assert asked == ["mac"]
+    assert loaded[3] == link.vfs[3] and sorted(asked) == sorted(VfStates.FIELDS)
+    assert loaded == link.vfs and len(asked) == len(VfStates.FIELDS)
+
+
+def test_vf_states_refuse_bad_columns() -> None:
+    with pytest.raises(ValueError, match="column vlan has 1 values, not 2"):
+        VfStates(2, lambda name: [0] if name == "vlan" else [0, 1]).column("vlan")
+    with pytest.raises(ValueError, match="no field 'speed'"):
+        VfStates(0, lambda name: []).column("speed")
+    assert len(VfStates.of(())) == 0 and VfStates.of(()) == ()
+
+
 def test_wrapped_list_without_num_vf_stops_at_next_attribute() -> None:
     vfs = [nlmsg.vf_info(i, nlmsg.vf_mac(i)) for i in range(3000)]
     msg = nlmsg.newlink(3, "pf0", vfs=vfs, perm=b"\x02\0\0\0\0\x44")
@@ -499,3 +571,14 @@ def test_veth_refuses_every_vf_setting_and_nothing_changes(veth_netns: str) -> N
     after["vx1"]["address"] = before["vx1"]["address"]
     for name in before:
         assert after[name] == before[name]
+
+
+def test_reading_links_imports_no_typing() -> None:
+    """The read path (every `vfmac` command, the CNI plugin) leaves `typing` unimported: its
+    import is a noticeable share of a short command's start under emulation (issue 15)."""
+    code = ("import sys\nfrom pyvfmac.netlink import Rtnl\nfrom pyvfmac import topology\n"
+            "with Rtnl() as nl:\n    vfs = list(nl.read_link('lo').vfs)\n"
+            "print(sorted(m for m in sys.modules if m == 'typing' or m.startswith('typing.')))")
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
+                         cwd="/", check=True).stdout
+    assert out.strip() == "[]", out

@@ -5,13 +5,16 @@ exceptions."""
 from __future__ import annotations
 
 import struct as _struct
-from typing import Any as _Any
-from typing import NamedTuple as _NamedTuple
+from collections.abc import Sequence as _Sequence
 
 from .._native import ffi, lib
 from ..errors import NetlinkError as _NetlinkError
 
-__all__ = ["Layout", "check", "ffi", "layout", "lib", "msg"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:
+    from typing import Any as _Any
+
+__all__ = ["Layout", "check", "columns", "ffi", "layout", "lib", "msg"]
 
 # The C structs' layouts, read from the compiled module (its cdef mirrors the header): changes
 # are packed and records unpacked in bulk with struct formats derived here, not one cffi
@@ -19,9 +22,15 @@ __all__ = ["Layout", "check", "ffi", "layout", "lib", "msg"]
 _CODES = {"int32_t": "i", "uint32_t": "I", "uint16_t": "H", "uint8_t": "B"}
 
 
-class Layout(_NamedTuple):
-    st: _struct.Struct
-    fields: tuple[tuple[str, int, str], ...]  # (C path, offset, struct code), flattened
+class Layout:
+    """A C struct as the bulk readers see it: its ``struct.Struct`` (``st``) and its
+    ``fields`` as (C path, offset, struct code), nested structs flattened."""
+
+    __slots__ = ("st", "fields")
+
+    def __init__(self, st: _struct.Struct, fields: tuple[tuple[str, int, str], ...]) -> None:
+        self.st = st
+        self.fields = fields
 
 
 def _flat(ctype: _Any, prefix: str = "", base: int = 0) -> list[tuple[str, int, str]]:
@@ -52,6 +61,28 @@ def layout(cname: str) -> Layout:
     if st.size != size:  # pragma: no cover - a build/ABI mismatch
         raise ImportError(f"pyvfmac._native: {cname} is {size} bytes, not {st.size}")
     return Layout(st, tuple(fields))
+
+
+def columns(lay: Layout, buf: bytes, names: _Sequence[str]) -> list[list[_Any]]:
+    """Fields ``names`` (C paths) of the records packed back to back in ``buf`` (struct layout
+    ``lay``), one list per field: numbers through a memoryview cast and a strided slice, byte
+    strings sliced, no tuple per record."""
+    size = lay.st.size
+    where = {path: (off, code) for path, off, code in lay.fields}
+    views: dict[str, memoryview] = {}
+    out: list[list[_Any]] = []
+    for name in names:
+        off, code = where[name]
+        width = _struct.calcsize(code)
+        if code.endswith("s"):
+            out.append([buf[o:o + width] for o in range(off, len(buf), size)])
+            continue
+        if off % width or size % width:  # pragma: no cover - a layout the reader cannot take
+            raise ImportError(f"pyvfmac._native: field {name} at {off} is not {width}-aligned")
+        if code not in views:
+            views[code] = memoryview(buf).cast(code)  # type: ignore[call-overload]  # i I H B
+        out.append(views[code][off // width::size // width].tolist())
+    return out
 
 
 def msg(buf: _Any) -> str:

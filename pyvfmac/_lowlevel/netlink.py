@@ -3,23 +3,25 @@ MAC, 802.1Qbh port profiles (csrc/vfm_socket.c ... vfm_vf_port.c)."""
 
 from __future__ import annotations
 
+import errno as _errno
+import sys as _sys
+from collections.abc import Iterable as _Iterable
+from collections.abc import Sequence as _Sequence
+
+from ..types import LinkInfo as _LinkInfo
+from ..types import VfStates as _VfStates
 from . import base as _base
 from .base import check, ffi, lib
 
-
-import errno as _errno
-import sys as _sys
-from collections.abc import Sequence as _Sequence
-from typing import Any as _Any
-
-from ..types import LinkInfo as _LinkInfo
-from ..types import VfState as _VfState
-from ..types import bulk_constructor as _bulk_constructor
-from itertools import repeat as _repeat
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:
+    from collections.abc import Callable as _Callable
+    from typing import Any as _Any
 
 _CHANGE = _base.layout("struct vfm_vf_change").st
 _RESULT = _base.layout("struct vfm_vf_result").st
-_VFINFO = _base.layout("struct vfm_vf_info").st
+_VFINFO_LAYOUT = _base.layout("struct vfm_vf_info")
+_VFINFO = _VFINFO_LAYOUT.st
 
 SET_MAC = int(lib.VFM_SET_MAC)
 SET_VLAN = int(lib.VFM_SET_VLAN)
@@ -198,30 +200,45 @@ def _addr(raw: _Any, length: int) -> str | None:
 
 
 _TRISTATE = (False, True, None)  # C: 0, 1, -1 (not reported)
-_link_state_name = {0: "auto", 1: "enable", 2: "disable"}.get
-_proto_name = _PROTO_NAMES.get
-_make_vf_state = _bulk_constructor(_VfState, (
-    "vf", "mac", "vlan", "qos", "vlan_proto", "spoofchk", "trust", "link_state", "min_tx_rate",
-    "max_tx_rate"))
+_LINK_STATE = {0: "auto", 1: "enable", 2: "disable"}
+_NO_VFS = _VfStates.of(())
 
 
-def _vf_states(link: _Any) -> tuple[_VfState, ...]:
-    """The VF states of a parsed link, built column by column (C-level loops; 4096 VFs is one
-    PF's answer and is read at boot)."""
+def _proto_name(proto: int) -> str:
+    return _PROTO_NAMES.get(proto, "802.1Q")
+
+
+# struct vfm_vf_info's numbers as VfState has them (the rest are taken as they are)
+_DECODE: dict[str, _Callable[[int], object]] = {"vlan_proto": _proto_name, "spoofchk": _TRISTATE.__getitem__,
+           "trust": _TRISTATE.__getitem__, "link_state": _LINK_STATE.get}
+
+
+class _VfColumns:
+    """A parsed link's VF records, copied out of C, read one column at a time (VfStates'
+    loader): the numbers through :func:`base.columns`, the MACs from the text C formatted."""
+
+    __slots__ = ("_records", "_macs")
+
+    def __init__(self, link: _Any, n: int) -> None:
+        self._records = ffi.buffer(link.vfs, n * _VFINFO.size)[:]
+        text = ffi.new("char[]", 18 * n)
+        lib.vfm_vfs_mac_text(link.vfs, n, text)
+        self._macs = ffi.buffer(text, 18 * n - 1)[:]
+
+    def __call__(self, name: str) -> _Iterable[_Any]:
+        if name == "mac":
+            macs: list[str] = self._macs.decode("ascii").split("\n")
+            return macs
+        (column,) = _base.columns(_VFINFO_LAYOUT, self._records, (name,))
+        decode = _DECODE.get(name)
+        return column if decode is None else map(decode, column)
+
+
+def _vf_states(link: _Any) -> _VfStates:
+    """The VF states of a parsed link: no VfState is built, and no column read, until one is
+    looked at (4096 VFs is one PF's answer, read at boot)."""
     n = int(link.n_vfs)
-    if n == 0:
-        return ()
-    raw = ffi.buffer(link.vfs, n * _VFINFO.size)
-    (vf, mac, vlan, qos, proto, spoof, trust, state, min_rate,
-     max_rate) = zip(*_VFINFO.iter_unpack(raw))
-    text = ffi.new("char[]", 18 * n)
-    lib.vfm_vfs_mac_text(link.vfs, n, text)
-    macs = ffi.string(text, 18 * n).decode("ascii").split("\n")
-    return tuple(map(
-        _make_vf_state, vf, macs, vlan, qos, map(_proto_name, proto, _repeat("802.1Q")),
-        map(_TRISTATE.__getitem__, spoof), map(_TRISTATE.__getitem__, trust),
-        map(_link_state_name, state), min_rate, max_rate,
-    ))
+    return _VfStates(n, _VfColumns(link, n)) if n else _NO_VFS
 
 
 def _links(ptr: _Any) -> list[_LinkInfo]:

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import struct as _struct
-from typing import Any as _Any
-from typing import NamedTuple as _NamedTuple
+from collections import namedtuple as _namedtuple
 
 from . import base as _base
 from .base import Layout as _Layout
 from .base import ffi, lib
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:
+    from typing import Any as _Any
 
 
 from ..errors import SysfsError as _SysfsError
@@ -34,46 +37,23 @@ VIRTFN_NOT_VF = int(lib.VFM_VIRTFN_NOT_VF)
 VIRTFN_MISMATCH = int(lib.VFM_VIRTFN_MISMATCH)
 VIRTFN_DUPLICATE = int(lib.VFM_VIRTFN_DUPLICATE)
 
-class RawVirtfn(_NamedTuple):
-    """One ``virtfnN`` link of a PF (struct vfm_virtfn): ``func`` indexes the scan's functions
-    (-1: none)."""
+# The named-tuple view of the walker's records (unpack_scan: tests and debugging; the topology
+# reads the packed records as columns). Plain collections.namedtuple: no typing at run time.
 
-    vf_index: int
-    domain: int
-    bus: int
-    slot: int
-    function: int
-    func: int
-    state: int  # VIRTFN_*
+RawVirtfn = _namedtuple("RawVirtfn", "vf_index domain bus slot function func state")
+RawVirtfn.__doc__ = """One ``virtfnN`` link of a PF (struct vfm_virtfn), all ints: ``func``
+indexes the scan's functions (-1: none); ``state``: VIRTFN_*."""
 
-
-class RawFunc(_NamedTuple):
-    """One entry of ``bus/pci/devices`` as the C walker saw it (struct vfm_pci_func, field by
-    field). ``name`` and ``driver`` are NUL-padded; ``flags``: FN_*."""
-
-    name: bytes
-    domain: int
-    bus: int
-    slot: int
-    function: int
-    flags: int
-    vendor: int
-    device: int
-    class_code: int
-    iommu_group: int  # -1: none
-    totalvfs: int  # -1: not a PF
-    numvfs: int  # -1: not a PF / unreadable
-    pf_domain: int  # physfn (FN_VF)
-    pf_bus: int
-    pf_slot: int
-    pf_function: int
-    pf: int  # index of the PF (linked VFs), -1
-    vf_index: int  # -1
-    netdev_first: int  # RawScan.netdevs[first:first + count]
-    netdev_count: int
-    virtfn_first: int  # RawScan.virtfns[first:first + count]
-    virtfn_count: int
-    driver: bytes  # NUL-padded, empty: none
+RawFunc = _namedtuple("RawFunc", (
+    "name domain bus slot function flags vendor device class_code iommu_group totalvfs numvfs "
+    "pf_domain pf_bus pf_slot pf_function pf vf_index netdev_first netdev_count virtfn_first "
+    "virtfn_count driver"))
+RawFunc.__doc__ = """One entry of ``bus/pci/devices`` as the C walker saw it (struct
+vfm_pci_func, field by field). ``name`` and ``driver``: bytes, NUL-padded (driver empty: none);
+the rest ints: ``flags`` FN_*; ``iommu_group`` -1 none; ``totalvfs`` / ``numvfs`` -1 not a PF
+(numvfs also: unreadable); ``pf_domain`` .. ``pf_function`` the physfn of a VF; ``pf`` the index
+of the PF (linked VFs) and ``vf_index``, -1; ``netdev_first`` / ``netdev_count`` and
+``virtfn_first`` / ``virtfn_count``: slices of RawScan.netdevs / RawScan.virtfns."""
 
 
 # struct vfm_pci_func / vfm_virtfn / vfm_netdev, unpacked in bulk. RawFunc / RawVirtfn name
@@ -101,10 +81,8 @@ _VIRTFN = _records("struct vfm_virtfn", RawVirtfn).st
 _NETDEV = _base.layout("struct vfm_netdev").st
 
 
-class RawScan(_NamedTuple):
-    funcs: list[RawFunc]
-    netdevs: list[bytes]
-    virtfns: list[RawVirtfn]
+RawScan = _namedtuple("RawScan", "funcs netdevs virtfns")
+RawScan.__doc__ = """A scan unpacked: lists of RawFunc, of netdev names (bytes), of RawVirtfn."""
 
 
 def cstr(raw: bytes) -> bytes:
@@ -112,14 +90,11 @@ def cstr(raw: bytes) -> bytes:
     return raw.partition(b"\0")[0]
 
 
-class PackedScan(_NamedTuple):
-    """The walker's three arrays copied out of C as they are (struct vfm_pci_func /
-    vfm_netdev / vfm_virtfn records back to back): a snapshot that costs one copy to keep and
-    is unpacked only when needed (:func:`func_rows`, :func:`netdev_names`, :func:`virtfn_rows`)."""
-
-    funcs: bytes
-    netdevs: bytes
-    virtfns: bytes
+PackedScan = _namedtuple("PackedScan", "funcs netdevs virtfns")
+PackedScan.__doc__ = """The walker's three arrays copied out of C as they are (bytes: struct
+vfm_pci_func / vfm_netdev / vfm_virtfn records back to back): a snapshot that costs one copy to
+keep and is unpacked only when needed (:func:`func_rows`, :func:`netdev_names`,
+:func:`virtfn_rows`)."""
 
 
 # struct vfm_pci_func's name (first): func_rows / func_columns leave it out (see func_name).
@@ -136,19 +111,8 @@ def func_rows(p: PackedScan) -> list[tuple[_Any, ...]]:
     return list(_FUNC_NONAME.iter_unpack(p.funcs)) if p.funcs else []
 
 
-def _func_column(offset: int, code: str) -> tuple[str, int, int]:
-    """How func_columns reads a field: ("I" / "i", 32-bit word index, 0) or ("s", offset, length)."""
-    if code.endswith("s"):
-        return "s", offset, _struct.calcsize(code)
-    if code not in "Ii" or offset % 4:  # pragma: no cover - a field the reader cannot take
-        raise ImportError(f"pyvfmac._native: vfm_pci_func field at {offset}: {code!r}")
-    return code, offset // 4, 0
-
-
-# RawFunc's fields after ``name``, in order, as func_columns reads them.
-_FUNC_COLUMNS = tuple(_func_column(off, code) for _, off, code in _FUNC_LAYOUT.fields[1:])
-if _FUNC.size % 4:  # pragma: no cover - a layout the column reader cannot take
-    raise ImportError("pyvfmac._native: struct vfm_pci_func is not a whole number of words")
+# RawFunc's fields after ``name``, in order, as func_columns reads them (C paths).
+_FUNC_COLUMNS = tuple(path for path, _, _ in _FUNC_LAYOUT.fields[1:])
 
 
 # Where each of RawFunc's fields but ``name`` is in func_rows' tuples / func_columns' list.
@@ -157,14 +121,7 @@ FUNC_COLUMN = {name: i for i, name in enumerate(RawFunc._fields[1:])}
 
 def func_columns(p: PackedScan) -> list[list[_Any]]:
     """The same values as :func:`func_rows`, one list per field (column): cheaper to build."""
-    buf = p.funcs
-    if not buf:
-        return [[] for _ in _FUNC_COLUMNS]
-    size = _FUNC.size
-    words = {"I": memoryview(buf).cast("I"), "i": memoryview(buf).cast("i")}
-    return [words[kind][at::size // 4].tolist() if kind != "s"
-            else [buf[o:o + length] for o in range(at, len(buf), size)]
-            for kind, at, length in _FUNC_COLUMNS]
+    return _base.columns(_FUNC_LAYOUT, p.funcs, _FUNC_COLUMNS)
 
 
 def func_name(p: PackedScan, i: int) -> bytes:

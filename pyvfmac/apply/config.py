@@ -94,6 +94,8 @@ class PfEntry:
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """A whole config file: its PFs, and the host key derived MACs are made from."""
+
     path: str
     pfs: tuple[PfEntry, ...]
     host_key_path: str = DEFAULT_HOST_KEY

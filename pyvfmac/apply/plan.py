@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, cast
 
-from ..errors import PciAddressError
+from ..errors import PciAddressError, TopologyError
 from ..mac import ZERO_MAC
-from ..settings import VfChange, VfSettings, VfState, diff
-from ..types import LinkInfo, PciAddress
+from ..settings import SETTINGS, VfChange, VfSettings, VfState, diff
+from ..types import LinkInfo, PciAddress, bulk_constructor
 from .config import Config, ConfigCtx, PfEntry
 from .derive import Deriver, pf_identity
 
@@ -55,15 +55,18 @@ def host_view(links: Iterable[LinkInfo], topology: Topology | None = None) -> Ho
 
 @dataclass(frozen=True, slots=True)
 class VfPlan:
+    """One managed VF of a PF's plan: what it should have and the change that gets it there."""
+
     vf: int
     want: VfSettings  # merged settings (shared between VFs; see ``mac`` for the MAC)
     mac: str | None  # the wanted MAC: explicit or derived
-    have: VfState | None  # None: the VF does not exist yet / is recreated / was not listed
     change: VfChange | None  # None: already as configured
 
 
 @dataclass(frozen=True, slots=True)
 class PfPlan:
+    """One configured PF resolved on the host: its VF count now and wanted, and its VFs' plans."""
+
     entry: PfEntry
     link: LinkInfo
     pci: PciAddress | None
@@ -72,10 +75,20 @@ class PfPlan:
     numvfs_path: str  # relative to the sysfs root
     vfs: tuple[VfPlan, ...]  # managed VFs, by index
     missing: tuple[int, ...] = ()  # configured VFs that do not exist (after a numvfs change)
+    compared: bool = True  # the VFs were compared with link.vfs (not: they are to be recreated)
 
     @property
     def name(self) -> str:
         return self.link.name
+
+    def have(self, vf: int) -> VfState | None:
+        """VF ``vf`` as the plan found it; None when it does not exist yet or is recreated."""
+        if not self.compared:
+            return None
+        try:
+            return self.link.vf(vf)
+        except TopologyError:
+            return None
 
     @property
     def numvfs_change(self) -> bool:
@@ -88,6 +101,8 @@ class PfPlan:
 
 @dataclass(frozen=True, slots=True)
 class Collision:
+    """A wanted MAC that another VF also wants, or that stays on another device."""
+
     pf_key: str
     pf_name: str
     vf: int
@@ -97,6 +112,8 @@ class Collision:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """What ``vfmac apply`` would change: every configured PF's plan, and the MAC collisions."""
+
     pfs: tuple[PfPlan, ...]
     collisions: tuple[Collision, ...] = ()
 
@@ -229,10 +246,14 @@ def _plan_pf(
     manage_all = derive or not entry.settings.empty()
     indexes: Iterable[int] = (range(target) if manage_all
                               else sorted(i for i in listed if i < target))
-    have_by_index = {} if entry.numvfs is not None and entry.numvfs != now and not after_numvfs \
-        else {s.vf: s for s in link.vfs}
-    deriver = Deriver(cfg.host_key, identity, entry.mac_prefix) if identity and cfg.host_key \
-        else None
+    compared = not (entry.numvfs is not None and entry.numvfs != now and not after_numvfs)
+    # VF index -> position in link.vfs; their MACs as a column: no VfState is built for VFs
+    # whose MAC is all the plan compares (most of them, at boot)
+    position = {vf: at for at, vf in enumerate(link.vfs.column("vf"))} if compared else {}
+    have_macs = link.vfs.column("mac")
+    # derived MACs: every VF of the PF is managed (indexes is range(target)), all in one C call
+    derived = (Deriver(cfg.host_key, identity, entry.mac_prefix).macs(0, target)
+               if identity and cfg.host_key else None)
     pf_ref = link.ifindex
     plans: list[VfPlan] = []
     base = entry.settings
@@ -241,20 +262,35 @@ def _plan_pf(
         vf_entry = listed.get(i)
         want = vf_entry.settings.over(base) if vf_entry is not None else base
         mac = want.mac
-        if mac is None and deriver is not None:
-            mac = deriver.mac(i)
-        have = have_by_index.get(i)
+        if mac is None and derived is not None:
+            mac = derived[i]
+        at = position.get(i)
         if vf_entry is None and base_empty:
-            change = (None if mac is None or (have is not None and have.mac == mac)
-                      else VfChange(pf=pf_ref, vf=i, mac=mac))
+            change = (None if mac is None or (at is not None and have_macs[at] == mac)
+                      else _mac_change(pf_ref, i, mac))
         else:
+            have = link.vfs[at] if at is not None else None
             change = diff_vf(pf_ref, i, want, have, mac=mac)
-        plans.append(VfPlan(i, want, mac, have, change))
+        plans.append(_new_vf_plan(i, want, mac, change))
     return PfPlan(
         entry=entry, link=link, pci=pci, numvfs_now=now, numvfs_target=target,
         numvfs_path=_numvfs_path(entry, link, pci), vfs=tuple(plans),
-        missing=tuple(sorted(set(missing))),
+        missing=tuple(sorted(set(missing))), compared=compared,
     )
+
+
+# Thousands of VFs per PF at boot: their plans, and MAC-only changes whose MAC the config parser
+# or the C core (derived MACs) already checked, are built without the per-field setters and
+# checks of the dataclasses' own __init__ (see bulk_constructor).
+_new_vf_plan = bulk_constructor(VfPlan)
+_new_change = bulk_constructor(VfChange, ("pf", "vf", "mac", *SETTINGS[1:], "allow_zero_mac"),
+                               checked=True)
+_NO_OTHER_SETTINGS = (None,) * (len(SETTINGS) - 1)
+
+
+def _mac_change(pf: int, vf: int, mac: str) -> VfChange:
+    """``VfChange(pf=pf, vf=vf, mac=mac)`` for a MAC already checked (canonical, unicast)."""
+    return _new_change(pf, vf, mac, *_NO_OTHER_SETTINGS, False)
 
 
 def _collisions(ctx: ConfigCtx, pfs: Sequence[PfPlan], view: HostView) -> list[Collision]:
@@ -286,9 +322,9 @@ def _collisions(ctx: ConfigCtx, pfs: Sequence[PfPlan], view: HostView) -> list[C
         if link.ifindex in recreated:
             continue
         skip = replaced.get(link.ifindex, ())
-        for st in link.vfs:
-            if st.mac in wanted_macs and st.vf not in skip and st.mac != ZERO_MAC:
-                staying.setdefault(st.mac, (link.name, st.vf))
+        for vf, mac in zip(link.vfs.column("vf"), link.vfs.column("mac")):
+            if mac in wanted_macs and vf not in skip and mac != ZERO_MAC:
+                staying.setdefault(mac, (link.name, vf))
     out: list[Collision] = []
     wanted: dict[str, tuple[str, int]] = {}
     for pf in pfs:

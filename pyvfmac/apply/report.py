@@ -16,6 +16,8 @@ from .plan import PfPlan, Plan
 
 @dataclass(frozen=True, slots=True)
 class VfFailure:
+    """A VF (or, with ``vf`` None, a whole PF) that did not end up as configured, and why."""
+
     pf: str
     vf: int | None  # None: the PF as a whole (sriov_numvfs)
     message: str
@@ -23,6 +25,8 @@ class VfFailure:
 
 @dataclass(frozen=True, slots=True)
 class PfReport:
+    """One PF's line of the report: how many of its VFs changed, stayed and failed."""
+
     key: str
     name: str
     vfs: int
@@ -99,7 +103,7 @@ def dry_run_lines(plan: Plan) -> list[str]:
         if pf.numvfs_change:
             lines.append(f"{pf.name}: would write {pf.numvfs_target} to {pf.numvfs_path} "
                          f"(now {pf.numvfs_now})")
-        lines.extend(f"{pf.name} vf {v.vf}: {describe_diff(v.have, v.change)}"
+        lines.extend(f"{pf.name} vf {v.vf}: {describe_diff(pf.have(v.vf), v.change)}"
                      for v in pf.vfs if v.change is not None)
     return lines
 

@@ -296,7 +296,9 @@ def _verify_pf(
         except NetlinkError as exc:
             link = None
             unread = f"cannot read back: {exc}"
-        states = {s.vf: s for s in link.vfs} if link is not None else {}
+        # VF index -> position in link.vfs; the MACs as a column (all a bulk PF compares)
+        position = {vf: at for at, vf in enumerate(link.vfs.column("vf"))} if link else {}
+        macs = link.vfs.column("mac") if link is not None else ()
         if link is not None:
             num_vf = link.num_vf or 0
         for v in vfs:
@@ -304,10 +306,12 @@ def _verify_pf(
             if message is None and link is None:
                 message = f"{pf.name} vf {v.vf}: {unread}"
             if message is None:
-                state = states.get(v.vf)
-                if bulk and state is not None:
-                    left = None if state.mac == v.mac else VfChange(pf=ifindex, vf=v.vf, mac=v.mac)
+                at = position.get(v.vf)
+                if bulk and at is not None:
+                    left = (None if macs[at] == v.mac
+                            else VfChange(pf=ifindex, vf=v.vf, mac=v.mac))
                 else:
+                    state = link.vfs[at] if link is not None and at is not None else None
                     left = diff_vf(ifindex, v.vf, v.want, state, mac=v.mac)
                 if left is None:
                     changed += 1

@@ -94,8 +94,8 @@ def _vf_pci(pf: Any, link: LinkInfo) -> list[tuple[str | None, str | None, str |
     if pf is None:
         return [none] * len(link.vfs)
     out: list[tuple[str | None, str | None, str | None]] = []
-    for state in link.vfs:
-        vf = pf.vf(state.vf) if state.vf < len(pf.vfs) else None
+    for index in link.vfs.column("vf"):
+        vf = pf.vf(index) if index < len(pf.vfs) else None
         out.append((str(vf.address), vf.netdev, vf.driver) if vf is not None else none)
     return out
 
@@ -132,13 +132,17 @@ def _write_json(listed: list[tuple[LinkInfo, Any]], held: dict[tuple[str, int], 
         head = _pf_head(link, pf)
         out.write("  {\n" + "".join(f"    {dumps(key)}: {dumps(value)},\n"
                                    for key, value in head.items()))
-        rows = [
-            _VF_ROW % (s.vf, opt(pci), opt(netdev), opt(driver), string(s.mac), s.vlan, s.qos,
-                       string(s.vlan_proto), flags[s.spoofchk], flags[s.trust],
-                       opt(s.link_state), s.min_tx_rate, s.max_tx_rate,
-                       opt(held.get((link.name, s.vf))))
-            for s, (pci, netdev, driver) in zip(link.vfs, _vf_pci(pf, link))
-        ]
+        # column by column (C-level maps over thousands of VFs), then one row format per VF
+        col = link.vfs.column
+        n = len(link.vfs)
+        pci, netdev, driver = zip(*_vf_pci(pf, link)) if n else ((), (), ())
+        holders = ([opt(held.get((link.name, vf))) for vf in col("vf")] if held
+                   else ["null"] * n)
+        rows = list(map(_VF_ROW.__mod__, zip(
+            col("vf"), map(opt, pci), map(opt, netdev), map(opt, driver),
+            map(string, col("mac")), col("vlan"), col("qos"), map(string, col("vlan_proto")),
+            map(flags.__getitem__, col("spoofchk")), map(flags.__getitem__, col("trust")),
+            map(opt, col("link_state")), col("min_tx_rate"), col("max_tx_rate"), holders)))
         out.write('    "vfs": ' + ("[\n" + ",\n".join(rows) + "\n    ]" if rows else "[]")
                   + ("\n  },\n" if k + 1 < len(listed) else "\n  }\n"))
     out.write("]\n")
