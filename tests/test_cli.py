@@ -15,7 +15,10 @@ import pytest
 from fakesysfs import FakeSysfs
 from ttyrun import run_with_stderr
 
-from pyvfmac.cli import UsageError, build_parser, command_word, main, parse_args, parse_set_words
+from pyvfmac.cli import UsageError, main
+from pyvfmac.cli.commands import parse_set_words
+from pyvfmac.cli.parser import build_parser, parse_args
+from pyvfmac.cli.toplevel import command_word
 from pyvfmac.records import Original
 from pyvfmac.settings import SETTINGS
 from pyvfmac.store import Store

@@ -264,7 +264,8 @@ def _as_nobody(state: Path, *argv: str) -> subprocess.CompletedProcess[str]:
         import os, sys, json, sqlite3, uuid, encodings.idna
         import pyvfmac.cli, pyvfmac.attach, pyvfmac.restore, pyvfmac.pools, pyvfmac.store
         import pyvfmac.topology, pyvfmac.netlink, pyvfmac.statedb, pyvfmac.pcibind
-        pyvfmac.cli.build_parser()
+        import pyvfmac.cli.parser, pyvfmac.errors
+        pyvfmac.cli.parser.build_parser()
         os.setgroups([]); os.setgid(65534); os.setuid(65534)
         sys.exit(pyvfmac.cli.main(sys.argv[1:]))
     """)

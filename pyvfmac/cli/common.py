@@ -3,13 +3,13 @@ progress output at a terminal, and the on/off and number words of the command li
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # argparse only for annotations: `vfmac --help` runs without it
+    import argparse
     from collections.abc import Callable
 
 PROG = "vfmac"

@@ -1,11 +1,13 @@
 """The ``vfmac`` command line's parser: every subcommand, its options, help and examples.
 
-`vfmac apply` at boot builds the parser of its own subcommand only (see :func:`parse_args`)."""
+The subcommands, their one-line help and the global options are the tables of
+:mod:`.toplevel` (which prints `vfmac --help` without this module); the arguments of each
+subcommand are here. `vfmac apply` at boot builds the parser of its own subcommand only (see
+:func:`parse_args`)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
@@ -20,8 +22,17 @@ from .commands import (
     cmd_set,
     cmd_watch,
 )
-from .common import ENV_STATE, ENV_SYSFS, PROG, UsageError
+from .common import PROG, UsageError
 from .listing import cmd_list
+from .toplevel import (
+    COMMANDS,
+    DESCRIPTION,
+    EPILOG,
+    GLOBAL_OPTIONS,
+    HELP_POSITION,
+    command_word,
+    text_width,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -34,25 +45,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _columns() -> int:
-    """shutil.get_terminal_size().columns, without importing shutil (and its compression
-    modules) on every run just to build a parser."""
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        stdout: Any = sys.__stdout__  # None without a stdout
-        try:
-            columns = os.get_terminal_size(stdout.fileno()).columns
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns or 80
-
-
 def _fmt(prog: str) -> argparse.HelpFormatter:
-    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30,
-                                                width=_columns() - 2)  # as argparse's default
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=HELP_POSITION,
+                                                width=text_width())
 
 
 _EXAMPLES = {
@@ -174,24 +169,23 @@ def _add_net(arg: str | None, *, force: bool = False,
     return add
 
 
-# name -> (help, arguments), in the order of `vfmac --help`
-_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
-    "list": ("list PFs and their VFs", _add_list),
-    "set": ("change one VF's settings through its PF", _add_set),
-    "attach": ("prepare the VFs of a <hostdev>/<interface>/<domain> document", _add_attach),
-    "detach": ("give back the VFs of a document attached before", _add_detach),
-    "restore": ("put back a VF's saved original configuration", _add_restore),
-    "recover": ("restore every VF whose attach did not complete", _add_recover),
-    "apply": ("program all VFs of all PFs from a TOML config (boot time)", _add_apply),
-    "watch": ("keep VFs as configured while the host runs (daemon)", _add_watch),
-    "net-define": ("store a <network> pool definition", _add_net("file")),
-    "net-undefine": ("remove a stopped network definition", _add_net("name")),
-    "net-start": ("resolve a network's pool and make it usable", _add_net("name")),
-    "net-stop": ("stop a network (refused while VFs are in use)", _add_net("name", force=True)),
-    "net-list": ("list networks", _add_net(None, json=True)),
-    "net-show": ("show a network's pool and each VF's state", _add_net("name", json=True)),
+# name -> its arguments; its help and place in `vfmac --help`: toplevel.COMMANDS
+_ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "list": _add_list,
+    "set": _add_set,
+    "attach": _add_attach,
+    "detach": _add_detach,
+    "restore": _add_restore,
+    "recover": _add_recover,
+    "apply": _add_apply,
+    "watch": _add_watch,
+    "net-define": _add_net("file"),
+    "net-undefine": _add_net("name"),
+    "net-start": _add_net("name"),
+    "net-stop": _add_net("name", force=True),
+    "net-list": _add_net(None, json=True),
+    "net-show": _add_net("name", json=True),
 }
-_VALUE_OPTIONS = ("--state-dir", "--sysfs-root")
 
 
 def build_parser(only: str | None = None, *,
@@ -200,33 +194,17 @@ def build_parser(only: str | None = None, *,
     ArgumentParser costs a few gettext look-ups, i.e. file-system probes: `vfmac apply` at
     boot builds two parsers, not fourteen)."""
     cls = parser_class or _Parser
-    p = cls(prog=PROG, formatter_class=_fmt,
-            description="Fixed MAC addresses for SR-IOV VFs: set, attach/detach with saved "
-                        "originals, VF pools, boot-time bulk programming.",
-            epilog="example:\n  vfmac list\n  vfmac apply /etc/pyvfmac/vfmac.toml")
-    p.add_argument("--state-dir", help=f"state store directory (env {ENV_STATE}; "
-                                       "default /var/lib/pyvfmac)")
-    p.add_argument("--sysfs-root", help=f"where sysfs is mounted (env {ENV_SYSFS}; default /sys)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    subs = p.add_subparsers(dest="command", required=True, parser_class=cls)
-    for name, (text, add) in _COMMANDS.items():
-        if only is None or name == only:
-            add(_sub(subs, name, text))
-    return p
-
-
-def command_word(argv: Sequence[str]) -> str | None:
-    """The subcommand ``argv`` names, when that is plain to see (global options spelled out in
-    full before it); None otherwise (help, abbreviations, an unknown word: the whole parser)."""
-    it = iter(argv)
-    for word in it:
-        if word in _VALUE_OPTIONS:
-            next(it, None)
-        elif word in ("-q", "--quiet") or word.startswith(tuple(o + "=" for o in _VALUE_OPTIONS)):
-            continue
+    p = cls(prog=PROG, formatter_class=_fmt, description=DESCRIPTION, epilog=EPILOG)
+    for spellings, metavar, text in GLOBAL_OPTIONS:
+        if metavar:
+            p.add_argument(*spellings, metavar=metavar, help=text)
         else:
-            return word if word in _COMMANDS else None
-    return None
+            p.add_argument(*spellings, action="store_true", help=text)
+    subs = p.add_subparsers(dest="command", required=True, parser_class=cls)
+    for name, text in COMMANDS.items():
+        if only is None or name == only:
+            _ARGUMENTS[name](_sub(subs, name, text))
+    return p
 
 
 class _Retry(Exception):
