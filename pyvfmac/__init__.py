@@ -6,7 +6,6 @@ loads no more than the command line needs.
 
 from __future__ import annotations
 
-from importlib import import_module
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 
 if TYPE_CHECKING:
@@ -38,6 +37,8 @@ def __getattr__(name: str) -> object:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'pyvfmac' has no attribute {name!r}", name=name)
-    value = getattr(import_module(f".{module}", __name__), name)
+    # __import__ with a fromlist returns the submodule itself (importlib.import_module would
+    # import the importlib package and warnings at every start, for this alone)
+    value = getattr(__import__(f"{__name__}.{module}", fromlist=(name,)), name)
     globals()[name] = value
     return value
