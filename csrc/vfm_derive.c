@@ -37,10 +37,12 @@ int vfm_derive_macs(const uint8_t *key, size_t key_len, const char *head, size_t
 		char index[16];
 		int n = snprintf(index, sizeof(index), "%u", (unsigned int)(first + i));
 
+		if (n <= 0 || (size_t)n >= sizeof(index))
+			return -EINVAL;
 		vfm_sha256_update(&inner, index, (size_t)n);
 		vfm_hmac_finish(&hmac, &inner, digest);
 		mac_of_digest(mac, digest, prefix, prefix_len);
-		vfm_mac_format(out + 18 * (size_t)i, mac, i + 1 < count ? '\n' : '\0');
+		vfm_mac_format(out + VFM_MAC_TEXT_LEN * (size_t)i, mac, i + 1 < count ? '\n' : '\0');
 	}
 	return 0;
 }

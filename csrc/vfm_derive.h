@@ -8,8 +8,9 @@
 /* The derived MACs of VFs first .. first + count - 1 of one PF: H = HMAC-SHA256(key, head +
  * the VF index in decimal); the MAC is prefix + H[0 : 6 - prefix_len], or without a prefix
  * H[0:6] with the first octet made locally administered unicast. Written as text into out
- * (18 * count bytes): "aa:bb:cc:dd:ee:ff" each, separated by '\n', the last NUL-terminated.
- * 0, or -EINVAL (nothing written) for a prefix of 6 octets or more or indexes past UINT32_MAX. */
+ * (VFM_MAC_TEXT_LEN * count bytes, vfm_netlink.h): "aa:bb:cc:dd:ee:ff" each, separated by
+ * '\n', the last NUL-terminated. 0, or -EINVAL (nothing written) for a prefix of 6 octets or
+ * more or indexes past UINT32_MAX. */
 int vfm_derive_macs(const uint8_t *key, size_t key_len, const char *head, size_t head_len,
 		    const uint8_t *prefix, size_t prefix_len, uint32_t first, uint32_t count,
 		    char *out);

@@ -143,7 +143,7 @@ int vfm_vf_resolve_refused(struct vfm_sock *s, const struct vfm_vf_change *ch, s
 bool vfm_change_matches(const struct vfm_vf_change *c, const struct vfm_vf_info *vi);
 
 /* ---- MAC text (vfm_mac_text.c) ---- */
-/* "aa:bb:cc:dd:ee:ff" (lowercase) into p[0..17), then sep at p[17]. */
+/* "aa:bb:cc:dd:ee:ff" (lowercase) into p[0..17), then sep at p[17] (VFM_MAC_TEXT_LEN in all). */
 void vfm_mac_format(char *p, const uint8_t *mac, char sep);
 
 #endif

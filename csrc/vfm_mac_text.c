@@ -15,5 +15,5 @@ void vfm_mac_format(char *p, const uint8_t *mac, char sep)
 void vfm_vfs_mac_text(const struct vfm_vf_info *vfs, size_t n, char *out)
 {
 	for (size_t i = 0; i < n; i++)
-		vfm_mac_format(out + 18 * i, vfs[i].mac, i + 1 < n ? '\n' : '\0');
+		vfm_mac_format(out + VFM_MAC_TEXT_LEN * i, vfs[i].mac, i + 1 < n ? '\n' : '\0');
 }

@@ -19,6 +19,8 @@
 
 #define VFM_MSG_LEN 256
 #define VFM_MAC_LEN 32 /* room the kernel gives a VF MAC (struct ifla_vf_mac) */
+/* one MAC as text, "aa:bb:cc:dd:ee:ff", and the separator or NUL after it */
+#define VFM_MAC_TEXT_LEN 18
 
 /* struct vfm_vf_change.set */
 #define VFM_SET_MAC 0x01u
@@ -173,7 +175,7 @@ void vfm_links_free(struct vfm_links *l);
 int vfm_links_parse(const uint8_t *buf, size_t len, struct vfm_links **out);
 
 /* The first 6 bytes of each VF's MAC as text, "aa:bb:cc:dd:ee:ff" joined by '\n' and
- * NUL-terminated: out has room for 18 * n bytes. */
+ * NUL-terminated: out has room for VFM_MAC_TEXT_LEN * n bytes. */
 void vfm_vfs_mac_text(const struct vfm_vf_info *vfs, size_t n, char *out);
 
 /* RTM_SETLINK IFLA_ADDRESS: a netdev's own MAC (a VF netdev held by a host driver). */

@@ -1,5 +1,5 @@
 /* SHA-256 (FIPS 180-4 section 6.2) and HMAC-SHA256 (RFC 2104). Checked against Python's hashlib
- * and hmac by tests/test_derive.py. */
+ * and hmac by tests/test_apply_derive.py. */
 #include <string.h>
 
 #include "vfm_sha256.h"
@@ -33,11 +33,13 @@ static void store_be32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-/* The compression function over one 64-byte block. */
-static void compress(uint32_t h[8], const uint8_t *block)
+/* The compression function over one 64-byte block: the working variables a..h of FIPS 180-4
+ * 6.2.2, updated into the hash value. */
+static void compress(uint32_t hash[8], const uint8_t *block)
 {
 	uint32_t w[64];
-	uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+	uint32_t a = hash[0], b = hash[1], c = hash[2], d = hash[3];
+	uint32_t e = hash[4], f = hash[5], g = hash[6], h = hash[7];
 
 	for (unsigned int t = 0; t < 16; t++)
 		w[t] = load_be32(block + 4 * t);
@@ -48,11 +50,11 @@ static void compress(uint32_t h[8], const uint8_t *block)
 		w[t] = w[t - 16] + s0 + w[t - 7] + s1;
 	}
 	for (unsigned int t = 0; t < 64; t++) {
-		uint32_t t1 = k + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) +
+		uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) +
 			      round_k[t] + w[t];
 		uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
 
-		k = g;
+		h = g;
 		g = f;
 		f = e;
 		e = d + t1;
@@ -61,14 +63,14 @@ static void compress(uint32_t h[8], const uint8_t *block)
 		b = a;
 		a = t1 + t2;
 	}
-	h[0] += a;
-	h[1] += b;
-	h[2] += c;
-	h[3] += d;
-	h[4] += e;
-	h[5] += f;
-	h[6] += g;
-	h[7] += k;
+	hash[0] += a;
+	hash[1] += b;
+	hash[2] += c;
+	hash[3] += d;
+	hash[4] += e;
+	hash[5] += f;
+	hash[6] += g;
+	hash[7] += h;
 }
 
 void vfm_sha256_init(struct vfm_sha256 *s)

@@ -15,11 +15,12 @@ def derive_macs(key: bytes, head: bytes, prefix: bytes, first: int, count: int) 
         return []
     if not 0 <= first <= _MAX_INDEX - (count - 1):
         raise ValueError(f"VF indexes {first}..{first + count - 1}: outside 0..{_MAX_INDEX}")
-    out = ffi.new("char[]", 18 * count)
+    size = lib.VFM_MAC_TEXT_LEN * count
+    out = ffi.new("char[]", size)
     if lib.vfm_derive_macs(key, len(key), head, len(head), prefix, len(prefix), first, count,
                            out) < 0:
         raise ValueError(f"MAC prefix {prefix.hex(':')!r}: {len(prefix)} octets, at most 5")
-    text: str = ffi.string(out, 18 * count).decode("ascii")
+    text: str = ffi.string(out, size).decode("ascii")
     return text.split("\n")
 
 
