@@ -43,6 +43,7 @@ QOS_MAX = 7
 RATE_MAX = 0xFFFFFFFF  # Mbit/s, u32 in IFLA_VF_RATE
 VF_MAX = 0x7FFFFFFE  # the largest VF index the C core accepts
 
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VfSettings:
     """Settings of one VF; ``None`` means "not given: leave as it is".
@@ -325,11 +326,9 @@ __all__ = [
     "LINK_STATES",
     "SETTINGS",
     "VLAN_PROTOS",
-    "LinkState",
     "VfChange",
     "VfSettings",
     "VfState",
-    "VlanProto",
     "ZERO_MAC",
     "check",
     "describe",

@@ -17,8 +17,6 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: al
 if TYPE_CHECKING:
     from typing import Any, TypeVar, overload
 
-    from .settings import LinkState, VlanProto  # noqa: F401  (type aliases, for annotations)
-
     _T = TypeVar("_T")
 
 
@@ -27,12 +25,13 @@ class VfStates(Sequence[VfState]):
     as one column per field, each read from the C core's records when first asked for.
 
     The :class:`VfState` values are built when first looked at: all of them when the sequence is
-    iterated, compared or hashed (once, then kept), one when indexed. A reader that needs a
-    field or two of thousands of VFs (``vfmac apply``: their indexes and MACs) takes
-    :meth:`column` and builds no VfState and no other column. Equal to the tuple of the same
-    values, and hashes like it."""
+    iterated, hashed or compared with a tuple (once, then kept), one when indexed. A reader that
+    needs a field or two of thousands of VFs (``vfmac apply``: their MACs) takes :meth:`column`
+    and :meth:`position` and builds no VfState and no other column. Equal to the tuple of the
+    same values (two VfStates compare their columns), and hashes like it. Unlike a tuple, it
+    cannot be added to or serialised by ``json``: ``tuple(vfs)`` gives the tuple."""
 
-    __slots__ = ("_n", "_load", "_columns", "_states")
+    __slots__ = ("_n", "_load", "_columns", "_states", "_positions")
     FIELDS = ("vf", "mac", "vlan", "qos", "vlan_proto", "spoofchk", "trust", "link_state",
               "min_tx_rate", "max_tx_rate")
     """VfState's fields: the columns, and the order :meth:`column` reads them in for a VfState."""
@@ -44,6 +43,7 @@ class VfStates(Sequence[VfState]):
         self._load = load
         self._columns: dict[str, tuple[Any, ...]] = {}
         self._states: tuple[VfState, ...] | None = None
+        self._positions: dict[int, int] | None = None
 
     @classmethod
     def of(cls, states: Iterable[VfState]) -> VfStates:
@@ -64,6 +64,13 @@ class VfStates(Sequence[VfState]):
                 raise ValueError(f"VfStates: column {name} has {len(col)} values, not {self._n}")
             self._columns[name] = col
         return col
+
+    def position(self, vf: int) -> int | None:
+        """Where VF ``vf`` (its index) is in this sequence, or None when it is not listed (the
+        kernel lists VFs in index order, but nothing promises it)."""
+        if self._positions is None:
+            self._positions = {index: at for at, index in enumerate(self.column("vf"))}
+        return self._positions.get(vf)
 
     def _all(self) -> tuple[VfState, ...]:
         if self._states is None:
@@ -121,7 +128,7 @@ class LinkInfo:
     parent_bus: str | None
     parent_dev: str | None
     num_vf: int | None
-    vfs: VfStates  # a tuple (any sequence) of VfState is taken, and kept as VfStates
+    vfs: VfStates  # given a tuple of VfState at run time (tests), it is kept as VfStates.of(it)
     missing_vfs: int = 0
 
     def __post_init__(self) -> None:
@@ -130,11 +137,9 @@ class LinkInfo:
 
     def vf(self, index: int) -> VfState:
         """The VF with this index; ``LookupError`` naming the PF when it has none."""
-        indexes = self.vfs.column("vf")
-        if 0 <= index < len(indexes) and indexes[index] == index:  # listed in order: the rule
-            return self.vfs[index]
-        if index in indexes:
-            return self.vfs[indexes.index(index)]
+        at = self.vfs.position(index)
+        if at is not None:
+            return self.vfs[at]
         from .errors import TopologyError
 
         raise TopologyError(f"{self.name}: no VF {index} (the PF has {len(self.vfs)} VFs)")
@@ -326,7 +331,6 @@ def bulk_constructor(cls: type[_T], order: Sequence[str] | None = None, *,
 
 
 _make_vf_state = bulk_constructor(VfState, VfStates.FIELDS)
-_VF_FIELDS = attrgetter(*VfStates.FIELDS)
 
 
 __all__ = [

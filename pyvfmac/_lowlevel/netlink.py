@@ -209,8 +209,10 @@ def _proto_name(proto: int) -> str:
 
 
 # struct vfm_vf_info's numbers as VfState has them (the rest are taken as they are)
-_DECODE: dict[str, _Callable[[int], object]] = {"vlan_proto": _proto_name, "spoofchk": _TRISTATE.__getitem__,
-           "trust": _TRISTATE.__getitem__, "link_state": _LINK_STATE.get}
+_DECODE: dict[str, _Callable[[int], object]] = {
+    "vlan_proto": _proto_name, "spoofchk": _TRISTATE.__getitem__,
+    "trust": _TRISTATE.__getitem__, "link_state": _LINK_STATE.get,
+}
 
 
 class _VfColumns:
@@ -221,9 +223,10 @@ class _VfColumns:
 
     def __init__(self, link: _Any, n: int) -> None:
         self._records = ffi.buffer(link.vfs, n * _VFINFO.size)[:]
-        text = ffi.new("char[]", 18 * n)
+        size = lib.VFM_MAC_TEXT_LEN * n
+        text = ffi.new("char[]", size)
         lib.vfm_vfs_mac_text(link.vfs, n, text)
-        self._macs = ffi.buffer(text, 18 * n - 1)[:]
+        self._macs = ffi.buffer(text, size - 1)[:]  # without the NUL
 
     def __call__(self, name: str) -> _Iterable[_Any]:
         if name == "mac":

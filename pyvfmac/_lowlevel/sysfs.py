@@ -90,11 +90,17 @@ def cstr(raw: bytes) -> bytes:
     return raw.partition(b"\0")[0]
 
 
-PackedScan = _namedtuple("PackedScan", "funcs netdevs virtfns")
-PackedScan.__doc__ = """The walker's three arrays copied out of C as they are (bytes: struct
-vfm_pci_func / vfm_netdev / vfm_virtfn records back to back): a snapshot that costs one copy to
-keep and is unpacked only when needed (:func:`func_rows`, :func:`netdev_names`,
-:func:`virtfn_rows`)."""
+class PackedScan:
+    """The walker's three arrays copied out of C as they are (struct vfm_pci_func /
+    vfm_netdev / vfm_virtfn records back to back): a snapshot that costs one copy to keep and
+    is unpacked only when needed (:func:`func_rows`, :func:`netdev_names`, :func:`virtfn_rows`)."""
+
+    __slots__ = ("funcs", "netdevs", "virtfns")
+
+    def __init__(self, funcs: bytes, netdevs: bytes, virtfns: bytes) -> None:
+        self.funcs = funcs
+        self.netdevs = netdevs
+        self.virtfns = virtfns
 
 
 # struct vfm_pci_func's name (first): func_rows / func_columns leave it out (see func_name).

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 
-from .. import _lowlevel as _ll
 from ..mac import ZERO_MAC
 from ..types import LinkInfo, PciAddress
 
@@ -76,4 +75,6 @@ class Deriver:
 
     def macs(self, first: int, count: int) -> list[str]:
         """The derived MACs of VFs ``first`` .. ``first + count - 1``."""
-        return _ll.derive_macs(self._key, self._head, self._prefix, first, count)
+        from .. import _lowlevel  # the C core: loaded by a run, not by importing the package
+
+        return _lowlevel.derive_macs(self._key, self._head, self._prefix, first, count)

@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, cast
 
-from ..errors import PciAddressError, TopologyError
+from ..errors import PciAddressError
 from ..mac import ZERO_MAC
 from ..settings import SETTINGS, VfChange, VfSettings, VfState, diff
-from ..types import LinkInfo, PciAddress, bulk_constructor
+from ..types import LinkInfo, PciAddress, VfStates, bulk_constructor
 from .config import Config, ConfigCtx, PfEntry
 from .derive import Deriver, pf_identity
 
@@ -83,12 +83,8 @@ class PfPlan:
 
     def have(self, vf: int) -> VfState | None:
         """VF ``vf`` as the plan found it; None when it does not exist yet or is recreated."""
-        if not self.compared:
-            return None
-        try:
-            return self.link.vf(vf)
-        except TopologyError:
-            return None
+        at = self.link.vfs.position(vf) if self.compared else None
+        return self.link.vfs[at] if at is not None else None
 
     @property
     def numvfs_change(self) -> bool:
@@ -247,10 +243,10 @@ def _plan_pf(
     indexes: Iterable[int] = (range(target) if manage_all
                               else sorted(i for i in listed if i < target))
     compared = not (entry.numvfs is not None and entry.numvfs != now and not after_numvfs)
-    # VF index -> position in link.vfs; their MACs as a column: no VfState is built for VFs
-    # whose MAC is all the plan compares (most of them, at boot)
-    position = {vf: at for at, vf in enumerate(link.vfs.column("vf"))} if compared else {}
-    have_macs = link.vfs.column("mac")
+    # the VFs' MACs as a column: no VfState is built for a VF whose MAC is all the plan compares
+    # (most of them, at boot)
+    have = link.vfs if compared else VfStates.of(())
+    have_macs = have.column("mac")
     # derived MACs: every VF of the PF is managed (indexes is range(target)), all in one C call
     derived = (Deriver(cfg.host_key, identity, entry.mac_prefix).macs(0, target)
                if identity and cfg.host_key else None)
@@ -264,13 +260,12 @@ def _plan_pf(
         mac = want.mac
         if mac is None and derived is not None:
             mac = derived[i]
-        at = position.get(i)
+        at = have.position(i)
         if vf_entry is None and base_empty:
             change = (None if mac is None or (at is not None and have_macs[at] == mac)
                       else _mac_change(pf_ref, i, mac))
         else:
-            have = link.vfs[at] if at is not None else None
-            change = diff_vf(pf_ref, i, want, have, mac=mac)
+            change = diff_vf(pf_ref, i, want, have[at] if at is not None else None, mac=mac)
         plans.append(_new_vf_plan(i, want, mac, change))
     return PfPlan(
         entry=entry, link=link, pci=pci, numvfs_now=now, numvfs_target=target,
@@ -279,12 +274,11 @@ def _plan_pf(
     )
 
 
-# Thousands of VFs per PF at boot: their plans, and MAC-only changes whose MAC the config parser
-# or the C core (derived MACs) already checked, are built without the per-field setters and
-# checks of the dataclasses' own __init__ (see bulk_constructor).
+# Thousands of VFs per PF at boot: their plans, and MAC-only changes (whose MAC the config
+# parser or the C core, for derived MACs, already made canonical), are built without the
+# frozen dataclasses' per-field object.__setattr__ calls (see bulk_constructor).
 _new_vf_plan = bulk_constructor(VfPlan)
-_new_change = bulk_constructor(VfChange, ("pf", "vf", "mac", *SETTINGS[1:], "allow_zero_mac"),
-                               checked=True)
+_new_change = bulk_constructor(VfChange, ("pf", "vf", "mac", *SETTINGS[1:], "allow_zero_mac"))
 _NO_OTHER_SETTINGS = (None,) * (len(SETTINGS) - 1)
 
 

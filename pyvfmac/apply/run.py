@@ -19,7 +19,7 @@ from .. import sysfs
 
 from ..errors import ConfigError, NetlinkError, PciAddressError, SysfsError
 from ..settings import VfChange
-from ..types import LinkInfo, PciAddress, VfResult
+from ..types import LinkInfo, PciAddress, VfResult, VfStates
 from .config import DEFAULT_CONFIG, Config, ConfigCtx, PfEntry, load_config
 from .plan import Collision, HostView, PfPlan, Plan, VfPlan, build_plan, diff_vf, host_view
 from .report import ApplyReport, PfReport, VfFailure, dry_run_lines, pf_report, plan_report
@@ -296,9 +296,9 @@ def _verify_pf(
         except NetlinkError as exc:
             link = None
             unread = f"cannot read back: {exc}"
-        # VF index -> position in link.vfs; the MACs as a column (all a bulk PF compares)
-        position = {vf: at for at, vf in enumerate(link.vfs.column("vf"))} if link else {}
-        macs = link.vfs.column("mac") if link is not None else ()
+        # the MACs as a column: all a bulk PF compares
+        read = link.vfs if link is not None else VfStates.of(())
+        macs = read.column("mac")
         if link is not None:
             num_vf = link.num_vf or 0
         for v in vfs:
@@ -306,12 +306,12 @@ def _verify_pf(
             if message is None and link is None:
                 message = f"{pf.name} vf {v.vf}: {unread}"
             if message is None:
-                at = position.get(v.vf)
+                at = read.position(v.vf)
                 if bulk and at is not None:
                     left = (None if macs[at] == v.mac
                             else VfChange(pf=ifindex, vf=v.vf, mac=v.mac))
                 else:
-                    state = link.vfs[at] if link is not None and at is not None else None
+                    state = read[at] if at is not None else None
                     left = diff_vf(ifindex, v.vf, v.want, state, mac=v.mac)
                 if left is None:
                     changed += 1
