@@ -1,10 +1,11 @@
 """ADD, DEL, CHECK, GC and STATUS of vfmac-cni.
 
 ADD claims the VF in the state store (owner ``cni:<container>:<ifname>:<network>``) with its
-original saved durably before anything changes, sets the admin settings through the PF, and for a VF with a host netdev moves it into the pod's
-namespace as ``CNI_IFNAME`` with the MAC, up, with the IPAM delegate's addresses and routes. A VF
-on vfio-pci or another userspace driver gets the admin settings only (KubeVirt). Any failure
-DELs the delegate and puts everything back before the error is returned.
+original saved durably before anything changes, sets the admin settings through the PF, and
+for a VF with a host netdev moves it into the pod's namespace as ``CNI_IFNAME`` with the MAC,
+up, with the IPAM delegate's addresses and routes. A VF on vfio-pci or another userspace driver
+gets the admin settings only (KubeVirt). Any failure DELs the delegate and puts everything back
+before the error is returned.
 
 Restoring (DEL, GC, `vfmac recover`, a failed ADD) is driven by where the VF is, not by how far
 ADD got: the netdev is looked for in the pod's namespace (``CNI_NETNS`` or the recorded one), then
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+from dataclasses import dataclass
 
 from ..errors import CniError, KernelError, NetlinkError, StateError, VfmacError
 from ..netlink import Rtnl, check_results, result_error
@@ -112,19 +114,16 @@ def describe_owner(text: str) -> str:
 # ---------------------------------------------------------------------------- ADD
 
 
+@dataclass(frozen=True, slots=True)
 class _Vf:
     """The VF of an ADD, as found before anything changes."""
 
-    __slots__ = ("key", "pf", "index", "netdev", "driver", "state")
-
-    def __init__(self, *, key: str, pf: str, index: int, netdev: str | None, driver: str | None,
-                 state: VfState) -> None:
-        self.key = key
-        self.pf = pf
-        self.index = index
-        self.netdev = netdev
-        self.driver = driver
-        self.state = state
+    key: str
+    pf: str
+    index: int
+    netdev: str | None
+    driver: str | None
+    state: VfState
 
 
 def _find_vf(conf: NetConf, node: Node) -> _Vf:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import dataclass
 
 from ..errors import StateError
 
@@ -24,32 +25,14 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS cni_links (
 )"""
 
 
+@dataclass(frozen=True, slots=True)
 class PodLink:
-    """A pod VF: its namespace path; the VF netdev's MTU and up flag before (None: no netdev).
-    A value (equal by fields), not a dataclass: see :mod:`.config` on why."""
+    """A pod VF: its namespace path; the VF netdev's MTU and up flag before (None: no netdev)."""
 
-    __slots__ = ("vf_key", "netns", "mtu", "up")
-
-    def __init__(self, *, vf_key: str, netns: str, mtu: int | None, up: bool | None) -> None:
-        self.vf_key = vf_key
-        self.netns = netns
-        self.mtu = mtu
-        self.up = up
-
-    def _fields(self) -> tuple[object, ...]:
-        return (self.vf_key, self.netns, self.mtu, self.up)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PodLink):
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return (f"PodLink(vf_key={self.vf_key!r}, netns={self.netns!r}, mtu={self.mtu!r}, "
-                f"up={self.up!r})")
+    vf_key: str
+    netns: str
+    mtu: int | None
+    up: bool | None
 
 
 class PodLinks:

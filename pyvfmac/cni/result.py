@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno as _errno
 import json
+from dataclasses import dataclass
 
 from ..errors import CniError, KernelError, StateError, TopologyError, VfmacError
 from . import codes
@@ -18,74 +19,33 @@ _TRANSIENT = frozenset({_errno.EAGAIN, _errno.EBUSY, _errno.EINTR, _errno.ETIMED
                         _errno.ENOBUFS})
 
 
-# Values (equal by fields), not dataclasses: see .config on why.
-
-
+@dataclass(frozen=True, slots=True)
 class IpConfig:
     """One address of a result: ``address`` in CIDR form, ``gateway`` or None."""
 
-    __slots__ = ("address", "gateway")
-
-    def __init__(self, address: str, gateway: str | None) -> None:
-        self.address = address
-        self.gateway = gateway
+    address: str
+    gateway: str | None
 
     @property
     def v6(self) -> bool:
         return ":" in self.address
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, IpConfig):
-            return NotImplemented
-        return (self.address, self.gateway) == (other.address, other.gateway)
 
-    def __hash__(self) -> int:
-        return hash((self.address, self.gateway))
-
-    def __repr__(self) -> str:
-        return f"IpConfig(address={self.address!r}, gateway={self.gateway!r})"
-
-
+@dataclass(frozen=True, slots=True)
 class Route:
-    __slots__ = ("dst", "gw")
+    """One route of a result: destination in CIDR form, gateway or None."""
 
-    def __init__(self, dst: str, gw: str | None) -> None:
-        self.dst = dst
-        self.gw = gw
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Route):
-            return NotImplemented
-        return (self.dst, self.gw) == (other.dst, other.gw)
-
-    def __hash__(self) -> int:
-        return hash((self.dst, self.gw))
-
-    def __repr__(self) -> str:
-        return f"Route(dst={self.dst!r}, gw={self.gw!r})"
+    dst: str
+    gw: str | None
 
 
+@dataclass(frozen=True, slots=True)
 class IpamResult:
     """What an IPAM delegate gave: addresses, routes and DNS (kept as sent)."""
 
-    __slots__ = ("ips", "routes", "dns")
-
-    def __init__(self, ips: tuple[IpConfig, ...] = (), routes: tuple[Route, ...] = (),
-                 dns: dict[str, Any] | None = None) -> None:
-        self.ips = ips
-        self.routes = routes
-        self.dns = dns
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, IpamResult):
-            return NotImplemented
-        return (self.ips, self.routes, self.dns) == (other.ips, other.routes, other.dns)
-
-    def __hash__(self) -> int:
-        return hash((self.ips, self.routes, self.dns))  # TypeError with a dns dict
-
-    def __repr__(self) -> str:
-        return f"IpamResult(ips={self.ips!r}, routes={self.routes!r}, dns={self.dns!r})"
+    ips: tuple[IpConfig, ...] = ()
+    routes: tuple[Route, ...] = ()
+    dns: dict[str, Any] | None = None
 
 
 def _is_1x(version: str) -> bool:
