@@ -11,8 +11,9 @@ Both plugins are exec'd as a runtime does (stdin config, CNI_* environment), wit
 the same VF and pod namespace, rounds alternating. Besides the totals (and ADD / DEL of each),
 where vfmac-cni's time goes: interpreter start (``python -c pass``, as the plugin's script starts
 it), the imports of a real ADD and a real DEL (``-X importtime``, summed over the top-level
-imports, less those of ``python -c pass``, in extra rounds), and ADD / DEL in-process (netlink, sysfs and the state store), with
-the time of each step and of each kernel call on the netdev (``Netns.*``) per ADD or DEL.
+imports, less those of ``python -c pass``, in extra rounds), and ADD / DEL in-process (netlink,
+sysfs and the state store), with the time of each step and of each kernel call on the netdev
+(``Netns.*``) per ADD or DEL.
 """
 
 from __future__ import annotations

@@ -395,7 +395,12 @@ def test_vf_states_read_a_column_only_when_asked() -> None:
     every column for a VfState."""
     link = _parsed_vfs(50)
     asked: list[str] = []
-    loaded = VfStates(50, lambda name: (asked.append(name), link.vfs.column(name))[1])
+
+    def load(name: str) -> tuple[object, ...]:
+        asked.append(name)
+        return link.vfs.column(name)
+
+    loaded = VfStates(50, load)
     assert len(loaded) == 50 and asked == []
     assert loaded.column("mac") == link.vfs.column("mac") and asked == ["mac"]
     loaded.column("mac")
@@ -576,10 +581,11 @@ def test_veth_refuses_every_vf_setting_and_nothing_changes(veth_netns: str) -> N
 def test_reading_links_imports_no_typing() -> None:
     """The read path (every `vfmac` command) and the CNI plugin's leave `typing` unimported: its
     import is a noticeable share of a short command's start under emulation (issue 15)."""
-    code = ("import sys\nfrom pyvfmac.netlink import Rtnl\nfrom pyvfmac import topology\n"
+    code = ("import sys\nbefore = set(sys.modules)  # site's own (an editable install's loader)\n"
+            "from pyvfmac.netlink import Rtnl\nfrom pyvfmac import topology\n"
             "import pyvfmac.store, pyvfmac.cni.main, pyvfmac.cni.plugin\n"
             "with Rtnl() as nl:\n    vfs = list(nl.read_link('lo').vfs)\n"
-            "print(sorted(m for m in sys.modules if m == 'typing' or m.startswith('typing.')))")
+            "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] == 'typing'))")
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
                          cwd="/", check=True).stdout
     assert out.strip() == "[]", out
