@@ -221,8 +221,17 @@ class Rtnl:
     def read_link(self, dev: str | int, *, strict: bool = True) -> LinkInfo:
         """One netdev with its VFs, in one request. With ``strict``, a VF list shorter than the
         kernel's ``IFLA_NUM_VF`` raises instead of returning a partial answer."""
-        ifindex, name = self.resolve(dev)
-        links = ll.links_get(self._sock, ifindex, None, device=name)
+        if type(dev) is str:  # by name: the kernel looks it up within the request itself
+            name = validate_netdev_name(dev)
+            try:
+                links = ll.links_get(self._sock, 0, name, device=name)
+            except NetlinkError as exc:
+                if exc.errno != errno.ENODEV:
+                    raise
+                raise NetlinkError(errno.ENODEV, "no such network device", device=name) from None
+        else:
+            ifindex, name = self.resolve(dev)
+            links = ll.links_get(self._sock, ifindex, None, device=name)
         if len(links) != 1:
             raise NetlinkError(errno.EBADMSG, f"expected one link, the kernel sent {len(links)}",
                                device=name)

@@ -41,7 +41,7 @@ PackedChange = tuple[int, int, int, bytes, int, int, int, int, int, int, int, in
 class Socket:
     """An open NETLINK_ROUTE socket of the C core."""
 
-    __slots__ = ("_ptr", "call_args")
+    __slots__ = ("_ptr", "call_args", "read_args")
 
     def __init__(self, bufsize: int) -> None:
         out = ffi.new("struct vfm_sock **")
@@ -51,6 +51,9 @@ class Socket:
         self.call_args: tuple[_Any, _Any, _Any] = (
             ffi.new("struct vfm_batch_opts *"), ffi.new("struct vfm_mac_report **"),
             ffi.new("size_t *"))
+        # ... and of a link read: the answer's pointer, the kernel's message
+        self.read_args: tuple[_Any, _Any] = (ffi.new("struct vfm_links **"),
+                                             ffi.new("char[]", 256))
 
     def close(self) -> None:
         if self._ptr is not None:
@@ -216,21 +219,23 @@ _DECODE: dict[str, _Callable[[int], object]] = {
 
 
 class _VfColumns:
-    """A parsed link's VF records, copied out of C, read one column at a time (VfStates'
-    loader): the numbers through :func:`base.columns`, the MACs from the text C formatted."""
+    """A parsed link's VF records (struct vfm_vf_info), copied out of C, read one column at a
+    time (VfStates' loader): the numbers through :func:`base.columns`, the MACs as text
+    formatted by C."""
 
-    __slots__ = ("_records", "_macs")
+    __slots__ = ("_records", "_n")
 
     def __init__(self, link: _Any, n: int) -> None:
         self._records = ffi.buffer(link.vfs, n * _VFINFO.size)[:]
-        size = lib.VFM_MAC_TEXT_LEN * n
-        text = ffi.new("char[]", size)
-        lib.vfm_vfs_mac_text(link.vfs, n, text)
-        self._macs = ffi.buffer(text, size - 1)[:]  # without the NUL
+        self._n = n
 
     def __call__(self, name: str) -> _Iterable[_Any]:
         if name == "mac":
-            macs: list[str] = self._macs.decode("ascii").split("\n")
+            size = lib.VFM_MAC_TEXT_LEN * self._n
+            text = ffi.new("char[]", size)
+            lib.vfm_vfs_mac_text(ffi.from_buffer("struct vfm_vf_info[]", self._records),
+                                 self._n, text)
+            macs: list[str] = ffi.string(text, size).decode("ascii").split("\n")
             return macs
         (column,) = _base.columns(_VFINFO_LAYOUT, self._records, (name,))
         decode = _DECODE.get(name)
@@ -266,11 +271,11 @@ def _links(ptr: _Any) -> list[_LinkInfo]:
 
 def links_get(sock: Socket, ifindex: int, name: str | None, *, device: str) -> list[_LinkInfo]:
     """RTM_GETLINK: ifindex > 0 one link, 0 by name, < 0 a dump of all links."""
-    out = ffi.new("struct vfm_links **")
-    errbuf = ffi.new("char[]", 256)
+    out, errbuf = sock.read_args
     cname = name.encode() if name is not None else ffi.NULL
     rc = lib.vfm_links_get(sock.ptr, ifindex, cname, out, errbuf, len(errbuf))
-    check(rc, "cannot read link and VF state", device=device, ext_msg=_base.msg(errbuf))
+    if rc < 0:
+        check(rc, "cannot read link and VF state", device=device, ext_msg=_base.msg(errbuf))
     try:
         return _links(out[0])
     finally:
