@@ -14,11 +14,7 @@ def socket_in_netns(bufsize: int, nsfd: int, *, where: str) -> Socket:
     out = ffi.new("struct vfm_sock **")
     check(lib.vfm_sock_open_netns(out, bufsize, nsfd),
           f"cannot open a rtnetlink socket in network namespace {where}")
-    sock = Socket.__new__(Socket)
-    sock._ptr = out[0]
-    sock.call_args = (ffi.new("struct vfm_batch_opts *"), ffi.new("struct vfm_mac_report **"),
-                      ffi.new("size_t *"))
-    return sock
+    return Socket.adopt(out[0])
 
 
 def link_conf_set(sock: Socket, ifindex: int, *, what: str, device: str, netns_fd: int = -1,

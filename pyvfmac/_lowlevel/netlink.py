@@ -46,7 +46,17 @@ class Socket:
     def __init__(self, bufsize: int) -> None:
         out = ffi.new("struct vfm_sock **")
         check(lib.vfm_sock_open(out, bufsize), "cannot open a rtnetlink socket")
-        self._ptr: _Any = out[0]
+        self._adopt(out[0])
+
+    @classmethod
+    def adopt(cls, ptr: _Any) -> Socket:
+        """The Socket of a ``struct vfm_sock`` the C core opened otherwise (in a namespace)."""
+        sock = cls.__new__(cls)
+        sock._adopt(ptr)
+        return sock
+
+    def _adopt(self, ptr: _Any) -> None:
+        self._ptr: _Any = ptr
         # options and out-parameters of the bulk call, made once per socket
         self.call_args: tuple[_Any, _Any, _Any] = (
             ffi.new("struct vfm_batch_opts *"), ffi.new("struct vfm_mac_report **"),
@@ -56,7 +66,7 @@ class Socket:
                                              ffi.new("char[]", 256))
 
     def close(self) -> None:
-        if self._ptr is not None:
+        if getattr(self, "_ptr", None) is not None:  # unset: the C core could not open it
             lib.vfm_sock_close(self._ptr)
             self._ptr = None
 
