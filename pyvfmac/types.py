@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from operator import attrgetter
 
 from .settings import LINK_STATES, VLAN_PROTOS, VfChange, VfState
@@ -309,21 +309,27 @@ def bulk_constructor(cls: type[_T], order: Sequence[str] | None = None, *,
     The generated ``__init__`` of a frozen dataclass sets each field through
     ``object.__setattr__``; building thousands of values that way costs several times more than
     the kernel's answer. The constructor takes the fields in ``order`` (default: the fields'
-    order) and is equal in every way to ``cls(**dict(zip(order, args)))``. A class that checks
+    order; a field with a default may be left out, and gets it) and is equal in every way to
+    ``cls(**dict(zip(order, args)))``. A class that checks
     its values in ``__post_init__`` is refused unless ``checked``: the caller vouches that the
     values are valid (they come from the C core, which checked them). The function is generated
     with ``exec``, as ``dataclasses`` generates ``__init__``: a loop over setters costs about
     twice as much per value."""
     if hasattr(cls, "__post_init__") and not checked:
         raise TypeError(f"{cls.__name__} validates in __post_init__: use its constructor")
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    if order is None:
-        order = names
-    elif sorted(order) != sorted(names):
-        raise TypeError(f"{cls.__name__}: order {list(order)} does not name its fields {names}")
+    default = {f.name: f.default for f in fields(cls)}  # type: ignore[arg-type]
+    names = list(default)
+    order = names if order is None else list(order)
+    left = [n for n in names if n not in order]
+    if (sorted(set(order)) != sorted(order) or not set(order) <= set(names)
+            or any(default[n] is MISSING for n in left)):
+        raise TypeError(f"{cls.__name__}: order {order} does not name each of its fields {names} "
+                        "once (those with a default may be left out)")
     scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
     scope.update({f"_set_{n}": getattr(cls, n).__set__ for n in names})
+    scope.update({f"_default_{n}": default[n] for n in left})
     body = "".join(f"    _set_{n}(o, {n})\n" for n in order)
+    body += "".join(f"    _set_{n}(o, _default_{n})\n" for n in left)
     exec(f"def make({', '.join(order)}):\n    o = _new(_cls)\n{body}    return o\n", scope)
     make: Callable[..., _T] = scope["make"]
     make.__qualname__ = make.__name__ = f"bulk_{cls.__name__}"

@@ -52,6 +52,23 @@ def test_plan_derives_every_vf_then_nothing_to_do() -> None:
     assert report.lines()[0] == "eth0: 16 VFs, 0 to change, 16 unchanged"
 
 
+def test_plan_says_when_every_change_is_mac_only() -> None:
+    """A PF whose only setting is the derived MAC plans MAC-only changes (the bulk path takes
+    them without checking each); any other setting, or a listed VF, and it does not say so."""
+    states = vf_states(8, spoofchk=True)
+    derived_only = build_plan(derived_cfg(), view_of(pf_link("eth0", 7, states, pci=PCI0)))
+    (pf,) = derived_only.pfs
+    assert pf.macs_only and len(pf.changes) == 8
+    assert all(c.mac_only() for c in pf.changes)
+    assert pf.changes[3] == VfChange(pf=7, vf=3, mac=derive_mac(KEY, "pci:0000:03:00.0", 3))
+    with_setting = build_plan(derived_cfg(spoofchk=False), view_of(pf_link("eth0", 7, states,
+                                                                           pci=PCI0)))
+    assert not with_setting.pfs[0].macs_only
+    listed = cfg_of({"pf": [{"pci": "03:00.0", "mac_policy": "derived",
+                             "vf": [{"index": 1, "mac": "52:54:00:00:00:01"}]}]})
+    assert not build_plan(listed, view_of(pf_link("eth0", 7, states, pci=PCI0))).pfs[0].macs_only
+
+
 def test_plan_pf_by_pci_address_and_explicit_vfs_only() -> None:
     cfg = cfg_of({"pf": [{"pci": "03:00.0", "vf": [
         {"index": 1, "mac": "52:54:00:00:00:01", "vlan": 5},

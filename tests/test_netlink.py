@@ -61,6 +61,13 @@ def test_bulk_constructor_builds_equal_frozen_values() -> None:
     change = VfChange(pf="eth0", vf=1)
     result = bulk_constructor(VfResult)(change, "eth0", 0, "", 1)
     assert result == VfResult(change=change, pf_name="eth0") and result.ok
+    # fields left out of the order get their defaults
+    mac_only = bulk_constructor(VfChange, ("pf", "vf", "mac"))(7, 3, "02:00:00:00:00:07")
+    assert mac_only == VfChange(pf=7, vf=3, mac="02:00:00:00:00:07") and mac_only.mac_only()
+    assert repr(mac_only) == repr(VfChange(pf=7, vf=3, mac="02:00:00:00:00:07"))
+    for bad in (("vf", "mac"), ("pf", "vf", "mac", "mac"), ("pf", "vf", "speed")):
+        with pytest.raises(TypeError, match="does not name each of its fields"):
+            bulk_constructor(VfChange, bad)  # vf and pf have no default; twice; unknown
 
 
 def test_bulk_constructor_refuses_validating_classes() -> None:

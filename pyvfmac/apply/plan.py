@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, cast
 
 from ..errors import PciAddressError
 from ..mac import ZERO_MAC
-from ..settings import SETTINGS, VfChange, VfSettings, VfState, diff
+from ..settings import VfChange, VfSettings, VfState, diff
 from ..types import LinkInfo, PciAddress, VfStates, bulk_constructor
 from .config import Config, ConfigCtx, PfEntry
 from .derive import Deriver, pf_identity
@@ -76,6 +76,7 @@ class PfPlan:
     vfs: tuple[VfPlan, ...]  # managed VFs, by index
     missing: tuple[int, ...] = ()  # configured VFs that do not exist (after a numvfs change)
     compared: bool = True  # the VFs were compared with link.vfs (not: they are to be recreated)
+    macs_only: bool = False  # every change sets the MAC alone (the bulk path takes them all)
 
     @property
     def name(self) -> str:
@@ -246,7 +247,7 @@ def _plan_pf(
     # the VFs' MACs as a column: no VfState is built for a VF whose MAC is all the plan compares
     # (most of them, at boot)
     have = link.vfs if compared else VfStates.of(())
-    have_macs = have.column("mac")
+    mac_of = dict(zip(have.column("vf"), have.column("mac")))  # VF index -> its MAC now
     # derived MACs: every VF of the PF is managed (indexes is range(target)), all in one C call
     derived = (Deriver(cfg.host_key, identity, entry.mac_prefix).macs(0, target)
                if identity and cfg.host_key else None)
@@ -254,23 +255,23 @@ def _plan_pf(
     plans: list[VfPlan] = []
     base = entry.settings
     base_empty = base.empty()  # then an unlisted VF wants at most its MAC: no full diff
+    macs_only = base_empty and not listed
     for i in indexes:
         vf_entry = listed.get(i)
         want = vf_entry.settings.over(base) if vf_entry is not None else base
         mac = want.mac
         if mac is None and derived is not None:
             mac = derived[i]
-        at = have.position(i)
         if vf_entry is None and base_empty:
-            change = (None if mac is None or (at is not None and have_macs[at] == mac)
-                      else _mac_change(pf_ref, i, mac))
+            change = None if mac is None or mac_of.get(i) == mac else _mac_change(pf_ref, i, mac)
         else:
+            at = have.position(i)
             change = diff_vf(pf_ref, i, want, have[at] if at is not None else None, mac=mac)
         plans.append(_new_vf_plan(i, want, mac, change))
     return PfPlan(
         entry=entry, link=link, pci=pci, numvfs_now=now, numvfs_target=target,
         numvfs_path=_numvfs_path(entry, link, pci), vfs=tuple(plans),
-        missing=tuple(sorted(set(missing))), compared=compared,
+        missing=tuple(sorted(set(missing))), compared=compared, macs_only=macs_only,
     )
 
 
@@ -278,13 +279,7 @@ def _plan_pf(
 # parser or the C core, for derived MACs, already made canonical), are built without the
 # frozen dataclasses' per-field object.__setattr__ calls (see bulk_constructor).
 _new_vf_plan = bulk_constructor(VfPlan)
-_new_change = bulk_constructor(VfChange, ("pf", "vf", "mac", *SETTINGS[1:], "allow_zero_mac"))
-_NO_OTHER_SETTINGS = (None,) * (len(SETTINGS) - 1)
-
-
-def _mac_change(pf: int, vf: int, mac: str) -> VfChange:
-    """``VfChange(pf=pf, vf=vf, mac=mac)`` for a MAC already checked (canonical, unicast)."""
-    return _new_change(pf, vf, mac, *_NO_OTHER_SETTINGS, False)
+_mac_change = bulk_constructor(VfChange, ("pf", "vf", "mac"))  # VfChange(pf=, vf=, mac=)
 
 
 def _collisions(ctx: ConfigCtx, pfs: Sequence[PfPlan], view: HostView) -> list[Collision]:

@@ -233,10 +233,11 @@ def _apply_plan(
         keep = held.get(pf.name, frozenset())
         vfs = [v for v in pf.vfs if v.change is not None and (pf.entry.key, v.vf) not in blocked
                and v.vf not in keep]
-        todo.append((pf, vfs, all(cast(VfChange, v.change).mac_only() for v in vfs)))
+        bulk = pf.macs_only or all(cast(VfChange, v.change).mac_only() for v in vfs)
+        todo.append((pf, vfs, bulk))
     refused = _program(nl, todo, say)
     for pf, vfs, bulk in todo:
-        sent.extend(cast(VfChange, v.change) for v in vfs)
+        sent.extend([v.change for v in vfs if v.change is not None])
         reports.append(_verify_pf(nl, pf, vfs, bulk, refused, failures,
                                   numvfs_before[pf.entry.key], say))
     done = {r.key for r in reports}
@@ -296,9 +297,8 @@ def _verify_pf(
         except NetlinkError as exc:
             link = None
             unread = f"cannot read back: {exc}"
-        # the MACs as a column: all a bulk PF compares
         read = link.vfs if link is not None else VfStates.of(())
-        macs = read.column("mac")
+        mac_of = dict(zip(read.column("vf"), read.column("mac")))  # all a bulk PF compares
         if link is not None:
             num_vf = link.num_vf or 0
         for v in vfs:
@@ -306,11 +306,11 @@ def _verify_pf(
             if message is None and link is None:
                 message = f"{pf.name} vf {v.vf}: {unread}"
             if message is None:
-                at = read.position(v.vf)
-                if bulk and at is not None:
-                    left = (None if macs[at] == v.mac
+                if bulk and v.vf in mac_of:
+                    left = (None if mac_of[v.vf] == v.mac
                             else VfChange(pf=ifindex, vf=v.vf, mac=v.mac))
                 else:
+                    at = read.position(v.vf)
                     state = read[at] if at is not None else None
                     left = diff_vf(ifindex, v.vf, v.want, state, mac=v.mac)
                 if left is None:
