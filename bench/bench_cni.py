@@ -87,6 +87,7 @@ def in_process(pci: str, netns: str, state: str, rounds: int) -> dict[str, float
     from pyvfmac.cni import plugin
     from pyvfmac.cni.config import parse, read_env
     from pyvfmac.cni.netns import Netns
+    from pyvfmac.cni.node import open_node
 
     steps: dict[str, list[float]] = {}
     command = "ADD"
@@ -115,7 +116,7 @@ def in_process(pci: str, netns: str, state: str, rounds: int) -> dict[str, float
             e = read_env({**env, "CNI_COMMAND": command})
             conf = parse(json.dumps(conf_doc).encode(), e)
             t0 = time.perf_counter()
-            node = plugin.open_node(state)
+            node = open_node(state)
             t1 = time.perf_counter()
             try:
                 (plugin.add if command == "ADD" else plugin.delete)(e, conf, node)

@@ -27,8 +27,9 @@ def _run(raw: bytes, environ: dict[str, str]) -> tuple[dict[str, Any] | None, st
         return version_info(requested if isinstance(requested, str) else None), None
     conf = parse(raw, env)
     from . import plugin
+    from .node import open_node
 
-    node = plugin.open_node(os.environ.get("PYVFMAC_STATE_DIR") or None)
+    node = open_node(os.environ.get("PYVFMAC_STATE_DIR") or None)
     try:
         if env.command == "ADD":
             return plugin.add(env, conf, node), conf.version

@@ -21,15 +21,15 @@ import os
 from dataclasses import dataclass
 
 from ..errors import CniError, KernelError, NetlinkError, StateError, VfmacError
-from ..netlink import Rtnl, check_results, result_error
+from ..netlink import check_results, result_error
 from ..settings import VfChange, VfSettings, VfState, describe_diff, diff, restore_steps
 from ..records import Attachment, Original
-from ..store import Store
 from ..types import LinkInfo, PciAddress
 from . import codes
 from .config import Env, NetConf, bad_conf, bad_env, owner, split_owner
 from .netns import Netns, host_netdevs, mtu_and_up, open_pod, wait_host_netdev
-from .records import PodLink, PodLinks
+from .node import Node, open_node
+from .records import PodLink
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 
@@ -57,46 +57,6 @@ def _ipam() -> Any:
     from . import ipam
 
     return ipam
-
-
-class Node:
-    """What a call works with: the state store, the pod table, rtnetlink, the host namespace
-    (opened on first use)."""
-
-    def __init__(self, store: Store, links: PodLinks, nl: Rtnl, sysfs_root: str = "/sys") -> None:
-        self.store = store
-        self.links = links
-        self.nl = nl
-        self.sysfs_root = sysfs_root
-        self._host: Netns | None = None
-
-    @property
-    def host(self) -> Netns:
-        if self._host is None:
-            self._host = Netns(None)
-        return self._host
-
-    def close(self) -> None:
-        if self._host is not None:
-            self._host.close()
-        self.nl.close()
-        self.links.close()
-        self.store.close()
-
-
-def open_node(state_dir: str | None = None, sysfs_root: str = "/sys") -> Node:
-    store = Store(state_dir)
-    try:
-        links = PodLinks(str(store.path))
-    except BaseException:
-        store.close()
-        raise
-    try:
-        return Node(store=store, links=links, nl=Rtnl(), sysfs_root=sysfs_root)
-    except BaseException:
-        links.close()
-        store.close()
-        raise
 
 
 def _where(att: Attachment) -> str:
