@@ -6,21 +6,21 @@ import re
 
 from .errors import MacError
 
-_HEX12 = re.compile(r"[0-9a-fA-F]{12}")
-_SEPARATED = (
-    re.compile(r"(?:[0-9a-fA-F]{1,2}:){5}[0-9a-fA-F]{1,2}"),
-    re.compile(r"(?:[0-9a-fA-F]{2}-){5}[0-9a-fA-F]{2}"),
-    re.compile(r"(?:[0-9a-fA-F]{4}\.){2}[0-9a-fA-F]{4}"),
-)
+# The accepted spellings, as patterns: re compiles each on first use and keeps it (re's own
+# cache), so that importing this module compiles nothing (every command imports it).
+_HEX12 = r"[0-9a-fA-F]{12}"
+_COLONS = r"(?:[0-9a-fA-F]{1,2}:){5}[0-9a-fA-F]{1,2}"
+_DASHES = r"(?:[0-9a-fA-F]{2}-){5}[0-9a-fA-F]{2}"
+_DOTS = r"(?:[0-9a-fA-F]{4}\.){2}[0-9a-fA-F]{4}"
 
 ZERO_MAC = "00:00:00:00:00:00"
 # Already canonical and unicast (second hex digit even): the common case, checked in one match.
-_CANONICAL_UNICAST = re.compile(r"[0-9a-f][02468ace](?::[0-9a-f]{2}){5}")
+_CANONICAL_UNICAST = r"[0-9a-f][02468ace](?::[0-9a-f]{2}){5}"
 
 
 def is_canonical(text: object) -> bool:
     """Whether ``text`` is already what :func:`parse_mac` returns for a non-zero MAC."""
-    return type(text) is str and _CANONICAL_UNICAST.fullmatch(text) is not None and (
+    return type(text) is str and re.fullmatch(_CANONICAL_UNICAST, text) is not None and (
         text != ZERO_MAC)
 
 
@@ -32,18 +32,18 @@ def parse_mac(text: str, *, allow_zero: bool = False, what: str = "MAC address")
     addresses are refused; all-zero only with ``allow_zero`` (restoring a VF whose original
     admin MAC was all-zero).
     """
-    if type(text) is str and _CANONICAL_UNICAST.fullmatch(text) and text != ZERO_MAC:
+    if type(text) is str and re.fullmatch(_CANONICAL_UNICAST, text) and text != ZERO_MAC:
         return text
     if not isinstance(text, str):
         raise MacError(f"{what} {text!r}: not a string")
     raw = text.strip()
-    if _HEX12.fullmatch(raw):
+    if re.fullmatch(_HEX12, raw):
         octets = [int(raw[i : i + 2], 16) for i in range(0, 12, 2)]
-    elif _SEPARATED[0].fullmatch(raw):
+    elif re.fullmatch(_COLONS, raw):
         octets = [int(p, 16) for p in raw.split(":")]
-    elif _SEPARATED[1].fullmatch(raw):
+    elif re.fullmatch(_DASHES, raw):
         octets = [int(p, 16) for p in raw.split("-")]
-    elif _SEPARATED[2].fullmatch(raw):
+    elif re.fullmatch(_DOTS, raw):
         joined = raw.replace(".", "")
         octets = [int(joined[i : i + 2], 16) for i in range(0, 12, 2)]
     else:

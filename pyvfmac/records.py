@@ -44,7 +44,7 @@ __all__ = [
 ATTACH_PHASES: tuple[str, ...] = ("saved", "mac-set", "unbound", "bound", "attached")
 PHASES: tuple[str, ...] = ATTACH_PHASES + ("detaching",)
 
-_NETDEV_KEY = re.compile(r"(?P<pf>[^\s/]+)/vf(?P<vf>[0-9]{1,5})")
+_NETDEV_KEY = r"(?P<pf>[^\s/]+)/vf(?P<vf>[0-9]{1,5})"  # compiled by re on first use
 _VF_INDEX_MAX = 65535
 
 
@@ -72,7 +72,7 @@ def canonical_vf_key(key: str) -> str:
         except InputError:
             pass
     else:
-        m = _NETDEV_KEY.fullmatch(key)
+        m = re.fullmatch(_NETDEV_KEY, key)
         if m is not None:
             try:
                 pf = validate_netdev_name(m["pf"], what="PF netdev name in VF key")

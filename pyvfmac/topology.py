@@ -295,8 +295,9 @@ _MAKE_FUNCTION = bulk_constructor(PciFunction)
 _MAKE_VF = bulk_constructor(Vf)
 _MAKE_PF = bulk_constructor(Pf)
 
-_PLAIN_NAME = re.compile(r"[0-9A-Za-z_@+.-]{1,15}")
-_PLAIN_NAMES = re.compile(r"[0-9A-Za-z_@+.-]{1,15}(?:\0[0-9A-Za-z_@+.-]{1,15})*")
+# compiled by re on first use, not at import
+_PLAIN_NAME = r"[0-9A-Za-z_@+.-]{1,15}"
+_PLAIN_NAMES = r"[0-9A-Za-z_@+.-]{1,15}(?:\0[0-9A-Za-z_@+.-]{1,15})*"
 
 
 def _text(raw: bytes) -> str:
@@ -305,7 +306,7 @@ def _text(raw: bytes) -> str:
 
 def _valid_name(name: str) -> bool:
     """validate_netdev_name, with a fast path for the plain names nearly every netdev has."""
-    if _PLAIN_NAME.fullmatch(name) and name not in (".", ".."):
+    if re.fullmatch(_PLAIN_NAME, name) and name not in (".", ".."):
         return True
     try:
         validate_netdev_name(name)
@@ -361,7 +362,7 @@ class _Builder:
         raw = _ll.netdev_names(packed)
         # Every name decoded at once; when all are plain (nearly always) none needs a check.
         self.names = b"\0".join(raw).decode("utf-8", "surrogateescape").split("\0")
-        self.names_ok = bool(raw) and _PLAIN_NAMES.fullmatch("\0".join(self.names)) is not None
+        self.names_ok = bool(raw) and re.fullmatch(_PLAIN_NAMES, "\0".join(self.names)) is not None
         if "." in self.names or ".." in self.names:
             self.names_ok = False
 

@@ -189,7 +189,7 @@ class PciAddress:
         """``0000:06:02.0`` or ``06:02.0`` (domain 0); hex, case-insensitive."""
         from .errors import PciAddressError
 
-        m = _PCI_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+        m = re.fullmatch(_PCI_ADDRESS, text.strip()) if isinstance(text, str) else None
         if m is None:
             raise PciAddressError(
                 f"PCI address {text!r}: expected DDDD:BB:SS.F or BB:SS.F (hexadecimal)"
@@ -212,7 +212,7 @@ class PciAddress:
                     continue
                 raise PciAddressError(f"{where}: attribute {key!r} is missing")
             raw = raw.strip()
-            m = _XML_NUMBER.fullmatch(raw)
+            m = re.fullmatch(_XML_NUMBER, raw, re.ASCII)
             if m is None:
                 what = "is negative" if raw.startswith("-") else "is not a number"
                 raise PciAddressError(f"{where}: {key}={raw!r} {what}")
@@ -232,25 +232,24 @@ class PciAddress:
         }
 
 
-_PCI_RE = re.compile(
-    r"(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])"
-)
+# Patterns are compiled by re on first use (and kept in re's cache), not at import.
+_PCI_ADDRESS = r"(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])"
 
 # libvirt's spelling of a PCI coordinate: 0x-prefixed hexadecimal or plain decimal, ASCII only
-# (Python's int() would also take "1_0" and non-ASCII digits).
-_XML_NUMBER = re.compile(r"0[xX]([0-9a-fA-F]+)|[0-9]+", re.ASCII)
+# (Python's int() would also take "1_0" and non-ASCII digits; matched with re.ASCII).
+_XML_NUMBER = r"0[xX]([0-9a-fA-F]+)|[0-9]+"
 
 IFNAMSIZ = 16
 
 
-_NAME_BAD = re.compile(r"[/:\s\x00-\x1f\x7f]")  # what dev_valid_name refuses, ASCII names
+_NAME_BAD = r"[/:\s\x00-\x1f\x7f]"  # what dev_valid_name refuses, in ASCII names
 
 
 def validate_netdev_name(name: str, *, what: str = "network device name") -> str:
     """Check a netdev name against the kernel's rules (dev_valid_name): 1-15 bytes, not ``.`` or
     ``..``, no ``/``, ``:`` or whitespace. Returns it unchanged; raises NetdevNameError."""
     if (type(name) is str and 0 < len(name) < IFNAMSIZ and name.isascii()
-            and _NAME_BAD.search(name) is None and name not in (".", "..")):
+            and re.search(_NAME_BAD, name) is None and name not in (".", "..")):
         return name  # the common case, without a loop per character
     from .errors import NetdevNameError
 

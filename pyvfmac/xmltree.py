@@ -40,8 +40,9 @@ PCI_COORDS = ("domain", "bus", "slot", "function")
 # Parsing: a tree that remembers what ElementTree forgets
 # --------------------------------------------------------------------------------------------
 
-_DECL_RE = re.compile(r"\A\ufeff?(<\?xml\s[^>]*\?>)")
-_DECL_ENC_RE = re.compile(r"""encoding\s*=\s*(['"])([^'"]*)\1""")
+# compiled by re on first use, not at import
+_DECL_RE = r"\A\ufeff?(<\?xml\s[^>]*\?>)"
+_DECL_ENC_RE = r"""encoding\s*=\s*(['"])([^'"]*)\1"""
 
 
 class _Builder:
@@ -200,11 +201,11 @@ def _declaration(data: str | bytes) -> str | None:
         m = re.match(rb"\A(?:\xef\xbb\xbf)?(<\?xml\s[^>]*\?>)", data)
         decl = m.group(1).decode("latin-1") if m else None
     else:
-        ms = _DECL_RE.match(data)
+        ms = re.match(_DECL_RE, data)
         decl = ms.group(1) if ms else None
     if decl is None:
         return None
-    enc = _DECL_ENC_RE.search(decl)
+    enc = re.search(_DECL_ENC_RE, decl)
     if enc and enc.group(2).lower().replace("_", "-") not in ("utf-8", "utf8"):
         # The text pyvfmac writes is UTF-8: say so instead of the input's encoding.
         decl = decl[: enc.start(2)] + "UTF-8" + decl[enc.end(2) :]

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 SUPPORTED_VERSIONS: tuple[str, ...] = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 COMMANDS: tuple[str, ...] = ("ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION")
-_CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+_CONTAINER_ID = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"  # compiled by re on first use
 _ONOFF = {"on": True, "off": False}
 _PROTOS = {"802.1q": "802.1Q", "802.1ad": "802.1ad"}
 _LINK_STATES = ("auto", "enable", "disable")
@@ -92,7 +92,7 @@ def read_env(environ: dict[str, str]) -> Env:
     ifname = environ.get("CNI_IFNAME", "")
     netns = environ.get("CNI_NETNS", "")
     if command in ("ADD", "DEL", "CHECK"):
-        if not _CONTAINER_ID.fullmatch(cid):
+        if not re.fullmatch(_CONTAINER_ID, cid):
             raise bad_env(f"CNI_CONTAINERID {cid!r}: must be letters, digits, '_', '.', '-' "
                           "starting with a letter or digit")
         try:

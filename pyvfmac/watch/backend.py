@@ -29,9 +29,7 @@ from ..records import Attachment
 from ..settings import VfChange
 from ..statedb import DB_NAME, default_state_dir
 from .daemon import Outcome
-from .resolve import PfTarget
-
-_PCI = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+from .resolve import PCI_NAME, PfTarget
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +75,7 @@ class ApplyBackend:
         if not os.path.exists(os.path.join(root, "class", "net", name)):
             return None, None
         device = self._link_name("class", "net", name, "device")
-        return name, (device if device and _PCI.match(device) else None)
+        return name, (device if device and PCI_NAME.fullmatch(device) else None)
 
     def _link_name(self, *parts: str) -> str | None:
         try:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from .events import LinkEvent, Uevent
 
-_PCI = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+# the sysfs name of a PCI function (lowercase DDDD:BB:SS.F)
+PCI_NAME = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +86,7 @@ class Resolver:
         if name in self._by_name:
             return self._by_name[name]
         device = self._link("class", "net", name, "device")
-        return self.key_of_pci(device) if device and _PCI.match(device.lower()) else None
+        return self.key_of_pci(device) if device and PCI_NAME.fullmatch(device.lower()) else None
 
     def learn_vfs(self, key: str, pf_address: str) -> None:
         """Remember the PF's current VFs (``virtfnN``), for their ``remove`` events later."""
@@ -107,12 +108,12 @@ class Resolver:
                 return self._by_name[name]
             parts = ev.devpath.rstrip("/").split("/")
             # /devices/.../<parent>/net/<name>
-            if len(parts) >= 3 and parts[-2] == "net" and _PCI.match(parts[-3].lower()):
+            if len(parts) >= 3 and parts[-2] == "net" and PCI_NAME.fullmatch(parts[-3].lower()):
                 return self.key_of_pci(parts[-3])
             return None
         if ev.subsystem == "pci":
             address = os.path.basename(ev.devpath).lower()
-            if not _PCI.match(address):
+            if not PCI_NAME.fullmatch(address):
                 return None
             key = self.key_of_pci(address)
             if ev.action == "remove":
