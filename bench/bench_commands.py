@@ -8,6 +8,10 @@ started the same way (``/usr/bin/time -f %M``, which also gives its peak RSS; st
 - ``python_isolated``: ``python3 -I -S -c pass`` (no site, no user paths): the bare interpreter;
 - ``import_cli``: ``python3 -c 'import pyvfmac.cli'``;
 - ``help``: ``vfmac --help``;
+- ``stdlib_apply`` / ``stdlib_list``: ``python3 -c 'import argparse, dataclasses, tomllib'`` and
+  ``'import argparse, dataclasses, json'``: only the standard modules that ``vfmac apply`` and
+  ``vfmac list --json`` are built on (the command line, the value classes, the config file, the
+  output), none of pyvfmac. Their ratio is a floor under the command's own, whatever pyvfmac does;
 - ``apply_changed``: ``vfmac apply CONFIG`` (``mac_policy = "derived"``, a new host key every
   round: every VF of the topology gets a new MAC; checked new beforehand and verified afterwards
   with the independent raw reader, untimed);
@@ -64,6 +68,10 @@ STARTUP = {
     "python_isolated": ("`python3 -I -S -c pass`", [PYTHON, "-I", "-S", "-c", "pass"]),
     "import_cli": ("`python3 -c 'import pyvfmac.cli'`", [PYTHON, "-c", "import pyvfmac.cli"]),
     "help": ("`vfmac --help`", [VFMAC, "--help"]),
+    "stdlib_apply": ("`python3 -c 'import argparse, dataclasses, tomllib'` (apply's floor)",
+                     [PYTHON, "-c", "import argparse, dataclasses, tomllib"]),
+    "stdlib_list": ("`python3 -c 'import argparse, dataclasses, json'` (list's floor)",
+                    [PYTHON, "-c", "import argparse, dataclasses, json"]),
 }
 PER_TOPOLOGY = {
     "apply_changed": "`vfmac apply` (every VF changed)",
