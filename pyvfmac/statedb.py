@@ -29,7 +29,6 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from .errors import InputError, StateError
 
@@ -47,22 +46,21 @@ __all__ = [
     "default_state_dir",
 ]
 
-DEFAULT_STATE_DIR = Path("/var/lib/pyvfmac")
+DEFAULT_STATE_DIR = "/var/lib/pyvfmac"
 STATE_DIR_ENV = "PYVFMAC_STATE_DIR"
 DB_NAME = "state.db"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT = 30.0
 
 
-def default_state_dir() -> Path:
+def default_state_dir() -> str:
     """``$PYVFMAC_STATE_DIR`` if set and non-empty (it must be absolute), else ``/var/lib/pyvfmac``."""
     value = os.environ.get(STATE_DIR_ENV, "")
     if not value:
         return DEFAULT_STATE_DIR
-    path = Path(value)
-    if not path.is_absolute():
+    if not os.path.isabs(value):
         raise InputError(f"{STATE_DIR_ENV}={value!r}: the state directory must be an absolute path")
-    return path
+    return value
 
 
 # ----------------------------------------------------------------------------- schema
@@ -140,18 +138,19 @@ class Database:
     transaction just before COMMIT, and ``"<operation>:after-commit"`` right after it.
     """
 
-    def __init__(self, state_dir: Path | str | None = None, *,
+    def __init__(self, state_dir: str | os.PathLike[str] | None = None, *,
                  busy_timeout: float = BUSY_TIMEOUT) -> None:
-        self.state_dir = Path(state_dir).absolute() if state_dir is not None \
-            else default_state_dir()
-        self.path = self.state_dir / DB_NAME
+        # paths as str (os.path): every CNI call opens the store, and pathlib costs an import
+        self.state_dir = (os.path.abspath(state_dir) if state_dir is not None
+                          else default_state_dir())
+        self.path = os.path.join(self.state_dir, DB_NAME)
         self.busy_timeout = busy_timeout
         self.fault_hook: Callable[[str], None] | None = None
         self._conn: sqlite3.Connection | None = None
         prepare_dir(self.state_dir)
         prepare_file(self.path)
         try:
-            self._conn = sqlite3.connect(str(self.path), timeout=busy_timeout,
+            self._conn = sqlite3.connect(self.path, timeout=busy_timeout,
                                          isolation_level=None)
         except sqlite3.Error as exc:
             raise self._error("open", exc) from None
@@ -305,18 +304,19 @@ class Database:
 # ----------------------------------------------------------------------------- files
 
 
-def _refuse_foreign(what: str, path: Path, st: os.stat_result) -> None:
+def _refuse_foreign(what: str, path: str, st: os.stat_result) -> None:
     """Another user's directory or file could have our records swapped under us."""
     if st.st_uid != os.geteuid():
         raise StateError(f"{what} {path}: owned by uid {st.st_uid}, not by this user "
                          f"(uid {os.geteuid()}); refusing to use it")
 
 
-def prepare_dir(path: Path) -> None:
+def prepare_dir(path: str) -> None:
     """Create the state directory 0700, or check an existing one (tighten if ours)."""
     try:
-        if not path.parent.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+        parent = os.path.dirname(path)
+        if not os.path.exists(parent):
+            os.makedirs(parent, exist_ok=True)
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:
@@ -335,7 +335,7 @@ def prepare_dir(path: Path) -> None:
                              f"{exc.strerror}") from None
 
 
-def prepare_file(path: Path) -> None:
+def prepare_file(path: str) -> None:
     """Create ``state.db`` 0600 without a window of wider access; tighten an existing one."""
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     try:

@@ -53,7 +53,7 @@ def test_vm_attachment_excludes_pods(tmp_path: Path) -> None:
 
 def test_pod_links_round_trip(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    links = PodLinks(str(store.path))
+    links = PodLinks(store.path)
     links.put(PodLink(vf_key=KEY, netns="/run/netns/p", mtu=1500, up=False))
     assert links.get(KEY) == PodLink(vf_key=KEY, netns="/run/netns/p", mtu=1500, up=False)
     links.drop(KEY)

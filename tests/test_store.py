@@ -60,17 +60,17 @@ def raw(path: Path) -> sqlite3.Connection:
 
 def test_default_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(STATE_DIR_ENV, raising=False)
-    assert default_state_dir() == DEFAULT_STATE_DIR == Path("/var/lib/pyvfmac")
+    assert default_state_dir() == DEFAULT_STATE_DIR == "/var/lib/pyvfmac"
     monkeypatch.setenv(STATE_DIR_ENV, "")
     assert default_state_dir() == DEFAULT_STATE_DIR
     monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "env-dir"))
-    assert default_state_dir() == tmp_path / "env-dir"
+    assert default_state_dir() == str(tmp_path / "env-dir")
     with Store() as s:
-        assert s.path == tmp_path / "env-dir" / "state.db"
+        assert s.path == str(tmp_path / "env-dir" / "state.db")
     assert (tmp_path / "env-dir" / "state.db").is_file()
     # an explicit argument wins over the environment
     with Store(tmp_path / "arg-dir") as s:
-        assert s.path == tmp_path / "arg-dir" / "state.db"
+        assert s.path == str(tmp_path / "arg-dir" / "state.db")
 
 
 def test_relative_env_dir_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,7 +89,7 @@ def test_new_files_are_private_whatever_the_umask(state_dir: Path, umask: int) -
         with Store(state_dir / "deeper") as s:
             s.save_original(original(), owner="dom.xml#0", mac="52:54:00:6d:90:02",
                             managed=True)
-            db = s.path
+            db = Path(s.path)
             assert mode(db.parent) == 0o700
             assert mode(db) == 0o600
             # SQLite gives the WAL and shared-memory files the database file's mode

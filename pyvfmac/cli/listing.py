@@ -24,7 +24,7 @@ def _held(args: argparse.Namespace) -> dict[tuple[str, int], str]:
     if path is None:
         from ..statedb import default_state_dir
 
-        path = str(default_state_dir())
+        path = default_state_dir()
     if not os.path.exists(os.path.join(path, "state.db")):
         return {}
     from ..cni.config import split_owner

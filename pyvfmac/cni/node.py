@@ -37,7 +37,7 @@ class Node:
 def open_node(state_dir: str | None = None, sysfs_root: str = "/sys") -> Node:
     store = Store(state_dir)
     try:
-        links = PodLinks(str(store.path))
+        links = PodLinks(store.path)
     except BaseException:
         store.close()
         raise

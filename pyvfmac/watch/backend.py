@@ -100,7 +100,7 @@ class ApplyBackend:
         from ..network import parse_network
         from ..store import Store
 
-        path = self.state_dir or str(default_state_dir())
+        path = self.state_dir or default_state_dir()
         if not os.path.exists(os.path.join(path, DB_NAME)):
             return []  # nothing ever attached: no store to create
         out: list[Held] = []
