@@ -27,7 +27,6 @@ from typing import Any, TextIO
 from . import pcibind
 from .domain import DeviceDocument, DeviceSpec, effective_managed, effective_trust, merge_settings
 from .errors import (
-    FileError,
     InputError,
     NetlinkError,
     PoolError,
@@ -335,20 +334,11 @@ def _rollback(done: Sequence[Target], host: Host, cause: BaseException) -> None:
 # --------------------------------------------------------------------------- documents
 
 
-def _read(path: str) -> str:
-    try:
-        return read_text(path)
-    except FileError as exc:
-        raise OSError(exc.errno, exc.strerror, path) from None  # reported as a file the user named
-    except InputError as exc:
-        raise XmlError(str(exc)) from None
-
-
 def attach_file(path: str, *, live_xml: str | None, out: TextIO, state_dir: str | None = None,
                 sysfs_root: str = "/sys", progress: Progress = None) -> list[Target]:
     """``vfmac attach``: attach the devices of a file, write the live XML; a step-2 definition
     (``<address netdev=...>``) gets its address filled into the file too, atomically."""
-    text = _read(path)
+    text = read_text(path)
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root, progress=progress)
     try:
         names = StoreNetworks(host.store)
@@ -434,7 +424,7 @@ def _give_back(held: Sequence[tuple[Attachment, VirtualPort | None]], host: Host
 def detach_file(path: str, *, out: TextIO, state_dir: str | None = None,
                 sysfs_root: str = "/sys", force: bool = False) -> None:
     """``vfmac detach``: give back every device of a document (as given at attach, or live)."""
-    text = _read(path)
+    text = read_text(path)
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root)
     try:
         doc = DeviceDocument.parse(text, source=path, networks=StoreNetworks(host.store))

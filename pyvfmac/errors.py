@@ -7,7 +7,7 @@
   names the device, the VF, the setting, the errno name and its text, and the kernel's own
   extended-ACK message when it sent one.
 - ``FileError`` (a ``KernelError``, so an ``OSError`` with ``errno`` and ``filename``): reading or
-  writing a file failed; the message names the step and the path.
+  writing a file the user named failed; the message names the path, the step and the reason.
 - ``TopologyError`` (also a ``LookupError``): a device is not what it has to be (not a PCI device,
   not a network function, not a VF, unknown name).
 - ``StateError``: the saved-original store says no (not attached, already held, corrupted);
@@ -135,16 +135,22 @@ class SysfsError(KernelError):
 
 
 class FileError(KernelError):
-    """A file could not be read or written (``filename`` is its path).
+    """A file the user named could not be read or written (``filename`` is its path, ``what``
+    the step, ``cannot read`` or ``cannot rename``, ...).
 
-    ``str()`` reads like ``cannot rename for /etc/guest.xml: Is a directory (EISDIR)``. A kind of
-    KernelError for the same reason SysfsError is one: the kernel refused a system call on a
-    file; catching KernelError keeps catching it.
+    ``str()`` reads like ``/etc/guest.xml: cannot read: No such file or directory``: the one form
+    of every command's file errors (``vfmac apply``'s config, ``attach`` / ``detach`` /
+    ``net-define``'s documents, ``--live-xml``). A kind of KernelError for the same reason
+    SysfsError is one: the kernel refused a system call on a file; catching KernelError keeps
+    catching it.
     """
 
     def __init__(self, code: int, what: str, path: str) -> None:
         super().__init__(code, what)
         self.filename = path
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.what}: {self.strerror}"
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (_rebuild_file_error, (type(self), self.errno, self.what, self.filename))

@@ -1,7 +1,8 @@
 """Files the user names: read as UTF-8 text, replaced atomically.
 
-Errors are :class:`~pyvfmac.errors.FileError` (errno, the step, the path); text that is not UTF-8
-is an :class:`~pyvfmac.errors.InputError` (the file's content is the user's input).
+Errors are :class:`~pyvfmac.errors.FileError` (errno, the step, the path; ``PATH: cannot read:
+No such file or directory``); text that is not UTF-8 is an :class:`~pyvfmac.errors.InputError`
+(the file's content is the user's input).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def read_text(path: str | os.PathLike[str], *, limit: int = MAX_INPUT) -> str:
     except UnicodeDecodeError as exc:
         raise InputError(f"{name}: not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
-        raise FileError(exc.errno or 0, f"cannot read {name}", name) from None
+        raise FileError(exc.errno or 0, "cannot read", name) from None
 
 
 
@@ -74,7 +75,7 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
         finally:
             os.close(dfd)
     except OSError as exc:
-        raise FileError(exc.errno or 0, f"cannot {step} for {target}", target) from exc
+        raise FileError(exc.errno or 0, f"cannot {step}", target) from exc
     finally:
         if tmp is not None:
             try:

@@ -8,7 +8,7 @@ import pytest
 from applyhelp import KEY, cfg_of, write_config
 
 from pyvfmac.apply import load_config, parse_config
-from pyvfmac.errors import ConfigError, InputError
+from pyvfmac.errors import ConfigError, FileError, InputError
 from pyvfmac.settings import VfSettings
 from pyvfmac.types import PciAddress
 
@@ -107,7 +107,7 @@ def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"nope\.toml: cannot read: No such file"):
+    with pytest.raises(FileError, match=r"nope\.toml: cannot read: No such file or directory$"):
         load_config(str(tmp_path / "nope.toml"))
 
 

@@ -160,6 +160,22 @@ def test_attach_malformed_xml(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert err.count("\n") == 1 and "bad.xml" in err
 
 
+@pytest.mark.parametrize("command", ["apply", "attach", "detach", "net-define"])
+def test_a_file_that_cannot_be_read_is_one_line_in_one_form(
+        command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every command that reads a file the user named says so alike: `PATH: cannot read: REASON`
+    (not Python's `[Errno 2] ...`), exit 1, and nothing is left in the state store."""
+    state = tmp_path / "st"
+    for path, reason in ((tmp_path / "nonexistent.xml", "No such file or directory"),
+                         (tmp_path, "Is a directory")):
+        code, out = run("--state-dir", str(state), command, str(path))
+        assert (code, out) == (1, "")
+        assert capsys.readouterr().err == f"vfmac: error: {path}: cannot read: {reason}\n"
+    if state.exists():
+        with Store(state) as store:
+            assert store.all() == [] and store.networks() == []
+
+
 def test_state_dir_from_environment_is_private(tmp_path: Path) -> None:
     state = tmp_path / "state"
     env = dict(os.environ, PYVFMAC_STATE_DIR=str(state))

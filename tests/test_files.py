@@ -73,8 +73,8 @@ def test_file_error_names_path_step_and_errno(tmp_path: Path) -> None:
     err = info.value
     assert isinstance(err, OSError) and isinstance(err, VfmacError)
     assert err.errno == errno.ENOENT and err.filename == str(target)
-    assert str(err) == (f"cannot create a temporary file for {target}: "
-                        "No such file or directory (ENOENT)")
+    assert str(err) == (f"{target}: cannot create a temporary file: "
+                        "No such file or directory")
     again = pickle.loads(pickle.dumps(err))
     assert type(again) is FileError and str(again) == str(err)
     assert (again.errno, again.filename) == (err.errno, err.filename)
@@ -92,8 +92,8 @@ def test_read_text_errors(tmp_path: Path) -> None:
     with pytest.raises(FileError) as info:
         read_text(missing)
     assert info.value.errno == errno.ENOENT and info.value.filename == str(missing)
-    assert str(info.value) == f"cannot read {missing}: No such file or directory (ENOENT)"
-    with pytest.raises(FileError, match=r"cannot read .*: Is a directory \(EISDIR\)"):
+    assert str(info.value) == f"{missing}: cannot read: No such file or directory"
+    with pytest.raises(FileError, match=r"/[^/]+: cannot read: Is a directory$"):
         read_text(tmp_path)
     latin = tmp_path / "latin.xml"
     latin.write_bytes(b"<network>\xe9</network>")

@@ -33,8 +33,10 @@ is left as it is. A VF is managed when a setting applies to it: all VFs of a PF 
 setting or ``mac_policy = "derived"``, otherwise only the VFs listed.
 
 How ``mac_policy = "derived"`` MACs are made: :mod:`pyvfmac.apply.derive`. Every error is a
-:class:`~pyvfmac.errors.ConfigError` naming the file, the key path and the value. The limits of
-the VF settings are those of :mod:`pyvfmac.settings` (one place for every user of them).
+:class:`~pyvfmac.errors.ConfigError` naming the file, the key path and the value (a file that
+cannot be read at all: a :class:`~pyvfmac.errors.FileError`, ``PATH: cannot read: REASON``, the
+form of every command's file errors). The limits of the VF settings are those of
+:mod:`pyvfmac.settings` (one place for every user of them).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
-from ..errors import ConfigError, MacError, PciAddressError
+from ..errors import ConfigError, FileError, MacError, PciAddressError
 from ..mac import parse_mac
 from ..settings import LINK_STATES, SETTINGS, VLAN_PROTOS, VfSettings, int_problem, problem
 from ..types import PciAddress, validate_netdev_name
@@ -408,7 +410,7 @@ def read_toml(path: str) -> dict[str, Any]:
     except RecursionError:
         raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        raise FileError(exc.errno or 0, "cannot read", path) from None
 
 
 def read_host_key(path: str, *, config_path: str) -> bytes:
