@@ -108,7 +108,7 @@ def _address_of(spec: DeviceSpec, topo: Topology, store: Store) -> PciAddress:
         named = PciAddress.parse(att.vf_key)  # bound to vfio-pci by us: no netdev now
     if spec.address is not None and spec.address != named:
         raise TopologyError(
-            f"device {spec.index}: netdev {spec.netdev} is PCI device {named}, but the "
+            f"{spec.name}: netdev {spec.netdev} is PCI device {named}, but the "
             f"definition says {spec.address}: they no longer agree"
         )
     return named
@@ -158,7 +158,7 @@ def _resolve(spec: DeviceSpec, host: Host, topo: Topology, allocated: list[tuple
         address = _address_of(spec, topo, host.store)
     if vport is not None and vport.type != "802.1Qbh":
         raise InputError(
-            f"device {spec.index}: virtualport type {vport.type!r} is not supported for a VF "
+            f"{spec.name}: virtualport type {vport.type!r} is not supported for a VF "
             "(802.1Qbg needs a VDP daemon such as lldpad; use 802.1Qbh or none)")
     vf = _vf_for(topo, address)
     return Target(spec=spec, vf=vf, pf=vf.pf_netdevs[0], key=str(address), owner=owner,
@@ -179,7 +179,7 @@ def _check_mac_free(t: Target, snap: Snapshot) -> None:
     # the MAC may sit on this VF and elsewhere: look at every holder
     others = [h for h in snap.holders(t.spec.mac) if h not in mine]
     if others:
-        raise InputError(f"device {t.spec.index}: MAC {t.spec.mac} is already used by "
+        raise InputError(f"{t.spec.name}: MAC {t.spec.mac} is already used by "
                          f"{', '.join(others)}")
 
 
@@ -367,7 +367,7 @@ def _find_attachment(spec: DeviceSpec, host: Host) -> Attachment:
         alloc = host.store.find_allocation(spec.network, spec.mac)
         att = host.store.get(alloc.vf_key) if alloc is not None else None
         if att is None:
-            raise StateError(f"device {spec.index}: MAC {spec.mac} holds no VF of network "
+            raise StateError(f"{spec.name}: MAC {spec.mac} holds no VF of network "
                              f"{spec.network} (not attached)")
         return att
     att = None
@@ -382,9 +382,9 @@ def _find_attachment(spec: DeviceSpec, host: Host) -> Attachment:
                 att = None
     where = spec.address or spec.netdev
     if att is None:
-        raise StateError(f"device {spec.index}: VF {where} was never attached by pyvfmac")
+        raise StateError(f"{spec.name}: VF {where} was never attached by pyvfmac")
     if att.mac != spec.mac:
-        raise StateError(f"device {spec.index}: VF {where} is attached with MAC {att.mac}, "
+        raise StateError(f"{spec.name}: VF {where} is attached with MAC {att.mac}, "
                          f"not {spec.mac}")
     return att
 
@@ -462,7 +462,8 @@ def vf_request(*, pci: str | None, network: str | None, mac: str, vlan: int | No
         address=PciAddress.parse(pci) if pci is not None else None, netdev=None,
         network=validate_network_name(network) if network is not None else None,
         portgroup=None, vlan=Vlan(vlan, qos or 0) if vlan is not None else None,
-        virtualport=None, trust=trust, spoofchk=spoofchk)
+        virtualport=None, trust=trust, spoofchk=spoofchk,
+        label=f"--pci {pci}" if pci is not None else f"--network {network}")
 
 
 def attach_vf(spec: DeviceSpec, *, owner: str, out: TextIO, as_json: bool = False,
@@ -473,8 +474,7 @@ def attach_vf(spec: DeviceSpec, *, owner: str, out: TextIO, as_json: bool = Fals
     key = owner_key(owner)
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root, progress=progress)
     try:
-        (t,) = attach_devices([spec], host, source=f"--{'network' if spec.network else 'pci'}",
-                              owner=key)
+        (t,) = attach_devices([spec], host, source=spec.name, owner=key)
     finally:
         host.close()
     if as_json:

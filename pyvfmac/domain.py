@@ -105,7 +105,8 @@ class DeviceSpec:
     ``index`` counts only pyvfmac's devices (0..), in document order. ``managed`` is the device's
     own ``managed`` attribute (default False, like libvirt); for a network reference see
     :func:`effective_managed`. ``address`` and ``netdev`` may both be set (step 2's filled form),
-    as may ``network`` and ``address`` (the live form of a network reference).
+    as may ``network`` and ``address`` (the live form of a network reference). ``label``: how
+    messages name a device that no document holds (``vfmac attach --pci ADDR``); see :attr:`name`.
     """
 
     index: int
@@ -121,6 +122,13 @@ class DeviceSpec:
     trust: bool | None = None
     spoofchk: bool | None = None
     teaming: str | None = None
+    label: str | None = None
+
+    @property
+    def name(self) -> str:
+        """How messages name this device: ``device N`` (its place among the document's devices
+        of pyvfmac), or its ``label``, the words that asked for it (``--pci 0000:01:10.2``)."""
+        return self.label if self.label is not None else f"device {self.index}"
 
     @property
     def key(self) -> str:
@@ -155,7 +163,7 @@ def merge_settings(
     """
     if device.network != network.name:
         raise PoolError(
-            f"device {device.index} (MAC {device.mac}) refers to network {device.network!r}, "
+            f"{device.name} (MAC {device.mac}) refers to network {device.network!r}, "
             f"not {network.name!r}"
         )
     pg = network.portgroup(device.portgroup)
@@ -164,7 +172,7 @@ def merge_settings(
         vlan = pg.vlan if pg is not None and pg.vlan is not None else network.vlan
     vport = merge_virtualports(
         device.virtualport, pg.virtualport if pg is not None else None, network.virtualport,
-        where=f"device {device.index} (MAC {device.mac}), network {network.name}")
+        where=f"{device.name} (MAC {device.mac}), network {network.name}")
     return vlan, vport
 
 

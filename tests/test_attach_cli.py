@@ -7,8 +7,9 @@ import io
 from pathlib import Path
 
 import pytest
+from fakehost import VFS, FakeNl, World, pci_attrs
 
-from pyvfmac.attach import owner_key, vf_request
+from pyvfmac.attach import attach_devices, owner_key, vf_request
 from pyvfmac.cli import main
 from pyvfmac.errors import InputError
 from pyvfmac.portsettings import Vlan
@@ -97,3 +98,24 @@ def test_domain_with_only_libvirt_networks(tmp_path: Path,
     assert run(tmp_path, "attach", str(doc))[0] == 1
     err = capsys.readouterr().err
     assert "network(s) default are libvirt's, not pyvfmac's" in err
+
+
+def test_a_refused_request_names_the_device_as_given(tmp_path: Path) -> None:
+    """A request from the command line is no document's "device 0": its error names it by the
+    words that asked for it."""
+    w = World(tmp_path, FakeNl(others={"eth3": MAC}))
+    host = w.host()
+    try:
+        pool = ("<network><name>pool1</name><forward mode='hostdev' managed='no'>"
+                f"<address type='pci' {pci_attrs(VFS[3])}/></forward></network>")
+        host.store.define_network("pool1", pool)
+        host.store.start_network("pool1", [VFS[3]])
+        for spec, name in ((vf_request(pci="06:02.2", network=None, mac=MAC), "--pci 06:02.2"),
+                           (vf_request(pci=None, network="pool1", mac=MAC), "--network pool1")):
+            with pytest.raises(InputError) as info:
+                attach_devices([spec], host, source=spec.name, owner=owner_key("vm1"))
+            assert str(info.value) == f"{name}: MAC {MAC} is already used by netdev eth3"
+        assert host.store.all() == [] and host.store.allocations() == []
+        assert w.nl.states[2].mac == w.nl.states[3].mac == "00:00:00:00:00:00"
+    finally:
+        host.close()

@@ -165,6 +165,12 @@ def test_mac_used_elsewhere_is_refused(igb_pfs: tuple[str, ...], igb_clean: None
     proc = vfmac(tmp_path, "attach", str(dev))
     assert proc.returncode == 1 and f"{pf} vf 5" in proc.stderr
     assert all_vf_states(igb_pfs) == before
+    # asked for on the command line: named as it was asked for, not as a document's "device 0"
+    pci = vf_pci(pf, 6)
+    proc = vfmac(tmp_path, "attach", "--pci", pci, "--mac", MAC, "--owner", "vm1")
+    assert proc.returncode == 1
+    assert proc.stderr == f"vfmac: error: --pci {pci}: MAC {MAC} is already used by {pf} vf 5\n"
+    assert all_vf_states(igb_pfs) == before
 
 
 def test_detach_of_never_attached_vf(igb_pfs: tuple[str, ...], tmp_path: Path) -> None:
