@@ -305,10 +305,22 @@ def _no_devices(doc: DeviceDocument, what: str) -> XmlError:
     return XmlError(f"{doc.source}: no device with a fixed <mac> to {what}{alone}")
 
 
+def _nothing_to_do(doc: DeviceDocument, what: str) -> bool:
+    """Whether ``doc`` has no device of pyvfmac's and that is fine: a whole ``<domain>`` (a hook
+    runs attach and detach for every guest, with VFs or not) has nothing to do; a lone
+    ``<hostdev>`` / ``<interface>`` was given to be attached, so it is an error of the input."""
+    if doc.devices:
+        return False
+    if doc.kind == "domain":
+        return True
+    raise _no_devices(doc, what)
+
+
 def attach_document(doc: DeviceDocument, host: Host) -> list[Target]:
-    """Attach every device of ``doc``; fill the live addresses into ``doc``. All or nothing."""
-    if not doc.devices:
-        raise _no_devices(doc, "attach")
+    """Attach every device of ``doc``; fill the live addresses into ``doc``. All or nothing.
+    A ``<domain>`` without a device of pyvfmac's: nothing to do, no targets."""
+    if _nothing_to_do(doc, "attach"):
+        return []
     targets = attach_devices(doc.devices, host, source=doc.source)
     for t in targets:
         doc.set_address(t.spec.index, PciAddress.parse(t.key))
@@ -337,7 +349,8 @@ def _rollback(done: Sequence[Target], host: Host, cause: BaseException) -> None:
 def attach_file(path: str, *, live_xml: str | None, out: TextIO, state_dir: str | None = None,
                 sysfs_root: str = "/sys", progress: Progress = None) -> list[Target]:
     """``vfmac attach``: attach the devices of a file, write the live XML; a step-2 definition
-    (``<address netdev=...>``) gets its address filled into the file too, atomically."""
+    (``<address netdev=...>``) gets its address filled into the file too, atomically. A
+    ``<domain>`` with no device of pyvfmac's is written out as it was read."""
     text = read_text(path)
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root, progress=progress)
     try:
@@ -354,7 +367,7 @@ def attach_file(path: str, *, live_xml: str | None, out: TextIO, state_dir: str 
             changed = True
     if changed:
         write_atomic(path, persistent.to_string())
-    live = doc.to_string()
+    live = doc.to_string() if targets else text
     if live_xml:
         write_atomic(live_xml, live)
     else:
@@ -423,13 +436,15 @@ def _give_back(held: Sequence[tuple[Attachment, VirtualPort | None]], host: Host
 
 def detach_file(path: str, *, out: TextIO, state_dir: str | None = None,
                 sysfs_root: str = "/sys", force: bool = False) -> None:
-    """``vfmac detach``: give back every device of a document (as given at attach, or live)."""
+    """``vfmac detach``: give back every device of a document (as given at attach, or live); a
+    ``<domain>`` with none has nothing to give back."""
     text = read_text(path)
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root)
     try:
         doc = DeviceDocument.parse(text, source=path, networks=StoreNetworks(host.store))
-        if not doc.devices:
-            raise _no_devices(doc, "detach")
+        if _nothing_to_do(doc, "detach"):
+            out.write(f"{path}: no device of pyvfmac's, nothing to detach\n")
+            return
         found = [(spec, _find_attachment(spec, host)) for spec in doc.devices]
         _give_back([(att, _detach_virtualport(spec, host)) for spec, att in found], host, out,
                    force=force)

@@ -89,15 +89,18 @@ def test_detach_owner_with_nothing_attached(tmp_path: Path) -> None:
     assert code == 0 and out == "owner vm1: nothing attached\n"
 
 
-def test_domain_with_only_libvirt_networks(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    doc = tmp_path / "g.xml"
-    doc.write_text("<domain type='kvm'><name>g</name><devices><interface type='network'>"
-                   "<source network='default'/><model type='virtio'/></interface>"
-                   "</devices></domain>")
-    assert run(tmp_path, "attach", str(doc))[0] == 1
+@pytest.mark.parametrize("command", ["attach", "detach"])
+def test_lone_interface_of_libvirts_network_is_refused(
+        tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Given alone, a device is given to be attached: one pyvfmac cannot attach is an error."""
+    doc = tmp_path / "i.xml"
+    doc.write_text("<interface type='network'><source network='default'/>"
+                   f"<mac address='{MAC}'/></interface>")
+    assert run(tmp_path, command, str(doc)) == (1, "")
     err = capsys.readouterr().err
-    assert "network(s) default are libvirt's, not pyvfmac's" in err
+    assert err == (f"vfmac: error: {doc}: no device with a fixed <mac> to {command} (interfaces "
+                   "of network(s) default are libvirt's, not pyvfmac's: pyvfmac's networks are "
+                   "those of `vfmac net-list`)\n")
 
 
 def test_a_refused_request_names_the_device_as_given(tmp_path: Path) -> None:

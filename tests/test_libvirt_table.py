@@ -7,17 +7,23 @@ keeps the two in step."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 
+from pyvfmac.attach import attach_document
+from pyvfmac.cli import main
 from pyvfmac.domain import DeviceDocument, DeviceSpec, effective_managed, effective_trust, \
     merge_settings
 from pyvfmac.errors import PoolError, XmlError
+from pyvfmac.host import Host
 from pyvfmac.network import NetworkSpec, PoolEntry, parse_network
 from pyvfmac.portsettings import VirtualPort, Vlan
+from pyvfmac.store import Store
 from pyvfmac.types import PciAddress
 
 TABLE = Path(__file__).parent.parent / "docs" / "libvirt-xml.md"
@@ -29,6 +35,7 @@ NETS = frozenset({"pn"})
 UUID = "09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f"
 
 Build = Callable[[str], str]
+NO_HOST = cast(Host, None)  # a document with nothing to attach must not touch the host
 
 
 def H(extra: str = "", attrs: str = "mode='subsystem' type='pci' managed='yes'",
@@ -114,12 +121,24 @@ def test_D01() -> None:
     refused(H(attrs="mode='capabilities' type='pci'"), "only 'subsystem'")
 
 
+USB = ("<hostdev mode='subsystem' type='usb'><source><vendor id='0x1234'/><product id='0xbeef'/>"
+       "</source></hostdev>")
+GPU = f"<hostdev mode='subsystem' type='pci'><source><address {PCI}/></source></hostdev>"
+
+
 def test_D02() -> None:
     assert one(H()).address == ADDR
-    refused(H(attrs="mode='subsystem' type='usb'"), "only 'pci'")
-    gpu = f"<hostdev mode='subsystem' type='pci'><source><address {PCI}/></source></hostdev>"
-    doc = parse(dom(gpu))
-    assert doc.devices == () and gpu in doc.to_string()
+    # in a domain: a <mac> makes a hostdev pyvfmac's, and then only PCI will do ...
+    refused(dom(H(attrs="mode='subsystem' type='usb'")), "type='usb': only 'pci' is supported")
+    # ... without one (a GPU, a USB device) it is the guest's, kept
+    doc = parse(dom(GPU, USB, H()))
+    assert [d.address for d in doc.devices] == [ADDR]
+    assert GPU in doc.to_string() and USB in doc.to_string()
+    # alone, a hostdev was given to be attached: any type but PCI is refused, <mac> or not,
+    # and a PCI one without <mac> too
+    refused(H(attrs="mode='subsystem' type='usb'"), "type='usb': only 'pci' is supported")
+    refused(USB, "type='usb': only 'pci' is supported")
+    refused(GPU, "fixed MAC required")
 
 
 def test_D03() -> None:
@@ -173,7 +192,10 @@ def test_D10() -> None:
     assert [d.form for d in doc.devices] == ["hostdev"]
     assert doc.left_alone == ("default",)
     assert nat in doc.to_string()
-    assert parse(nat).devices == ()
+    # alone: nothing to attach, and a lone device is given to be attached (attach / detach)
+    with pytest.raises(XmlError, match=r"^t\.xml: no device with a fixed <mac> to attach "
+                                       r"\(interfaces of network\(s\) default are libvirt's"):
+        attach_document(parse(nat), NO_HOST)
 
 
 def test_D11() -> None:
@@ -354,6 +376,28 @@ def test_D38() -> None:
     for piece in ("<!-- c -->", "<?pi x?>", "<console type='pty'/>", "<qemu:arg value='-s'/>",
                   "xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'"):
         assert piece in out
+
+
+def test_D39(tmp_path: Path) -> None:
+    # a hook runs attach for every guest: with nothing of pyvfmac's there is nothing to do (the
+    # host is not even looked at) and the document comes out exactly as it went in
+    nat = "<interface type='network'><source network='default'/></interface>"
+    for text in (dom(), dom(GPU, USB, nat), '<?xml version="1.0"?>\n<domain type="kvm">\n'
+                 '  <name>g</name>\n</domain>\n'):
+        assert parse(text).devices == () and attach_document(parse(text), NO_HOST) == []
+        path, live = tmp_path / "g.xml", tmp_path / "live.xml"
+        path.write_text(text)
+        state = ["--state-dir", str(tmp_path / "st")]
+        out = io.StringIO()
+        assert main([*state, "attach", str(path)], out=out) == 0
+        assert out.getvalue() == (text if text.endswith("\n") else text + "\n")
+        assert main([*state, "attach", str(path), "--live-xml", str(live)]) == 0
+        assert live.read_text() == text
+        out = io.StringIO()
+        assert main([*state, "detach", str(live)], out=out) == 0
+        assert out.getvalue() == f"{live}: no device of pyvfmac's, nothing to detach\n"
+        with Store(tmp_path / "st") as store:
+            assert store.all() == []
 
 
 # ---------------------------------------------------------------------------- networks
