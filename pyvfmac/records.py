@@ -169,7 +169,9 @@ class Attachment:
     ``owner`` identifies the guest device holding it (e.g. network + MAC, or file + index);
     ``mac`` is the fixed MAC given; ``phase`` one of :data:`PHASES`; ``pid`` / ``pid_start`` the
     process working on it (the last one to change the phase) and its start time in clock ticks
-    since boot (None when unknown).
+    since boot (None when unknown). ``port_profile`` / ``port_instance``: the 802.1Qbh port
+    profile (and instance UUID) the VF may have associated -- recorded before the request and
+    cleared when the driver refused it or it was disassociated; None: nothing to disassociate.
     """
 
     vf_key: str
@@ -183,6 +185,8 @@ class Attachment:
     created: float
     updated: float
     pid_start: int | None = None
+    port_profile: str | None = None
+    port_instance: str | None = None
 
     @property
     def complete(self) -> bool:

@@ -15,7 +15,8 @@ One SQLite database, ``state.db``, in the state directory:
   ``state.db-shm`` with the database file's own mode.
 - WAL journal, ``synchronous=FULL`` (a committed transaction survives power loss), foreign keys on,
   a busy timeout (default 30 s) so that many processes queue for the write lock instead of failing,
-  and ``PRAGMA user_version`` as the schema version: a database from a newer pyvfmac is refused.
+  and ``PRAGMA user_version`` as the schema version: a database from a newer pyvfmac is refused,
+  one from an older pyvfmac is brought up to date in one transaction (:data:`_MIGRATIONS`).
 - Every mutation is one transaction, ``BEGIN IMMEDIATE`` (the write lock is taken before the first
   read, so a read-modify-write cannot interleave with another process). Every SQLite failure,
   including a damaged file, surfaces as a :class:`StateError` that names the database file.
@@ -49,7 +50,7 @@ __all__ = [
 DEFAULT_STATE_DIR = "/var/lib/pyvfmac"
 STATE_DIR_ENV = "PYVFMAC_STATE_DIR"
 DB_NAME = "state.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT = 30.0
 
 
@@ -116,11 +117,24 @@ CREATE TABLE attachments (
     pid_start     INTEGER,
     created       REAL NOT NULL,
     updated       REAL NOT NULL,
+    port_profile  TEXT,
+    port_instance TEXT,
     FOREIGN KEY (vf_key, network) REFERENCES allocations(vf_key, network)
 );
 CREATE INDEX attachments_owner ON attachments(owner);
 CREATE INDEX attachments_mac ON attachments(mac);
 """
+
+_MIGRATIONS = {
+    # 2: the 802.1Qbh port profile a record's VF may have associated (restore disassociates
+    # that, and only that). A record of schema 1 has none: pyvfmac before schema 2 kept the
+    # profile in the document only.
+    1: """
+ALTER TABLE attachments ADD COLUMN port_profile TEXT;
+ALTER TABLE attachments ADD COLUMN port_instance TEXT;
+""",
+}
+"""Schema version -> the statements that bring it to the next version."""
 
 
 # ----------------------------------------------------------------------------- the database
@@ -282,13 +296,20 @@ class Database:
             if version == SCHEMA_VERSION:
                 return
             tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
-            if version != 0 or tables:
+            if version == 0 and not tables:
+                script, version = _SCHEMA, SCHEMA_VERSION
+            elif version in _MIGRATIONS:
+                script = ""
+                while version < SCHEMA_VERSION:
+                    script += _MIGRATIONS[version]
+                    version += 1
+            else:
                 raise StateError(f"state database {self.path}: schema version {version} with "
                                  f"{tables} objects: not a pyvfmac state database")
-            for statement in _SCHEMA.split(";"):
+            for statement in script.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute(f"PRAGMA user_version = {version}")
 
     def check(self) -> None:
         """Full integrity check of the database file; :class:`StateError` if damaged."""

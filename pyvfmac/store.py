@@ -7,7 +7,9 @@ Attach progress: a record is created in phase ``saved`` by :meth:`Store.save_ori
 anything on the host changes; the attaching process moves it through ``mac-set``, ``unbound``,
 ``bound`` to ``attached`` with :meth:`Store.set_phase`; detach moves it to ``detaching`` and, after a
 verified restore, :meth:`Store.delete` removes it. :meth:`Store.incomplete` lists the records not
-in phase ``attached``.
+in phase ``attached``. An 802.1Qbh port profile is recorded with :meth:`Store.set_port` before it
+is associated and cleared when it is not (any longer), so that a restore disassociates exactly
+what may be associated.
 
 Allocations: :meth:`Store.allocate` picks a free VF of a started network in one ``BEGIN IMMEDIATE``
 transaction and records the allocating pid. The attachment of an allocated VF names its network,
@@ -51,7 +53,7 @@ __all__ = ["Store"]
 _ATT_COLUMNS = (
     "vf_key, pf, vf, o_mac, o_vlan, o_qos, o_vlan_proto, o_spoofchk, o_trust, o_link_state, "
     "o_min_tx_rate, o_max_tx_rate, o_netdev, o_netdev_mac, o_driver, owner, mac, managed, network, "
-    "phase, pid, pid_start, created, updated"
+    "phase, pid, pid_start, created, updated, port_profile, port_instance"
 )
 _ALLOC_COLUMNS = "network, vf_key, owner, mac, pid, pid_start, created"
 
@@ -84,7 +86,7 @@ class Store(Database):
         return Attachment(
             vf_key=row[0], original=original, owner=row[15], mac=row[16], managed=bool(row[17]),
             network=row[18], phase=row[19], pid=row[20], pid_start=row[21], created=row[22],
-            updated=row[23],
+            updated=row[23], port_profile=row[24], port_instance=row[25],
         )
 
     @staticmethod
@@ -130,7 +132,7 @@ class Store(Database):
                 o.vf_key, o.pf, o.vf, o.mac, o.vlan, o.qos, o.vlan_proto, _opt_bool(o.spoofchk),
                 _opt_bool(o.trust), o.link_state, o.min_tx_rate, o.max_tx_rate, o.netdev,
                 o.netdev_mac, o.driver, owner, mac, int(bool(managed)), network, "saved", pid,
-                process_start_time(pid), now, now,
+                process_start_time(pid), now, now, None, None,
             )
             conn.execute(f"INSERT INTO attachments ({_ATT_COLUMNS}) VALUES "
                          f"({', '.join('?' * len(values))})", values)
@@ -160,6 +162,26 @@ class Store(Database):
             conn.execute("UPDATE attachments SET phase = ?, pid = ?, pid_start = ?, updated = ? "
                          "WHERE vf_key = ?", (phase, pid, process_start_time(pid), time.time(),
                                               key))
+            row = self._get_att(conn, key)
+            assert row is not None
+            return self._attachment(row)
+
+    def set_port(self, key: str, profile: str | None, instance: str | None = None) -> Attachment:
+        """Record the 802.1Qbh port profile (and instance UUID) the VF may have associated:
+        before asking the driver to associate it (a crash after the request leaves it recorded
+        for ``recover``); None once the driver refused it or it was disassociated."""
+        key = canonical_vf_key(key)
+        if profile is not None:
+            check_text(f"{key}: port profile", profile, limit=64)
+        elif instance is not None:
+            raise InputError(f"{key}: a port instance {instance!r} without a profile")
+        if instance is not None:
+            check_text(f"{key}: port instance", instance, limit=64)
+        with self._write("set port") as conn:
+            if conn.execute("UPDATE attachments SET port_profile = ?, port_instance = ?, "
+                            "updated = ? WHERE vf_key = ?",
+                            (profile, instance, time.time(), key)).rowcount != 1:
+                raise StateError(f"{key}: no saved original (not attached by pyvfmac)")
             row = self._get_att(conn, key)
             assert row is not None
             return self._attachment(row)

@@ -179,6 +179,40 @@ def test_newer_schema_version_refused(state_dir: Path) -> None:
         Store(state_dir)
 
 
+def test_schema_1_database_is_brought_up_to_date(state_dir: Path) -> None:
+    """A state database of pyvfmac before schema 2 (no port profile columns), with a VF attached:
+    opened, it gains the columns in place, the record survives and names no port profile."""
+    with Store(state_dir) as s:
+        s.save_original(original(), owner="vm.xml#0", mac="52:54:00:00:00:01", managed=False)
+        before = s.set_phase("0000:06:10.0", "attached")
+    with raw(state_dir) as conn:
+        conn.execute("ALTER TABLE attachments DROP COLUMN port_profile")
+        conn.execute("ALTER TABLE attachments DROP COLUMN port_instance")
+        conn.execute("PRAGMA user_version = 1")
+    with Store(state_dir) as s:
+        assert s.all() == [before] and before.port_profile is None
+        assert s._db().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert s.set_port("0000:06:10.0", "finance").port_profile == "finance"
+        s.check()
+
+
+def test_port_profile_is_recorded_and_forgotten(store: Store) -> None:
+    key = "0000:06:10.0"
+    store.save_original(original(), owner="vm.xml#0", mac="52:54:00:00:00:01", managed=False)
+    uuid = "09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f"
+    att = store.set_port(key, "finance", uuid)
+    assert (att.port_profile, att.port_instance, att.phase) == ("finance", uuid, "saved")
+    assert store.get(key) == att
+    att = store.set_port(key, None)
+    assert (att.port_profile, att.port_instance) == (None, None)
+    with pytest.raises(InputError, match="port instance 'x' without a profile"):
+        store.set_port(key, None, "x")
+    with pytest.raises(InputError, match="port profile ''"):
+        store.set_port(key, "")
+    with pytest.raises(StateError, match=r"0000:06:10\.1: no saved original"):
+        store.set_port("0000:06:10.1", "finance")
+
+
 def test_foreign_database_refused(state_dir: Path) -> None:
     state_dir.mkdir(mode=0o700)
     with raw(state_dir) as conn:
