@@ -7,13 +7,16 @@ crash at any point):
 1. resolve the device to a VF (PCI address, netdev name, or a free VF of a network pool) and check
    it: a PCI function, a network function, a VF; its MAC used by no other netdev or VF;
 2. save the VF's original configuration durably (``saved``) -- a second attach keeps the first;
-3. set the admin MAC and VLAN through the PF, associate an 802.1Qbh port profile (``mac-set``);
-   a VF netdev held by a host driver gets the MAC too, verified;
+3. set the admin MAC and VLAN through the PF, associate an 802.1Qbh port profile -- recorded
+   before the request, forgotten again if the driver refuses it (``mac-set``); a VF netdev held
+   by a host driver gets the MAC too, verified;
 4. managed: unbind the host driver (``unbound``), bind vfio-pci (``bound``);
 5. ``attached``; the live XML carries each VF's full PCI address.
 
-Any failure rolls back what this document's attach already did. Detach restores the saved
-original setting by setting, verifies it by reading back, and only then drops the record.
+Any failure rolls back what this document's attach already did, and only that (a port profile
+the driver refused is not disassociated). Detach restores the saved original setting by setting,
+disassociates the port profile the record names, verifies by reading back, and only then drops
+the record.
 """
 
 from __future__ import annotations
@@ -212,9 +215,24 @@ def _set_admin(t: Target, host: Host, current: VfState) -> None:
     if wrong:
         raise NetlinkError(errno.EIO, "read back " + ", ".join(wrong), device=t.pf,
                            vf=t.vf.index)
-    if t.virtualport is not None:
-        host.nl.set_vf_port(t.pf, t.vf.index, profile=t.virtualport.profileid or "",
-                            instance_uuid=t.virtualport.instanceid, host_uuid=host_uuid())
+
+
+def _associate(t: Target, host: Host, had: Attachment) -> None:
+    """Associate the target's 802.1Qbh port profile. It is recorded first, so that a crash
+    after the request leaves it for ``recover`` to disassociate; a request the driver refuses
+    associated nothing, and the record goes back to what it said before (``had``), so that no
+    restore disassociates a profile that was never associated."""
+    vp = t.virtualport
+    if vp is None:
+        return
+    assert vp.profileid is not None  # an 802.1Qbh virtualport has one (parsed, merged)
+    host.store.set_port(t.key, vp.profileid, vp.instanceid)
+    try:
+        host.nl.set_vf_port(t.pf, t.vf.index, profile=vp.profileid,
+                            instance_uuid=vp.instanceid, host_uuid=host_uuid())
+    except NetlinkError:
+        host.store.set_port(t.key, had.port_profile, had.port_instance)
+        raise
 
 
 def _set_netdev_mac(t: Target, host: Host) -> None:
@@ -252,6 +270,7 @@ def _attach_one(t: Target, host: Host, snap: Snapshot, done: list[Target]) -> At
         done.append(t)
     host.say(f"{t.pf} vf {t.vf.index} ({t.key}): MAC {t.spec.mac}")
     _set_admin(t, host, snap.vf_state(t.pf, t.vf.index))
+    _associate(t, host, att)
     att = host.store.set_phase(t.key, "mac-set")
     if t.managed:
         if pcibind.current_driver(addr, sysfs_root=host.sysfs_root) != pcibind.VFIO:
@@ -336,7 +355,7 @@ def _rollback(done: Sequence[Target], host: Host, cause: BaseException) -> None:
         if att is None:
             continue
         try:
-            restore_attachment(att, host, virtualport=t.virtualport)
+            restore_attachment(att, host)
         except VfmacError as exc:
             failures.append(str(exc))
     if failures:
@@ -402,27 +421,13 @@ def _find_attachment(spec: DeviceSpec, host: Host) -> Attachment:
     return att
 
 
-def _detach_virtualport(spec: DeviceSpec, host: Host) -> VirtualPort | None:
-    """The port profile to disassociate at detach: the device's, merged with its network's."""
-    vport = spec.virtualport
-    if spec.network is not None:
-        net = host.store.get_network(spec.network)
-        if net is not None:
-            try:
-                vport = merge_settings(spec, parse_network(net.xml))[1]
-            except PoolError:
-                pass  # the network changed since: keep the device's own
-    return vport if vport is not None and vport.type == "802.1Qbh" else None
-
-
-def _give_back(held: Sequence[tuple[Attachment, VirtualPort | None]], host: Host, out: TextIO,
-               *, force: bool) -> None:
-    """Restore each VF (disassociating its port profile), one line each; the failures together
-    as one :class:`RestoreError` after every VF was tried."""
+def _give_back(held: Sequence[Attachment], host: Host, out: TextIO, *, force: bool) -> None:
+    """Restore each VF (disassociating the port profile its record names), one line each; the
+    failures together as one :class:`RestoreError` after every VF was tried."""
     errors = []
-    for att, vport in held:
+    for att in held:
         try:
-            notes = restore_attachment(att, host, virtualport=vport, force=force)
+            notes = restore_attachment(att, host, force=force)
         except VfmacError as exc:
             errors.append(str(exc))
             continue
@@ -445,8 +450,7 @@ def detach_file(path: str, *, out: TextIO, state_dir: str | None = None,
         if _nothing_to_do(doc, "detach"):
             out.write(f"{path}: no device of pyvfmac's, nothing to detach\n")
             return
-        found = [(spec, _find_attachment(spec, host)) for spec in doc.devices]
-        _give_back([(att, _detach_virtualport(spec, host)) for spec, att in found], host, out,
+        _give_back([_find_attachment(spec, host) for spec in doc.devices], host, out,
                    force=force)
     finally:
         host.close()
@@ -514,10 +518,7 @@ def detach_owner(owner: str, *, out: TextIO, state_dir: str | None = None,
         if not records:
             out.write(f"owner {owner}: nothing attached\n")
             return 0
-        _give_back([(att, None if att.network is None else _detach_virtualport(DeviceSpec(
-            index=0, form="hostdev", managed=False, mac=att.mac, address=None, netdev=None,
-            network=att.network, portgroup=None, vlan=None, virtualport=None), host))
-            for att in records], host, out, force=force)
+        _give_back(records, host, out, force=force)
         return len(records)
     finally:
         host.close()

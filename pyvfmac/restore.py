@@ -1,10 +1,11 @@
 """Putting VFs back as they were saved: one VF (:func:`restore_attachment`, used by detach,
 rollback and network stop), ``vfmac restore`` and ``vfmac recover``.
 
-A restore sets the driver back, disassociates an 802.1Qbh port profile, sends one change per
-setting that differs from the saved original (:func:`pyvfmac.settings.restore_steps`, each with
-its own outcome), puts the VF netdev's own MAC back, reads the VF back to verify, and only then
-drops the record (and its pool allocation).
+A restore sets the driver back, disassociates the 802.1Qbh port profile its record names (only
+that one: a profile never associated is not disassociated), sends one change per setting that
+differs from the saved original (:func:`pyvfmac.settings.restore_steps`, each with its own
+outcome), puts the VF netdev's own MAC back, reads the VF back to verify, and only then drops
+the record (and its pool allocation).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from . import pcibind
-from .portsettings import VirtualPort
 from .errors import InputError, KernelError, NetlinkError, RestoreError, StateError, VfmacError
 from .host import Host, host_uuid, open_host
 from .netlink import result_error
@@ -71,9 +71,10 @@ def _restore_netdev_mac(o: Original, host: Host) -> str | None:
     return None
 
 
-def restore_attachment(att: Attachment, host: Host, *, virtualport: VirtualPort | None = None,
-                       force: bool = False) -> list[str]:
-    """Put one VF back as saved; verify; then drop its record (and pool allocation).
+def restore_attachment(att: Attachment, host: Host, *, force: bool = False) -> list[str]:
+    """Put one VF back as saved; verify; then drop its record (and pool allocation). The port
+    profile the record names is disassociated (and then no longer named); none named, none
+    was associated and nothing is sent.
 
     Returns notes on what could not be restored when ``force`` accepted it; without ``force`` a
     VF not fully back raises :class:`RestoreError` and keeps its record."""
@@ -84,13 +85,15 @@ def restore_attachment(att: Attachment, host: Host, *, virtualport: VirtualPort 
         _restore_driver(o, host)
     except KernelError as exc:
         problems.append(f"driver {o.driver or 'none'}: {exc}")
-    if virtualport is not None and virtualport.type == "802.1Qbh":
+    if att.port_profile is not None:
         try:
-            host.nl.set_vf_port(o.pf, o.vf, profile=virtualport.profileid or "",
-                                instance_uuid=virtualport.instanceid, host_uuid=host_uuid(),
+            host.nl.set_vf_port(o.pf, o.vf, profile=att.port_profile,
+                                instance_uuid=att.port_instance, host_uuid=host_uuid(),
                                 associate=False)
         except NetlinkError as exc:
             problems.append(str(exc))
+        else:
+            host.store.set_port(att.vf_key, None)
     steps = restore_steps(o, host.nl.read_link(o.pf).vf(o.vf))
     if steps:
         results = host.nl.apply([VfChange.of(o.pf, o.vf, s, allow_zero_mac=True) for s in steps])

@@ -9,10 +9,13 @@ each step K, a forked child runs the scenario and dies with ``os._exit`` at step
 no rollback: as SIGKILL). After each death:
 
 * at every kernel change the child made, the VF's record was already committed (checked in the
-  child by a separate SQLite connection, which sees only committed data);
+  child by a separate SQLite connection, which sees only committed data), and before an 802.1Qbh
+  port profile request, the record named that profile;
 * every VF that differs from its initial state has a record holding that initial state;
+* every associated port profile is the one its VF's record names;
 * ``recover`` (as ``vfmac recover`` runs it) leaves each VF either attached with its record, or
-  back in its initial state without one, and no allocation without its attachment.
+  back in its initial state (no port profile associated) without one, and no allocation without
+  its attachment.
 
 The same kill points with real VFs and SIGKILL are in tests/testbed/test_attach.py.
 """
@@ -121,6 +124,37 @@ class FileNl:
             results.append(VfResult(change=c, pf_name=PF))
         return results
 
+    def ports(self) -> dict[int, str]:
+        """VF -> the 802.1Qbh port profile associated with it."""
+        path = self.path.with_suffix(".ports")
+        return {int(k): v for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
+
+    def port_recorded(self, vf: int) -> str | None:
+        """The port profile the VF's committed record names."""
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT port_profile FROM attachments WHERE vf_key = ?",
+                               (VFS[vf],)).fetchone()
+            return None if row is None else cast(str | None, row[0])
+        finally:
+            conn.close()
+
+    def set_vf_port(self, pf: str, vf: int, *, profile: str, associate: bool = True,
+                    **kw: Any) -> None:
+        if self.steps is not None:
+            self.steps.step(f"kernel-before port vf{vf} "
+                            f"recorded={int(self.port_recorded(vf) == profile)}")
+        ports = self.ports()
+        if associate:
+            ports[vf] = profile
+        else:
+            ports.pop(vf, None)
+        tmp = self.path.with_suffix(".ports.tmp")
+        tmp.write_text(json.dumps(ports))
+        os.replace(tmp, self.path.with_suffix(".ports"))
+        if self.steps is not None:
+            self.steps.step(f"kernel-after port vf{vf}")
+
     def close(self) -> None:
         pass
 
@@ -167,10 +201,12 @@ class World:
         return len(log.read_text().splitlines())
 
 
+QBH = "<virtualport type='802.1Qbh'><parameters profileid='finance'/></virtualport>"
 DOC_TWO = ("<domain><devices>"
            + "".join(f"<hostdev mode='subsystem' type='pci' managed='no'><source><address "
                      f"domain='0' bus='6' slot='{int(v[8:10], 16)}' function='{v[-1]}'/>"
-                     f"</source><mac address='52:54:00:00:00:0{i + 1}'/></hostdev>"
+                     f"</source><mac address='52:54:00:00:00:0{i + 1}'/>{QBH * (i == 0)}"
+                     "</hostdev>"
                      for i, v in enumerate(VFS[:2]))
            + "<interface type='network'><source network='pool1'/>"
              "<mac address='52:54:00:00:01:01'/></interface></devices></domain>")
@@ -208,7 +244,8 @@ def check_after_death(w: World, log: Path) -> None:
     for line in lines:
         if "kernel-before" in line:
             assert "recorded=1" in line, f"host changed before its record was durable: {line}"
-    states = FileNl(w.vfs, None, w.state / "state.db").states()
+    nl = FileNl(w.vfs, None, w.state / "state.db")
+    states, ports = nl.states(), nl.ports()
     with Store(w.state) as s:
         s.check()
         for i, st in enumerate(states):
@@ -217,15 +254,19 @@ def check_after_death(w: World, log: Path) -> None:
                 assert att is not None, f"VF {i} changed, no record ({lines[-1]})"
             if att is not None:
                 assert att.original.mac == INITIAL[i].mac and att.original.vlan == 0
+            if i in ports:  # an associated profile is one its record names
+                assert att is not None and att.port_profile == ports[i], (att, lines[-1])
     recover(w)
-    states = FileNl(w.vfs, None, w.state / "state.db").states()
+    states, ports = nl.states(), nl.ports()
     with Store(w.state) as s:
         for i, st in enumerate(states):
             att = s.get(VFS[i])
             if att is None:
                 assert st == INITIAL[i], f"VF {i} not restored after recover ({lines[-1]})"
+                assert i not in ports, f"VF {i}: profile left associated ({lines[-1]})"
             else:
                 assert att.phase == "attached" and st.mac == att.mac, (att, st)
+                assert ports.get(i) == att.port_profile, (att, ports)
         attached = {a.vf_key for a in s.all()}
         assert {a.vf_key for a in s.allocations()} <= attached
         assert s.orphan_allocations() == []
