@@ -127,7 +127,9 @@ class FileNl:
     def ports(self) -> dict[int, str]:
         """VF -> the 802.1Qbh port profile associated with it."""
         path = self.path.with_suffix(".ports")
-        return {int(k): v for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
+        if not path.exists():
+            return {}
+        return {int(k): v for k, v in json.loads(path.read_text()).items()}
 
     def port_recorded(self, vf: int) -> str | None:
         """The port profile the VF's committed record names."""

@@ -225,6 +225,8 @@ def test_D14() -> None:
 def test_D15() -> None:
     spec = one(IH("<virtualport type='802.1Qbh'><parameters profileid='finance'/></virtualport>"))
     assert spec.virtualport == VirtualPort("802.1Qbh", profileid="finance")
+    # associated, recorded, disassociated; refused and rolled back: tests/test_port_profile.py
+    # (a fake host) and tests/testbed/test_attach.py (igb, which refuses it)
 
 
 def test_D16() -> None:

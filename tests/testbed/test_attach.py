@@ -3,6 +3,8 @@ checked with ``ip -j link show`` and sysfs, never only with pyvfmac's own reads.
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from vfhelp import (
     interface_xml,
     netdev_of,
     ok,
+    vf_entry,
     vf_pci,
     vf_state,
     vfmac,
@@ -171,6 +174,45 @@ def test_mac_used_elsewhere_is_refused(igb_pfs: tuple[str, ...], igb_clean: None
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and f"{pf} vf 5" in proc.stderr
     assert proc.stderr.startswith(f"vfmac: error: --pci {pci}: MAC {MAC} is already used by ")
     assert all_vf_states(igb_pfs) == before
+
+
+def _held(state: Path, pf: str, index: int) -> object:
+    """What `vfmac list --json` says holds the VF (None: nothing)."""
+    listing = json.loads(ok(vfmac(state, "list", "--json")))
+    (entry,) = [vf for p in listing if p["pf"] == pf for vf in p["vfs"] if vf["vf"] == index]
+    return entry["held"]
+
+
+def test_refused_port_profile_is_rolled_back_without_a_record(igb_pfs: tuple[str, ...],
+                                                              igb_clean: None,
+                                                              tmp_path: Path) -> None:
+    """A user's trial: MAC, VLAN and an 802.1Qbh port profile, which igb refuses (EOPNOTSUPP):
+    exit 1 with the driver's error, MAC and VLAN back as before (ip -j link show), and no record
+    -- the rollback does not disassociate the profile that was never associated, which igb
+    refuses too and which kept the record (the VF "held" until `vfmac recover`)."""
+    pf = igb_pfs[0]
+    index = 4
+    pci = vf_pci(pf, index)
+    ok(vfmac(tmp_path, "set", pf, str(index), "vlan", "7"))  # "back as before" must mean something
+    before = vf_state(pf, index)
+    h2 = tmp_path / "h2.xml"
+    h2.write_text(interface_xml(pci, "52:54:00:6d:90:03", managed=False, vlan=43, extra=(
+        "<virtualport type='802.1Qbh'><parameters profileid='finance'/></virtualport>")))
+    proc = vfmac(tmp_path, "attach", str(h2))
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == (f"vfmac: error: {pf} vf {index}: cannot associate port profile "
+                           "'finance': Operation not supported (EOPNOTSUPP)\n")
+    entry = vf_entry(pf, index)  # ip -j link show PF
+    assert entry["address"] == before["mac"] == "00:00:00:00:00:00"
+    assert (entry["vlan_list"][0]["vlan"], vf_state(pf, index)) == (7, before)
+    assert _held(tmp_path, pf, index) is None
+    db = sqlite3.connect(f"file:{tmp_path}/state.db?mode=ro", uri=True)
+    try:  # the store itself, read by SQLite: no row left for the VF
+        assert db.execute("SELECT count(*) FROM attachments").fetchone() == (0,)
+    finally:
+        db.close()
+    detach = vfmac(tmp_path, "detach", str(h2))
+    assert detach.returncode == 1 and "never attached" in detach.stderr
 
 
 def test_detach_of_never_attached_vf(igb_pfs: tuple[str, ...], tmp_path: Path) -> None:
