@@ -285,7 +285,9 @@ def describe(s: VfSettings) -> str:
     if s.link_state is not None:
         parts.append(f"link state {s.link_state}")
     if s.min_tx_rate is not None or s.max_tx_rate is not None:
-        parts.append(f"TX rate min {s.min_tx_rate} max {s.max_tx_rate}")
+        rates = [f"{word} {rate}" for word, rate in (("min", s.min_tx_rate),
+                                                      ("max", s.max_tx_rate)) if rate is not None]
+        parts.append(f"TX rate {' '.join(rates)} Mbit/s")
     return ", ".join(parts) or "nothing"
 
 

@@ -132,6 +132,20 @@ def test_describe_texts() -> None:
     assert describe_diff(None, VfSettings(trust=True)) == "trust (new) -> on"
 
 
+def test_describe_says_only_the_rates_given() -> None:
+    assert describe(VfSettings(max_tx_rate=100)) == "TX rate max 100 Mbit/s"
+    assert describe(VfSettings(min_tx_rate=10)) == "TX rate min 10 Mbit/s"
+    assert describe(VfSettings(min_tx_rate=0, max_tx_rate=100)) == "TX rate min 0 max 100 Mbit/s"
+    assert describe(VfChange(pf="eth0", vf=4, mac="02:00:00:00:00:44", vlan=44, spoofchk=False,
+                             max_tx_rate=100)) == (
+        "MAC 02:00:00:00:00:44, VLAN 44 802.1Q, spoofchk off, TX rate max 100 Mbit/s")
+
+
+@given(wants)
+def test_describe_never_prints_none(want: VfSettings) -> None:
+    assert "None" not in describe(want)
+
+
 def test_over_and_mac_only() -> None:
     pf = VfSettings(vlan=5, spoofchk=True)
     vf = VfSettings(mac="02:00:00:00:00:01", spoofchk=False)
