@@ -66,7 +66,9 @@ class KernelError(VfmacError, OSError):
     """The kernel refused an operation.
 
     ``str()`` reads like ``eth0 vf 7: cannot set MAC 02:00:00:00:00:07: Operation not supported
-    (EOPNOTSUPP)``, followed by ``: <kernel message>`` when the kernel sent an extended ACK.
+    (EOPNOTSUPP)``, followed by ``: <kernel message>`` when the kernel sent an extended ACK, and by
+    ``; <outcome>`` when the rest of the request has one to tell (``; nothing changed``, ``; set:
+    MAC 02:00:00:00:00:07``: what became of the settings sent with the refused one).
     """
 
     def __init__(
@@ -77,12 +79,14 @@ class KernelError(VfmacError, OSError):
         device: str | None = None,
         vf: int | None = None,
         ext_msg: str | None = None,
+        outcome: str | None = None,
     ) -> None:
         OSError.__init__(self, code, os.strerror(code))
         self.what = what
         self.device = device
         self.vf = vf
         self.ext_msg = ext_msg or None
+        self.outcome = outcome or None
 
     def __str__(self) -> str:
         where = ""
@@ -92,20 +96,27 @@ class KernelError(VfmacError, OSError):
         text = f"{where}{self.what}: {self.strerror} ({errno_name(self.errno or 0)})"
         if self.ext_msg:
             text += f": {self.ext_msg}"
+        text += self._note()
+        if self.outcome:
+            text += f"; {self.outcome}"
         return text
+
+    def _note(self) -> str:
+        """What a kind of error adds after the errno (and the kernel's message)."""
+        return ""
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (
             _rebuild_kernel_error,
-            (type(self), self.errno, self.what, self.device, self.vf, self.ext_msg),
+            (type(self), self.errno, self.what, self.device, self.vf, self.ext_msg, self.outcome),
         )
 
 
 def _rebuild_kernel_error(
     cls: type[KernelError], code: int, what: str, device: str | None, vf: int | None,
-    ext_msg: str | None,
+    ext_msg: str | None, outcome: str | None = None,
 ) -> KernelError:
-    return cls(code, what, device=device, vf=vf, ext_msg=ext_msg)
+    return cls(code, what, device=device, vf=vf, ext_msg=ext_msg, outcome=outcome)
 
 
 def _lacks_net_admin() -> bool:
@@ -123,11 +134,10 @@ def _lacks_net_admin() -> bool:
 class NetlinkError(KernelError):
     """An rtnetlink request failed. EPERM in a process without CAP_NET_ADMIN says so."""
 
-    def __str__(self) -> str:
-        text = super().__str__()
+    def _note(self) -> str:
         if self.errno == _errno.EPERM and _lacks_net_admin():
-            text += " (this process lacks CAP_NET_ADMIN: run as root)"
-        return text
+            return " (this process lacks CAP_NET_ADMIN: run as root)"
+        return ""
 
 
 class SysfsError(KernelError):
