@@ -75,9 +75,9 @@ def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
     change = parse_set_words(args.pf, args.vf, args.settings)
     with Rtnl() as nl:
         link = nl.read_link(change.pf)
-        link.vf(change.vf)  # a clear error for a VF the PF does not have
-        results = nl.apply([change])
-        check_results(results)
+        had = link.vf(change.vf)  # a clear error for a VF the PF does not have
+        # a refusal part-way is put back to what the VF had: nothing is left half-done
+        check_results(nl.apply([change], before={(change.pf, change.vf): had}))
         state = nl.read_link(change.pf).vf(change.vf)
     if args.json:
         import json

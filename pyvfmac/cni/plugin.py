@@ -160,7 +160,8 @@ def _release_untouched(node: Node, key: str) -> None:
 def _set_admin(node: Node, vf: _Vf, want: VfSettings) -> None:
     change = diff(want, vf.state)
     if change is not None:
-        check_results(node.nl.apply([VfChange.of(vf.pf, vf.index, change)]))
+        check_results(node.nl.apply([VfChange.of(vf.pf, vf.index, change)],
+                                    before={(vf.pf, vf.index): vf.state}))
 
 
 def _netdev_with_mac(node: Node, vf: _Vf, mac: str) -> LinkInfo:
