@@ -13,6 +13,8 @@
 - ``StateError``: the saved-original store says no (not attached, already held, corrupted);
   ``RestoreError``: a VF could not be put back completely (its record is kept).
 - ``PoolError``: a network pool cannot serve the request (no free device, unknown network, in use).
+- ``CniError``: a CNI request that cannot be served, with its CNI error code; ``IpamError``: the
+  error an IPAM delegate returned.
 """
 
 from __future__ import annotations
@@ -180,3 +182,9 @@ class CniError(VfmacError):
         self.code = code
         self.msg = msg
         self.details = details
+
+
+class IpamError(CniError):
+    """The error an IPAM delegate itself returned (its code and details, passed through to the
+    runtime). A plugin that answers ADD with an error holds no lease for it (the CNI spec asks
+    that of every plugin), so a failed ADD does not DEL it."""
