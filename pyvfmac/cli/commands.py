@@ -72,14 +72,17 @@ def parse_set_words(pf: str, vf_text: str, words: Sequence[str]) -> VfChange:
 def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
     from ..netlink import Rtnl, check_results
 
-    change = parse_set_words(args.pf, args.vf, args.settings)
+    # --json is taken after the settings too (argparse hands everything after VF to settings)
+    as_json = args.json or "--json" in args.settings
+    words = [word for word in args.settings if word != "--json"]
+    change = parse_set_words(args.pf, args.vf, words)
     with Rtnl() as nl:
         link = nl.read_link(change.pf)
         link.vf(change.vf)  # a clear error for a VF the PF does not have
         results = nl.apply([change])
         check_results(results)
         state = nl.read_link(change.pf).vf(change.vf)
-    if args.json:
+    if as_json:
         import json
         from dataclasses import asdict
 
