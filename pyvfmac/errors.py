@@ -13,6 +13,7 @@
 - ``StateError``: the saved-original store says no (not attached, already held, corrupted);
   ``RestoreError``: a VF could not be put back completely (its record is kept).
 - ``PoolError``: a network pool cannot serve the request (no free device, unknown network, in use).
+- ``UsageError``: a malformed ``vfmac`` command line.
 - ``CniError``: a CNI request that cannot be served, with its CNI error code; ``IpamError``: the
   error an IPAM delegate returned.
 """
@@ -170,6 +171,11 @@ class PoolError(VfmacError):
 
 class RestoreError(StateError):
     """A VF could not be put back completely; its saved record is kept."""
+
+
+class UsageError(Exception):
+    """A malformed ``vfmac`` command line (exit status 2). Not a VfmacError: it is about how the
+    command was typed, not about the host or the documents it was given."""
 
 
 class CniError(VfmacError):

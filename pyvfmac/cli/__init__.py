@@ -26,7 +26,8 @@ import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 
-from .common import PROG, UsageError
+from ..errors import UsageError
+from .common import PROG
 from .toplevel import NO_COMMAND, help_text, text_width, usage_text
 
 if TYPE_CHECKING:

@@ -7,9 +7,8 @@ import argparse
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from .common import (
-    UsageError,
     int_word,
     onoff,
     onoff_word,

@@ -22,7 +22,8 @@ from .commands import (
     cmd_set,
     cmd_watch,
 )
-from .common import PROG, UsageError
+from ..errors import UsageError
+from .common import PROG
 from .listing import cmd_list
 from .toplevel import (
     COMMANDS,
