@@ -13,6 +13,9 @@
 - ``StateError``: the saved-original store says no (not attached, already held, corrupted);
   ``RestoreError``: a VF could not be put back completely (its record is kept).
 - ``PoolError``: a network pool cannot serve the request (no free device, unknown network, in use).
+- ``UsageError``: a malformed ``vfmac`` command line.
+- ``CniError``: a CNI request that cannot be served, with its CNI error code; ``IpamError``: the
+  error an IPAM delegate returned.
 """
 
 from __future__ import annotations
@@ -180,6 +183,11 @@ class RestoreError(StateError):
     """A VF could not be put back completely; its saved record is kept."""
 
 
+class UsageError(Exception):
+    """A malformed ``vfmac`` command line (exit status 2). Not a VfmacError: it is about how the
+    command was typed, not about the host or the documents it was given."""
+
+
 class CniError(VfmacError):
     """A CNI request that cannot be served (``vfmac-cni``): ``code`` is the CNI error code the
     runtime receives (1 incompatible version, 4 bad environment, 6 undecodable config, 7 invalid
@@ -190,3 +198,9 @@ class CniError(VfmacError):
         self.code = code
         self.msg = msg
         self.details = details
+
+
+class IpamError(CniError):
+    """The error an IPAM delegate itself returned (its code and details, passed through to the
+    runtime). A plugin that answers ADD with an error holds no lease for it (the CNI spec asks
+    that of every plugin), so a failed ADD does not DEL it."""
