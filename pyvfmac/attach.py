@@ -205,7 +205,8 @@ def _set_admin(t: Target, host: Host, current: VfState) -> None:
     for name in ("trust", "spoofchk"):  # trustGuestRxFilters / --trust, --spoofchk
         if getattr(t, name) is not None:
             settings[name] = getattr(t, name)
-    check_results(host.nl.apply([VfChange(pf=t.pf, vf=t.vf.index, **settings)]))
+    check_results(host.nl.apply([VfChange(pf=t.pf, vf=t.vf.index, **settings)],
+                                before={(t.pf, t.vf.index): current}))
     now = host.nl.read_link(t.pf).vf(t.vf.index)
     wrong = [f"{name} {getattr(now, name)!r} (not {want!r})"
              for name, want in (("mac", t.spec.mac), ("vlan", vid), ("qos", qos),

@@ -13,6 +13,9 @@
 - ``StateError``: the saved-original store says no (not attached, already held, corrupted);
   ``RestoreError``: a VF could not be put back completely (its record is kept).
 - ``PoolError``: a network pool cannot serve the request (no free device, unknown network, in use).
+- ``UsageError``: a malformed ``vfmac`` command line.
+- ``CniError``: a CNI request that cannot be served, with its CNI error code; ``IpamError``: the
+  error an IPAM delegate returned.
 """
 
 from __future__ import annotations
@@ -66,7 +69,9 @@ class KernelError(VfmacError, OSError):
     """The kernel refused an operation.
 
     ``str()`` reads like ``eth0 vf 7: cannot set MAC 02:00:00:00:00:07: Operation not supported
-    (EOPNOTSUPP)``, followed by ``: <kernel message>`` when the kernel sent an extended ACK.
+    (EOPNOTSUPP)``, followed by ``: <kernel message>`` when the kernel sent an extended ACK, and by
+    ``; <outcome>`` when the rest of the request has one to tell (``; nothing changed``, ``; set:
+    MAC 02:00:00:00:00:07``: what became of the settings sent with the refused one).
     """
 
     def __init__(
@@ -77,12 +82,14 @@ class KernelError(VfmacError, OSError):
         device: str | None = None,
         vf: int | None = None,
         ext_msg: str | None = None,
+        outcome: str | None = None,
     ) -> None:
         OSError.__init__(self, code, os.strerror(code))
         self.what = what
         self.device = device
         self.vf = vf
         self.ext_msg = ext_msg or None
+        self.outcome = outcome or None
 
     def __str__(self) -> str:
         where = ""
@@ -92,20 +99,27 @@ class KernelError(VfmacError, OSError):
         text = f"{where}{self.what}: {self.strerror} ({errno_name(self.errno or 0)})"
         if self.ext_msg:
             text += f": {self.ext_msg}"
+        text += self._note()
+        if self.outcome:
+            text += f"; {self.outcome}"
         return text
+
+    def _note(self) -> str:
+        """What a kind of error adds after the errno (and the kernel's message)."""
+        return ""
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (
             _rebuild_kernel_error,
-            (type(self), self.errno, self.what, self.device, self.vf, self.ext_msg),
+            (type(self), self.errno, self.what, self.device, self.vf, self.ext_msg, self.outcome),
         )
 
 
 def _rebuild_kernel_error(
     cls: type[KernelError], code: int, what: str, device: str | None, vf: int | None,
-    ext_msg: str | None,
+    ext_msg: str | None, outcome: str | None = None,
 ) -> KernelError:
-    return cls(code, what, device=device, vf=vf, ext_msg=ext_msg)
+    return cls(code, what, device=device, vf=vf, ext_msg=ext_msg, outcome=outcome)
 
 
 def _lacks_net_admin() -> bool:
@@ -123,11 +137,10 @@ def _lacks_net_admin() -> bool:
 class NetlinkError(KernelError):
     """An rtnetlink request failed. EPERM in a process without CAP_NET_ADMIN says so."""
 
-    def __str__(self) -> str:
-        text = super().__str__()
+    def _note(self) -> str:
         if self.errno == _errno.EPERM and _lacks_net_admin():
-            text += " (this process lacks CAP_NET_ADMIN: run as root)"
-        return text
+            return " (this process lacks CAP_NET_ADMIN: run as root)"
+        return ""
 
 
 class SysfsError(KernelError):
@@ -176,6 +189,11 @@ class RestoreError(StateError):
     """A VF could not be put back completely; its saved record is kept."""
 
 
+class UsageError(Exception):
+    """A malformed ``vfmac`` command line (exit status 2). Not a VfmacError: it is about how the
+    command was typed, not about the host or the documents it was given."""
+
+
 class CniError(VfmacError):
     """A CNI request that cannot be served (``vfmac-cni``): ``code`` is the CNI error code the
     runtime receives (1 incompatible version, 4 bad environment, 6 undecodable config, 7 invalid
@@ -186,3 +204,9 @@ class CniError(VfmacError):
         self.code = code
         self.msg = msg
         self.details = details
+
+
+class IpamError(CniError):
+    """The error an IPAM delegate itself returned (its code and details, passed through to the
+    runtime). A plugin that answers ADD with an error holds no lease for it (the CNI spec asks
+    that of every plugin), so a failed ADD does not DEL it."""

@@ -29,15 +29,18 @@ from .settings import (
     VLAN_PROTOS,
     VfChange,
     VfSettings,
+    VfState,
     check,
     describe,
     int_problem,
     is_int_in,
+    parts,
 )
+from .results import check_results, outcome, read_back, result_error, undo_refused
 from .types import LinkInfo, VfResult, bulk_constructor, validate_netdev_name
 
 DEFAULT_BUFSIZE = 64 << 20
-_make_result = bulk_constructor(VfResult)
+_make_result = bulk_constructor(VfResult, ("change", "pf_name", "errno", "ext_msg", "attempts"))
 
 
 MacsArg = Mapping[int, str] | Sequence[str]
@@ -112,27 +115,6 @@ def describe_change(change: VfChange) -> str:
     return describe(change)
 
 
-def result_error(result: VfResult) -> NetlinkError | None:
-    """The failure of one result as an exception (None when it applied)."""
-    if result.ok:
-        return None
-    return NetlinkError(
-        result.errno,
-        f"cannot set {describe_change(result.change)}",
-        device=result.pf_name,
-        vf=result.change.vf,
-        ext_msg=result.ext_msg,
-    )
-
-
-def check_results(results: Iterable[VfResult]) -> None:
-    """Raise the first failure among ``results`` as a :class:`NetlinkError`."""
-    for result in results:
-        err = result_error(result)
-        if err is not None:
-            raise err
-
-
 def _check_options(max_per_msg: int, retries: int, backoff_us: int) -> None:
     for what, value, high in (("max_per_msg", max_per_msg, 1 << 20), ("retries", retries, 100),
                               ("backoff_us", backoff_us, 10_000_000)):
@@ -152,6 +134,19 @@ def validate_change(change: VfChange) -> VfChange:
 def _macs_only(changes: Sequence[VfChange]) -> bool:
     """Whether every change sets a MAC and nothing else (then the bulk path takes them)."""
     return all(map(VfSettings.mac_only, changes))
+
+
+def _rates(change: VfChange, have: VfState | None) -> tuple[int, int] | None:
+    """(min, max) TX rate to send: the kernel takes them together, a missing one comes from
+    the VF's current state ``have`` (read for such a change)."""
+    lo, hi = change.min_tx_rate, change.max_tx_rate
+    if lo is None and hi is None:
+        return None
+    if have is not None:
+        lo = lo if lo is not None else have.min_tx_rate
+        hi = hi if hi is not None else have.max_tx_rate
+    assert lo is not None and hi is not None
+    return lo, hi
 
 
 def _pack(change: VfChange, ifindex: int, rates: tuple[int, int] | None) -> ll.PackedChange:
@@ -255,6 +250,8 @@ class Rtnl:
         self,
         changes: Sequence[VfChange],
         *,
+        undo: bool = True,
+        before: Mapping[tuple[str | int, int], VfState] | None = None,
         max_per_msg: int = 0,
         retries: int = 5,
         backoff_us: int = 1000,
@@ -264,6 +261,15 @@ class Rtnl:
         Input is checked whole before anything is sent (``InputError``); a PF that does not exist
         raises ``NetlinkError`` (ENODEV) before anything is sent. Kernel refusals are per VF in the
         results: use :func:`check_results` to raise the first.
+
+        The kernel applies the settings of one change in its own order and stops at the first
+        it refuses, keeping those before it. With ``undo`` (the default) nothing is left
+        half-done: the PFs of changes of more than one setting are read before (once each;
+        ``before``: VF states the caller has just read, by ``(pf, vf)`` as the changes give
+        them, are not read again), and after a refusal read back (once each, failures only);
+        the result's ``refusal`` says which setting was refused, and the settings applied are
+        put back (``kept``: those that could not be). Without ``undo``: no reads for that; a
+        caller that reads the PF back anyway gets the same account from :func:`read_back`.
         """
         checked = [validate_change(c) for c in changes]
         _check_options(max_per_msg, retries, backoff_us)
@@ -276,13 +282,44 @@ class Rtnl:
             fast = self._apply_macs(checked, pfs, opts)
             if fast is not None:
                 return fast
-        rates = self._complete_rates(checked, pfs)
-        packed = [_pack(c, pfs[c.pf][0], rates.get(i)) for i, c in enumerate(checked)]
+        several = [i for i, c in enumerate(checked) if undo and len(parts(c)) > 1]
+        half_rate = [i for i, c in enumerate(checked)
+                     if (c.min_tx_rate is None) != (c.max_tx_rate is None)]
+        had = self._states(checked, pfs, several + half_rate, half_rate, before or {})
+        packed = [_pack(c, pfs[c.pf][0], _rates(c, had.get(i))) for i, c in enumerate(checked)]
         errs, attempts, msgs = ll.vf_apply(self._sock, packed, max_per_msg=max_per_msg,
                                            retries=retries, backoff_us=backoff_us)
         names = [pfs[c.pf][1] for c in checked] if len(pfs) > 1 else repeat(
             next(iter(pfs.values()))[1] if pfs else "")
-        return list(map(_make_result, checked, names, errs, msgs, attempts))
+        results = list(map(_make_result, checked, names, errs, msgs, attempts))
+        refused = [i for i in several if errs[i]]
+        if refused:
+            undo_refused(self, results, {i: pfs[checked[i].pf][0] for i in refused}, had)
+        return results
+
+    def _states(self, changes: Sequence[VfChange], pfs: Mapping[str | int, tuple[int, str]],
+                which: Iterable[int], needed: Sequence[int],
+                known: Mapping[tuple[str | int, int], VfState]) -> dict[int, VfState]:
+        """The current state of the VF of each change in ``which`` (by position), each PF read
+        once unless ``known`` has the VF. A VF the PF does not list is left out, or, for a
+        change in ``needed``, raises TopologyError."""
+        out: dict[int, VfState] = {}
+        links: dict[int, LinkInfo] = {}
+        for i in which:
+            c = changes[i]
+            state = known.get((c.pf, c.vf))
+            if state is None:
+                ifindex = pfs[c.pf][0]
+                if ifindex not in links:
+                    links[ifindex] = self.read_link(ifindex, strict=False)
+                at = links[ifindex].vfs.position(c.vf)
+                if at is None:
+                    if i in needed:
+                        links[ifindex].vf(c.vf)  # raises, naming the PF and its VF count
+                    continue
+                state = links[ifindex].vfs[at]
+            out[i] = state
+        return out
 
     def _apply_macs(self, checked: Sequence[VfChange], pfs: Mapping[str | int, tuple[int, str]],
                     opts: Mapping[str, int]) -> list[VfResult] | None:
@@ -394,29 +431,6 @@ class Rtnl:
                                            device=name, vf=vf, ext_msg=msg)
         return out
 
-    def _complete_rates(
-        self, changes: Sequence[VfChange], pfs: dict[str | int, tuple[int, str]]
-    ) -> dict[int, tuple[int, int]]:
-        """min and max TX rate go together: a missing one comes from the VF's current state
-        (each PF read once)."""
-        rates: dict[int, tuple[int, int]] = {}
-        current: dict[int, LinkInfo] = {}
-        for i, c in enumerate(changes):
-            if c.min_tx_rate is None and c.max_tx_rate is None:
-                continue
-            if c.min_tx_rate is not None and c.max_tx_rate is not None:
-                rates[i] = (c.min_tx_rate, c.max_tx_rate)
-                continue
-            ifindex = pfs[c.pf][0]
-            if ifindex not in current:
-                current[ifindex] = self.read_link(ifindex)
-            state = current[ifindex].vf(c.vf)
-            rates[i] = (
-                c.min_tx_rate if c.min_tx_rate is not None else state.min_tx_rate,
-                c.max_tx_rate if c.max_tx_rate is not None else state.max_tx_rate,
-            )
-        return rates
-
     def set_link_mac(self, dev: str | int, mac: str) -> None:
         """A netdev's own MAC (RTM_SETLINK IFLA_ADDRESS), e.g. a VF netdev held by a host driver."""
         canonical = parse_mac(mac, allow_zero=False)
@@ -461,9 +475,13 @@ def dump_links() -> list[LinkInfo]:
         return nl.dump_links()
 
 
-def apply_changes(changes: Sequence[VfChange], **kwargs: int) -> list[VfResult]:
+def apply_changes(changes: Sequence[VfChange], *, undo: bool = True,
+                  before: Mapping[tuple[str | int, int], VfState] | None = None,
+                  max_per_msg: int = 0, retries: int = 5, backoff_us: int = 1000
+                  ) -> list[VfResult]:
     with Rtnl() as nl:
-        return nl.apply(changes, **kwargs)
+        return nl.apply(changes, undo=undo, before=before, max_per_msg=max_per_msg,
+                        retries=retries, backoff_us=backoff_us)
 
 
 __all__ = [
@@ -473,6 +491,8 @@ __all__ = [
     "check_results",
     "describe_change",
     "dump_links",
+    "outcome",
+    "read_back",
     "read_link",
     "result_error",
     "validate_change",

@@ -12,14 +12,15 @@ settings is this class or a subclass of it:
 - a saved original (``pyvfmac.records.Original``) is a :class:`VfState` plus where the VF was.
 
 One validator (:func:`check`, with :func:`problem` for the reason of one value), one comparison
-(:func:`diff`: what to send to take a VF from what it has to what is wanted) and one description
-(:func:`describe`, :func:`describe_diff`) serve all of them. The C core has the one encoder
+(:func:`diff`: what to send to take a VF from what it has to what is wanted), one account of a
+change the kernel refused part-way (:func:`refusal`, in the kernel's order :data:`KERNEL_ORDER`)
+and one description (:func:`describe`, :func:`describe_diff`) serve all of them. The C core has the one encoder
 (``csrc/``), which ``pyvfmac.netlink`` hands the checked settings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from operator import attrgetter
 
@@ -259,6 +260,94 @@ def restore_steps(original: VfState, have: VfState) -> list[VfSettings]:
     return steps
 
 
+# ---------------------------------------------------------------------------- refusals
+
+KERNEL_ORDER: tuple[tuple[str, ...], ...] = (
+    ("mac",), ("vlan", "qos", "vlan_proto"), ("min_tx_rate", "max_tx_rate"), ("spoofchk",),
+    ("link_state",), ("trust",))
+"""The settings of one VF as the kernel applies them from one IFLA_VF_INFO, one attribute each
+(net/core/rtnetlink.c, do_setvfinfo: MAC, VLAN list, rate, spoofchk, link state, trust). It stops
+at the first one the driver refuses and returns that error: the ones before it stay applied, the
+ones after it are not tried."""
+
+
+def parts(s: VfSettings) -> list[VfSettings]:
+    """The settings ``s`` gives, one :class:`VfSettings` per kernel attribute, in
+    :data:`KERNEL_ORDER` (a VLAN with its qos and protocol, the TX rates together)."""
+    out = []
+    for group in KERNEL_ORDER:
+        given = {name: value for name in group if (value := getattr(s, name)) is not None}
+        if given and (group[0] != "vlan" or s.vlan is not None):
+            out.append(VfSettings(**given))
+    return out
+
+
+def joined(settings: Iterable[VfSettings]) -> VfSettings:
+    """One :class:`VfSettings` of several that give different settings (the inverse of
+    :func:`parts`)."""
+    out: dict[str, object] = {}
+    for s in settings:
+        out.update((name, value) for name in SETTINGS if (value := getattr(s, name)) is not None)
+    return VfSettings(**out)  # type: ignore[arg-type]
+
+
+def has(have: VfState, part: VfSettings) -> bool:
+    """Whether the VF has every setting ``part`` gives (one it does not report: no)."""
+    if part.mac is not None and part.mac != have.mac:
+        return False
+    if part.vlan is not None and not vlan_equal(
+            part.vlan, part.qos or 0, part.vlan_proto or DEFAULT_VLAN_PROTO, have):
+        return False
+    return all(getattr(have, name) == value
+               for name in ("spoofchk", "link_state", "trust", "min_tx_rate", "max_tx_rate")
+               if (value := getattr(part, name)) is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What became of a change of several settings that the kernel refused, as the VF reads back.
+
+    ``failed``: the setting it refused (None when every setting reads back as asked: it refused
+    one the VF already had, which cannot be told); ``applied``: what of the change the VF has
+    (the settings before the refused one); ``not_set``: the settings after it that the VF does
+    not have (the kernel did not try them)."""
+
+    failed: VfSettings | None
+    applied: VfSettings
+    not_set: VfSettings
+
+
+def refusal(change: VfSettings, after: VfState, before: VfState | None = None) -> Refusal:
+    """Which setting of ``change`` the kernel refused, given the VF's state ``after`` it (and,
+    when known, ``before`` it): the first one in :data:`KERNEL_ORDER` that the VF does not have.
+
+    When the VF has all of them, the refused one was already in effect; with ``before``, the
+    settings that it shows changing were applied, and if a single one after them is left, that
+    one was refused."""
+    steps = parts(change)
+    for i, part in enumerate(steps):
+        if not has(after, part):
+            return Refusal(part, joined(steps[:i]),
+                           joined(p for p in steps[i + 1:] if not has(after, p)))
+    if before is not None:
+        last = max((i for i, p in enumerate(steps) if not has(before, p)), default=-1)
+        if last == len(steps) - 2:
+            return Refusal(steps[-1], joined(steps[:-1]), VfSettings())
+    return Refusal(None, joined(steps), VfSettings())
+
+
+def put_back(applied: VfSettings, before: VfState, after: VfState
+             ) -> list[tuple[VfSettings, VfSettings]]:
+    """What puts the settings ``applied`` (of a change the kernel refused part-way) back to their
+    values ``before`` the change, where they differ ``after`` it: (the setting as applied, the
+    step that puts it back) for each, in the kernel's order; every step is sent alone, as for
+    :func:`restore_steps`."""
+    steps = restore_steps(before, after)
+    return [(part, step) for part in parts(applied) for step in steps
+            if any(getattr(part, name) is not None and getattr(step, name) is not None
+                   for name in SETTINGS)]
+
+
 # ---------------------------------------------------------------------------- description
 
 
@@ -268,25 +357,27 @@ def _onoff(value: bool | None) -> str:
 
 def describe(s: VfSettings) -> str:
     """``MAC 02:00:00:00:00:07, VLAN 42 qos 3 802.1Q``: what settings set, for messages."""
-    parts = []
+    out = []
     if s.mac is not None:
-        parts.append(f"MAC {s.mac}")
+        out.append(f"MAC {s.mac}")
     if s.vlan is not None:
         vlan = f"VLAN {s.vlan}"
         if s.vlan and s.qos:
             vlan += f" qos {s.qos}"
         if s.vlan:
             vlan += f" {s.vlan_proto or DEFAULT_VLAN_PROTO}"
-        parts.append(vlan)
+        out.append(vlan)
     if s.spoofchk is not None:
-        parts.append(f"spoofchk {_onoff(s.spoofchk)}")
+        out.append(f"spoofchk {_onoff(s.spoofchk)}")
     if s.trust is not None:
-        parts.append(f"trust {_onoff(s.trust)}")
+        out.append(f"trust {_onoff(s.trust)}")
     if s.link_state is not None:
-        parts.append(f"link state {s.link_state}")
+        out.append(f"link state {s.link_state}")
     if s.min_tx_rate is not None or s.max_tx_rate is not None:
-        parts.append(f"TX rate min {s.min_tx_rate} max {s.max_tx_rate}")
-    return ", ".join(parts) or "nothing"
+        rates = [f"{word} {rate}" for word, rate in (("min", s.min_tx_rate),
+                                                      ("max", s.max_tx_rate)) if rate is not None]
+        out.append(f"TX rate {' '.join(rates)} Mbit/s")
+    return ", ".join(out) or "nothing"
 
 
 def describe_diff(have: VfState | None, change: VfSettings) -> str:
@@ -322,10 +413,12 @@ def describe_diff(have: VfState | None, change: VfSettings) -> str:
 
 __all__ = [
     "DEFAULT_VLAN_PROTO",
+    "KERNEL_ORDER",
     "LABELS",
     "LINK_STATES",
     "SETTINGS",
     "VLAN_PROTOS",
+    "Refusal",
     "VfChange",
     "VfSettings",
     "VfState",
@@ -334,7 +427,12 @@ __all__ = [
     "describe",
     "describe_diff",
     "diff",
+    "has",
     "int_problem",
+    "joined",
+    "parts",
     "problem",
+    "put_back",
+    "refusal",
     "restore_steps",
 ]

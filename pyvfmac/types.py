@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import MISSING, dataclass, fields
 from operator import attrgetter
 
-from .settings import LINK_STATES, VLAN_PROTOS, VfChange, VfState
+from .settings import LINK_STATES, VLAN_PROTOS, Refusal, VfChange, VfSettings, VfState
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 if TYPE_CHECKING:
@@ -147,13 +147,23 @@ class LinkInfo:
 
 @dataclass(frozen=True, slots=True)
 class VfResult:
-    """What happened to one :class:`VfChange`: ``errno`` 0 when applied."""
+    """What happened to one :class:`VfChange`: ``errno`` 0 when applied.
+
+    A change of several settings that the kernel refused may be applied in part (it applies them
+    in :data:`~pyvfmac.settings.KERNEL_ORDER` and stops at the refused one): ``refusal`` says,
+    from a read-back, which one it refused and what of the rest the VF has (None: not read back,
+    or not a change of several settings). ``kept``: after the settings applied were put back,
+    those that could not be (empty: all were; None: no put-back tried); ``undo_errno`` why (or,
+    without a ``refusal``, why the read-back failed)."""
 
     change: VfChange
     pf_name: str
     errno: int = 0
     ext_msg: str = ""
     attempts: int = 1
+    refusal: Refusal | None = None
+    kept: VfSettings | None = None
+    undo_errno: int = 0
 
     @property
     def ok(self) -> bool:

@@ -82,6 +82,8 @@ class FakeKernel:
         self.refuse: dict[tuple[int, int], int] = {}  # (ifindex, vf) -> errno
         self.ignore: set[tuple[int, int]] = set()  # accepted, but the VF keeps its old state
         self.unreadable: set[int] = set()  # read_link fails (after the first dump)
+        self.refuse_at: dict[tuple[int, int], tuple[str, int]] = {}  # -> (setting, errno)
+        self.undos: list[bool] = []  # apply's undo argument, per call
 
     def __call__(self) -> FakeKernel:  # stands in for the Rtnl class
         return self
@@ -124,18 +126,28 @@ class FakeKernel:
                 self._set(pf, vf, mac=mac)
         return failed
 
-    def apply(self, changes: list[VfChange]) -> list[VfResult]:
+    def apply(self, changes: list[VfChange], *, undo: bool = True) -> list[VfResult]:
+        """As the kernel does: each change's settings in do_setvfinfo's order (MAC, VLAN, rate,
+        spoofchk, link state, trust), stopping at a refused one (``refuse_at``: that setting,
+        ``refuse``: the first), the ones before it applied. Never puts anything back:
+        run_apply must ask for no undo (``undos``: what it asked)."""
         self.calls.append(("apply", list(changes)))
+        self.undos.append(undo)
         out = []
         for c in changes:
             key = (int(c.pf), c.vf)
             code = self.refuse.get(key, 0)
-            if not code and key not in self.ignore:
-                wanted = {k: getattr(c, k) for k in ("mac", "spoofchk", "trust", "link_state")
-                          if getattr(c, k) is not None}
-                if c.vlan is not None:
-                    wanted.update(vlan=c.vlan, qos=c.qos, vlan_proto=c.vlan_proto)
-                self._set(key[0], c.vf, **wanted)
+            stop, stop_code = self.refuse_at.get(key, (None, 0))
+            for name, fields in (("mac", ("mac",)), ("vlan", ("vlan", "qos", "vlan_proto")),
+                                 ("rate", ("min_tx_rate", "max_tx_rate")),
+                                 ("spoofchk", ("spoofchk",)), ("link_state", ("link_state",)),
+                                 ("trust", ("trust",))):
+                if getattr(c, fields[0]) is None or key in self.ignore:
+                    continue
+                if code or name == stop:
+                    code = code or stop_code
+                    break
+                self._set(key[0], c.vf, **{f: getattr(c, f) for f in fields})
             out.append(VfResult(change=c, pf_name=self.links[key[0]].name, errno=code))
         return out
 
@@ -218,12 +230,38 @@ def test_run_apply_reports_refusals_and_wrong_read_backs(
         "Operation not supported (EOPNOTSUPP)",
         "  eth0 vf 3: the kernel accepted the change but reads back differently "
         f"(still not: mac {want3})",
-        f"  eth1 vf 1: cannot set MAC {derive_mac(KEY, 'dev:netdevsim:netdevsim11', 1)}, "
-        "trust on: Operation not permitted (EPERM)",
+        f"  eth1 vf 1: cannot set MAC {derive_mac(KEY, 'dev:netdevsim:netdevsim11', 1)}: "
+        "Operation not permitted (EPERM); nothing changed",
         "4 changes, 3 failed",
     ]
     assert report.exit_status == 1
     assert [(f.pf, f.vf) for f in report.failures] == [("eth0", 2), ("eth0", 3), ("eth1", 1)]
+
+
+def test_run_apply_names_the_refused_setting_and_what_else_was_set(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel applies a VF's settings in its order and stops at the refused one: the report
+    names that one alone, the ones before it as set (they stay: apply converges as far as it
+    can), those after it as not set; from the verification's read-back, no read of its own."""
+    kernel = fake_kernel(monkeypatch, nsim_link("eth0", 10, 3))
+    kernel.refuse_at = {(10, 1): ("link_state", errno.EOPNOTSUPP),
+                        (10, 2): ("mac", errno.EINVAL)}
+    path = write_config(tmp_path, '[[pf]]\nname = "eth0"\nmac_policy = "derived"\n'
+                        '[[pf.vf]]\nindex = 1\nvlan = 200\nlink_state = "enable"\ntrust = true\n'
+                        '[[pf.vf]]\nindex = 2\nvlan = 5\n')
+    report, lines = run(path, sysfs_root=str(tmp_path))
+    mac1, mac2 = (derive_mac(KEY, "dev:netdevsim:netdevsim10", i) for i in (1, 2))
+    assert lines == [
+        "eth0: 3 VFs, 1 changed, 0 unchanged, 2 failed",
+        "  eth0 vf 1: cannot set link state enable: Operation not supported (EOPNOTSUPP); "
+        f"set: MAC {mac1}, VLAN 200 802.1Q; not set: trust on",
+        f"  eth0 vf 2: cannot set MAC {mac2}: Invalid argument (EINVAL); nothing changed",
+        "1 change, 2 failed",
+    ]
+    assert kernel.undos == [False]
+    assert [name for name, _ in kernel.calls] == ["dump_links", "apply", "read_link"]
+    vf1 = kernel.links[10].vf(1)
+    assert (vf1.mac, vf1.vlan, vf1.link_state, vf1.trust) == (mac1, 200, None, False)
 
 
 def test_run_apply_read_back_failure_fails_that_pfs_vfs(

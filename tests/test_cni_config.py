@@ -92,6 +92,22 @@ def test_bad_values_are_code_7(doc: dict[str, object]) -> None:
     assert code(doc) == codes.INVALID_CONFIG
 
 
+@pytest.mark.parametrize(("doc", "msg"), [
+    ({"name": None}, "name: missing"),
+    ({"name": 7}, "name 7: must be a non-empty string"),
+    ({"spoofchk": True}, "spoofchk true: use one of on, off"),
+    ({"trust": None, "link_state": "up"}, 'link_state "up": use one of auto, enable, disable'),
+    ({"vlan": "5"}, 'vlan "5": must be an integer in 0..4094'),
+    ({"deviceID": 7}, "deviceID 7: not a string"),
+    ({"ipam": {"type": "../evil"}}, 'ipam.type "../evil": not a plugin name'),
+])
+def test_bad_values_are_named_as_json_spells_them(doc: dict[str, object], msg: str) -> None:
+    """The user wrote JSON: a message shows the value as JSON, not as Python (True, None)."""
+    with pytest.raises(CniError) as info:
+        conf(doc)
+    assert info.value.msg.startswith(msg), info.value.msg
+
+
 def test_unsupported_version_is_code_1() -> None:
     assert code({"cniVersion": "0.2.0"}) == codes.INCOMPATIBLE_VERSION
 

@@ -9,7 +9,7 @@ import pytest
 
 from pyvfmac.cni import codes, ipam
 from pyvfmac.cni.config import Env
-from pyvfmac.errors import CniError
+from pyvfmac.errors import CniError, IpamError
 
 RESULT = {"cniVersion": "1.0.0", "ips": [{"address": "10.1.0.9/24", "gateway": "10.1.0.1"}],
           "routes": [{"dst": "0.0.0.0/0", "gw": "10.1.0.1"}], "dns": {"nameservers": ["1.1.1.1"]}}
@@ -45,7 +45,7 @@ def test_delegate_gets_command_env_and_stdin(tmp_path: Path) -> None:
 def test_delegate_error_passes_through(tmp_path: Path) -> None:
     script(tmp_path, "full", 'echo \'{"code": 11, "msg": "range full", "details": "d"}\'\n'
                              "exit 1\n")
-    with pytest.raises(CniError) as info:
+    with pytest.raises(IpamError) as info:
         ipam.add("full", b"{}", env(tmp_path))
     assert (info.value.code, info.value.details) == (11, "d")
     assert "IPAM plugin full ADD: range full" in info.value.msg
@@ -55,6 +55,7 @@ def test_missing_and_garbled_delegates(tmp_path: Path) -> None:
     with pytest.raises(CniError) as info:
         ipam.add("absent", b"{}", env(tmp_path))
     assert info.value.code == codes.IPAM and "not found in CNI_PATH" in info.value.msg
+    assert not isinstance(info.value, IpamError)  # pyvfmac's error, not the delegate's
     script(tmp_path, "crash", "echo oops >&2; exit 3\n")
     with pytest.raises(CniError) as crash:
         ipam.add("crash", b"{}", env(tmp_path))

@@ -59,8 +59,10 @@ def test_bulk_constructor_builds_equal_frozen_values() -> None:
     with pytest.raises(TypeError):
         make(*args[:-1])
     change = VfChange(pf="eth0", vf=1)
-    result = bulk_constructor(VfResult)(change, "eth0", 0, "", 1)
+    result = bulk_constructor(VfResult, ("change", "pf_name", "errno", "ext_msg", "attempts"))(
+        change, "eth0", 0, "", 1)
     assert result == VfResult(change=change, pf_name="eth0") and result.ok
+    assert result.refusal is None and result.kept is None and result.undo_errno == 0
     # fields left out of the order get their defaults
     mac_only = bulk_constructor(VfChange, ("pf", "vf", "mac"))(7, 3, "02:00:00:00:00:07")
     assert mac_only == VfChange(pf=7, vf=3, mac="02:00:00:00:00:07") and mac_only.mac_only()

@@ -13,6 +13,7 @@ from pyvfmac.settings import (
     LINK_STATES,
     SETTINGS,
     VLAN_PROTOS,
+    Refusal,
     VfChange,
     VfSettings,
     VfState,
@@ -20,7 +21,11 @@ from pyvfmac.settings import (
     describe,
     describe_diff,
     diff,
+    joined,
+    parts,
     problem,
+    put_back,
+    refusal,
     restore_steps,
 )
 
@@ -130,6 +135,110 @@ def test_describe_texts() -> None:
     assert describe_diff(have, VfSettings(mac="02:00:00:00:00:01", spoofchk=False)) == (
         "mac 52:54:00:aa:bb:01 -> 02:00:00:00:00:01; spoofchk ? -> off")
     assert describe_diff(None, VfSettings(trust=True)) == "trust (new) -> on"
+
+
+def test_describe_says_only_the_rates_given() -> None:
+    assert describe(VfSettings(max_tx_rate=100)) == "TX rate max 100 Mbit/s"
+    assert describe(VfSettings(min_tx_rate=10)) == "TX rate min 10 Mbit/s"
+    assert describe(VfSettings(min_tx_rate=0, max_tx_rate=100)) == "TX rate min 0 max 100 Mbit/s"
+    assert describe(VfChange(pf="eth0", vf=4, mac="02:00:00:00:00:44", vlan=44, spoofchk=False,
+                             max_tx_rate=100)) == (
+        "MAC 02:00:00:00:00:44, VLAN 44 802.1Q, spoofchk off, TX rate max 100 Mbit/s")
+
+
+@given(wants)
+def test_describe_never_prints_none(want: VfSettings) -> None:
+    assert "None" not in describe(want)
+
+
+# ------------------------------------------------- a change the kernel refused part-way
+
+
+def test_parts_follow_the_kernels_order() -> None:
+    """net/core/rtnetlink.c do_setvfinfo: MAC, VLAN, rate, spoofchk, link state, trust."""
+    change = VfSettings(trust=True, link_state="enable", spoofchk=False, max_tx_rate=100,
+                        vlan=44, qos=1, mac="02:00:00:00:00:44")
+    assert parts(change) == [VfSettings(mac="02:00:00:00:00:44"), VfSettings(vlan=44, qos=1),
+                             VfSettings(max_tx_rate=100), VfSettings(spoofchk=False),
+                             VfSettings(link_state="enable"), VfSettings(trust=True)]
+    assert joined(parts(change)) == change
+    assert parts(VfSettings(vlan_proto="802.1ad")) == []  # a protocol without a VLAN: not sent
+    assert parts(VfSettings()) == []
+
+
+IGB_VF = VfState(vf=3, mac="00:00:00:00:00:00", spoofchk=True, trust=False, link_state="auto")
+
+
+def test_refused_link_state_after_the_mac() -> None:
+    """`vfmac set eth0 3 mac 02:00:00:00:00:07 state enable` on igb: the MAC applied, link
+    state refused (EOPNOTSUPP)."""
+    change = VfSettings(mac="02:00:00:00:00:07", link_state="enable")
+    after = dataclasses.replace(IGB_VF, mac="02:00:00:00:00:07")
+    assert refusal(change, after) == Refusal(
+        VfSettings(link_state="enable"), VfSettings(mac="02:00:00:00:00:07"), VfSettings())
+    assert refusal(change, after, IGB_VF) == refusal(change, after)
+    assert put_back(VfSettings(mac="02:00:00:00:00:07"), IGB_VF, after) == [
+        (VfSettings(mac="02:00:00:00:00:07"), VfSettings(mac="00:00:00:00:00:00"))]
+
+
+def test_refused_rate_after_mac_and_vlan_leaves_spoofchk_untried() -> None:
+    """`vfmac set eth0 4 mac 02:00:00:00:00:44 vlan 44 spoofchk off max_tx_rate 100` on igb
+    (rates: EINVAL): MAC and VLAN applied, the rate refused, spoofchk not tried."""
+    change = VfSettings(mac="02:00:00:00:00:44", vlan=44, qos=0, vlan_proto="802.1Q",
+                        spoofchk=False, max_tx_rate=100)
+    after = dataclasses.replace(IGB_VF, mac="02:00:00:00:00:44", vlan=44)
+    told = refusal(change, after)
+    assert told == Refusal(VfSettings(max_tx_rate=100),
+                           VfSettings(mac="02:00:00:00:00:44", vlan=44, qos=0,
+                                      vlan_proto="802.1Q"),
+                           VfSettings(spoofchk=False))
+    assert [step for _part, step in put_back(told.applied, IGB_VF, after)] == [
+        VfSettings(mac="00:00:00:00:00:00"), VfSettings(vlan=0, qos=0, vlan_proto="802.1Q")]
+
+
+def test_refused_setting_the_vf_already_had() -> None:
+    """Every setting reads back as asked: the refused one was in effect already (igb refuses
+    link state "auto", which it reports). Without the state before, that cannot be told; with
+    it, the one setting after those that changed is the refused one."""
+    change = VfSettings(mac="02:00:00:00:00:07", link_state="auto")
+    after = dataclasses.replace(IGB_VF, mac="02:00:00:00:00:07")
+    assert refusal(change, after) == Refusal(None, change, VfSettings())
+    assert refusal(change, after, IGB_VF) == Refusal(
+        VfSettings(link_state="auto"), VfSettings(mac="02:00:00:00:00:07"), VfSettings())
+    three = VfSettings(mac="02:00:00:00:00:07", spoofchk=True, link_state="auto")
+    assert refusal(three, after, IGB_VF).failed is None  # spoofchk or link state: cannot tell
+
+
+def test_a_setting_the_vf_does_not_report_is_not_counted_as_applied() -> None:
+    change = VfSettings(mac="02:00:00:00:00:07", trust=True)
+    after = dataclasses.replace(IGB_VF, mac="02:00:00:00:00:07", trust=None)
+    assert refusal(change, after).failed == VfSettings(trust=True)
+
+
+@given(wants, states, st.integers(0, 5))
+def test_refusal_finds_the_setting_the_kernel_stopped_at(want: VfSettings, have: VfState,
+                                                         stop: int) -> None:
+    """A model of do_setvfinfo: the settings of a change applied in the kernel's order up to a
+    refused one. Told from the read-back, the refused one is that one, those before it applied,
+    those after it not set; putting back the applied ones gives the VF what it had."""
+    if want.vlan is None:
+        want = dataclasses.replace(want, qos=None, vlan_proto=None)
+    change = diff(want, have)
+    steps = parts(change) if change is not None else []
+    if len(steps) < 2:
+        return
+    stop %= len(steps)
+    after = have
+    for part in steps[:stop]:
+        after = applied(after, part)
+    told = refusal(change, after, have)  # type: ignore[arg-type]
+    assert told == Refusal(steps[stop], joined(steps[:stop]), joined(steps[stop + 1:]))
+    assert refusal(change, after) == told  # type: ignore[arg-type]
+    back = after
+    for _part, step in put_back(told.applied, have, after):
+        back = applied(back, step)
+    assert put_back(told.applied, have, back) == []
+    assert restore_steps(have, back) == []
 
 
 def test_over_and_mac_only() -> None:

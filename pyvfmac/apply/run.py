@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .. import sysfs
 
 from ..errors import ConfigError, NetlinkError, PciAddressError, SysfsError
-from ..settings import VfChange
+from ..settings import VfChange, VfState
 from ..types import LinkInfo, PciAddress, VfResult, VfStates
 from .config import DEFAULT_CONFIG, Config, ConfigCtx, PfEntry, load_config
 from .plan import Collision, HostView, PfPlan, Plan, VfPlan, build_plan, diff_vf, host_view
@@ -34,14 +34,12 @@ def _no_progress(text: str) -> None:
     """The progress callback when nobody watches."""
 
 
-def _result_message(result: VfResult) -> str:
-    from ..netlink import check_results
+def _result_message(result: VfResult, state: VfState | None) -> str:
+    """A refusal as the report says it: with the VF's read-back ``state``, a change of several
+    settings names the one refused and what became of the others (set, or not)."""
+    from ..results import read_back, result_error
 
-    try:
-        check_results([result])
-    except NetlinkError as exc:
-        return str(exc)
-    return f"{result.pf_name} vf {result.change.vf}: failed (errno {result.errno})"
+    return str(result_error(read_back(result, state) if state is not None else result))
 
 
 def _collision_error(collisions: Sequence[Collision]) -> ConfigError:
@@ -252,15 +250,15 @@ def _apply_plan(
 
 def _program(
     nl: Any, todo: Sequence[tuple[PfPlan, Sequence[VfPlan], bool]], say: Progress
-) -> dict[tuple[int, int], str]:
+) -> dict[tuple[int, int], str | VfResult]:
     """Send every change: a PF whose changes are all MAC-only (``bulk``) through the bulk
-    ``set_macs`` path, everything else in one batched ``apply``. Returns the kernel's refusals,
-    as messages, by (PF ifindex, VF)."""
+    ``set_macs`` path, everything else in one batched ``apply``. Returns the kernel's refusals
+    by (PF ifindex, VF): messages (bulk), or results, whose message needs the read-back."""
     total = sum(len(vfs) for _pf, vfs, _bulk in todo)
     if total:
         pfs = sum(1 for _pf, vfs, _bulk in todo if vfs)
         say(f"programming {total} VF{'s' * (total != 1)} on {pfs} PF{'s' * (pfs != 1)}")
-    refused: dict[tuple[int, int], str] = {}
+    refused: dict[tuple[int, int], str | VfResult] = {}
     general: list[VfChange] = []
     for pf, vfs, bulk in todo:
         if not vfs:
@@ -271,19 +269,21 @@ def _program(
                 refused[(pf.link.ifindex, vf)] = str(err)
         else:
             general.extend(cast(VfChange, v.change) for v in vfs)
-    if general:
-        for r in nl.apply(general):
+    if general:  # apply converges as far as it can: what the kernel took stays (no undo)
+        for r in nl.apply(general, undo=False):
             if not r.ok:
-                refused[(cast(int, r.change.pf), r.change.vf)] = _result_message(r)
+                refused[(cast(int, r.change.pf), r.change.vf)] = r
     return refused
 
 
 def _verify_pf(
-    nl: Any, pf: PfPlan, vfs: Sequence[VfPlan], bulk: bool, refused: Mapping[tuple[int, int], str],
-    failures: list[VfFailure], numvfs_before: int, say: Progress,
+    nl: Any, pf: PfPlan, vfs: Sequence[VfPlan], bulk: bool,
+    refused: Mapping[tuple[int, int], str | VfResult], failures: list[VfFailure],
+    numvfs_before: int, say: Progress,
 ) -> PfReport:
     """Read one PF back (only when something was sent to it) and count its VFs. ``bulk``: every
-    change of ``vfs`` is MAC-only, so the MAC is all there is to compare."""
+    change of ``vfs`` is MAC-only, so the MAC is all there is to compare. The read-back also
+    tells what of a refused change of several settings was applied."""
     ifindex = pf.link.ifindex
     failed_keys = {f.vf for f in failures if f.pf == pf.name}
     failed = len(pf.missing) + sum(1 for v in pf.vfs if v.vf in failed_keys)
@@ -303,6 +303,8 @@ def _verify_pf(
             num_vf = link.num_vf or 0
         for v in vfs:
             message = refused.get((ifindex, v.vf))
+            if isinstance(message, VfResult):
+                message = _result_message(message, _state(read, v.vf))
             if message is None and link is None:
                 message = f"{pf.name} vf {v.vf}: {unread}"
             if message is None:
@@ -310,9 +312,7 @@ def _verify_pf(
                     left = (None if mac_of[v.vf] == v.mac
                             else VfChange(pf=ifindex, vf=v.vf, mac=v.mac))
                 else:
-                    at = read.position(v.vf)
-                    state = read[at] if at is not None else None
-                    left = diff_vf(ifindex, v.vf, v.want, state, mac=v.mac)
+                    left = diff_vf(ifindex, v.vf, v.want, _state(read, v.vf), mac=v.mac)
                 if left is None:
                     changed += 1
                     continue
@@ -320,6 +320,11 @@ def _verify_pf(
             failures.append(VfFailure(pf.name, v.vf, message))
             failed += 1
     return pf_report(pf, numvfs_before, num_vf, changed, failed)
+
+
+def _state(read: VfStates, vf: int) -> VfState | None:
+    at = read.position(vf)
+    return read[at] if at is not None else None
 
 
 def _apply_numvfs(

@@ -26,7 +26,8 @@ import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 
-from .common import PROG, UsageError
+from ..errors import UsageError
+from .common import PROG
 from .toplevel import NO_COMMAND, help_text, text_width, usage_text
 
 if TYPE_CHECKING:
@@ -40,11 +41,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     # A bare `vfmac` and `vfmac --help` are answered without argparse, as argparse answers
     # them, except at a terminal too narrow for toplevel's layout (then argparse lays it out).
+    # A bare `vfmac` is the one usage error that prints the usage.
     if not words:
         usage = usage_text(text_width())
-        if usage is not None:
-            _write(sys.stderr, usage)
-            return _usage_error(NO_COMMAND)
+        if usage is None:
+            from .parser import build_parser
+
+            usage = build_parser().format_usage()
+        _write(sys.stderr, usage)
+        return _usage_error(NO_COMMAND)
     elif list(words) in (["-h"], ["--help"]):
         text = help_text(text_width())
         if text is not None:

@@ -7,9 +7,8 @@ import argparse
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from .common import (
-    UsageError,
     int_word,
     onoff,
     onoff_word,
@@ -72,14 +71,17 @@ def parse_set_words(pf: str, vf_text: str, words: Sequence[str]) -> VfChange:
 def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
     from ..netlink import Rtnl, check_results
 
-    change = parse_set_words(args.pf, args.vf, args.settings)
+    # --json is taken after the settings too (argparse hands everything after VF to settings)
+    as_json = args.json or "--json" in args.settings
+    words = [word for word in args.settings if word != "--json"]
+    change = parse_set_words(args.pf, args.vf, words)
     with Rtnl() as nl:
         link = nl.read_link(change.pf)
-        link.vf(change.vf)  # a clear error for a VF the PF does not have
-        results = nl.apply([change])
-        check_results(results)
+        had = link.vf(change.vf)  # a clear error for a VF the PF does not have
+        # a refusal part-way is put back to what the VF had: nothing is left half-done
+        check_results(nl.apply([change], before={(change.pf, change.vf): had}))
         state = nl.read_link(change.pf).vf(change.vf)
-    if args.json:
+    if as_json:
         import json
         from dataclasses import asdict
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ..errors import UsageError
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 
 if TYPE_CHECKING:  # argparse only for annotations: `vfmac --help` runs without it
@@ -15,10 +17,6 @@ if TYPE_CHECKING:  # argparse only for annotations: `vfmac --help` runs without 
 PROG = "vfmac"
 ENV_STATE = "PYVFMAC_STATE_DIR"
 ENV_SYSFS = "PYVFMAC_SYSFS_ROOT"
-
-
-class UsageError(Exception):
-    """A malformed command line (exit status 2)."""
 
 
 def sysfs_root(args: argparse.Namespace) -> str:

@@ -22,7 +22,8 @@ from .commands import (
     cmd_set,
     cmd_watch,
 )
-from .common import PROG, UsageError
+from ..errors import UsageError
+from .common import PROG
 from .listing import cmd_list
 from .toplevel import (
     COMMANDS,
@@ -41,7 +42,8 @@ if TYPE_CHECKING:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
+        # no usage printed first (argparse's way): every vfmac error is one line, and
+        # parse_args names the --help to read
         raise UsageError(message)
 
 
@@ -226,4 +228,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             return build_parser(only, parser_class=_QuietParser).parse_args(words)
         except _Retry:
             pass
-    return build_parser().parse_args(words)
+    try:
+        return build_parser().parse_args(words)
+    except UsageError as exc:
+        command = f"{PROG} {only}" if only is not None else PROG
+        raise UsageError(f"{exc} (see {command} --help)") from None

@@ -109,6 +109,11 @@ def read_env(environ: dict[str, str]) -> Env:
 # ---------------------------------------------------------------------------- configuration
 
 
+def _shown(value: Any) -> str:
+    """A configuration value as JSON spells it, for messages (``true``, ``null``, ``"x"``)."""
+    return json.dumps(value)
+
+
 def decode(raw: bytes) -> dict[str, Any]:
     """stdin as a JSON object (code 6 when it is not)."""
     try:
@@ -125,7 +130,7 @@ def version_of(doc: dict[str, Any]) -> str:
     if not isinstance(version, str) or not version:
         raise bad_conf("cniVersion: missing")
     if version not in SUPPORTED_VERSIONS:
-        raise CniError(codes.INCOMPATIBLE_VERSION, f"cniVersion {version!r} is not supported",
+        raise CniError(codes.INCOMPATIBLE_VERSION, f"cniVersion {_shown(version)} is not supported",
                        f"supported: {', '.join(SUPPORTED_VERSIONS)}")
     return version
 
@@ -136,7 +141,7 @@ def _device(doc: dict[str, Any]) -> PciAddress | None:
         return None
     key = "deviceID" if doc.get("deviceID") else "pciBusID"
     if not isinstance(text, str):
-        raise bad_conf(f"{key} {text!r}: not a string")
+        raise bad_conf(f"{key} {_shown(text)}: not a string")
     try:
         return PciAddress.parse(text)
     except InputError as exc:
@@ -163,7 +168,7 @@ def _int(doc: dict[str, Any], key: str, low: int, high: int) -> int | None:
     if value is None:
         return None
     if type(value) is not int or not low <= value <= high:
-        raise bad_conf(f"{key} {value!r}: must be an integer in {low}..{high}")
+        raise bad_conf(f"{key} {_shown(value)}: must be an integer in {low}..{high}")
     return value
 
 
@@ -173,7 +178,7 @@ def _choice(doc: dict[str, Any], key: str, table: dict[str, Any] | tuple[str, ..
         return None
     name = value.lower() if isinstance(value, str) else value
     if name not in table:
-        raise bad_conf(f"{key} {value!r}: use one of {', '.join(table)}")
+        raise bad_conf(f"{key} {_shown(value)}: use one of {', '.join(table)}")
     return table[name] if isinstance(table, dict) else name
 
 
@@ -208,7 +213,7 @@ def _ipam_type(doc: dict[str, Any]) -> str | None:
     if kind in (None, ""):
         return None  # "ipam": {} -- no IPAM, as with sriov-cni
     if not isinstance(kind, str) or "/" in kind or kind.startswith("."):
-        raise bad_conf(f"ipam.type {kind!r}: not a plugin name")
+        raise bad_conf(f"ipam.type {_shown(kind)}: not a plugin name")
     return kind
 
 
@@ -222,7 +227,7 @@ def _valid_attachments(doc: dict[str, Any]) -> tuple[tuple[str, str], ...] | Non
     for item in items:
         if (not isinstance(item, dict) or not isinstance(item.get("containerID"), str)
                 or not isinstance(item.get("ifname"), str)):
-            raise bad_conf(f"{VALID_ATTACHMENTS}: {item!r} is not "
+            raise bad_conf(f"{VALID_ATTACHMENTS}: {_shown(item)} is not "
                            '{"containerID": ..., "ifname": ...}')
         out.append((item["containerID"], item["ifname"]))
     return tuple(out)
@@ -233,8 +238,11 @@ def parse(raw: bytes, env: Env) -> NetConf:
     doc = decode(raw)
     version = version_of(doc)
     name = doc.get("name")
+    if name is None:
+        raise bad_conf("name: missing")
     if not isinstance(name, str) or not name or "\x00" in name or len(name) > 255:
-        raise bad_conf(f"name {name!r}: must be a non-empty string")
+        raise bad_conf(f"name {_shown(name)}: must be a non-empty string of at most 255 "
+                       "characters, without NUL")
     mac = _mac(doc, env)
     prev = doc.get("prevResult")
     if prev is not None and not isinstance(prev, dict):

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 
-from ..errors import CniError
+from ..errors import CniError, IpamError
 from . import codes
 from .config import Env
 from .result import IpamResult, parse_ipam
@@ -31,7 +31,9 @@ def find(plugin: str, env: Env) -> str:
 def run(plugin: str, command: str, raw: bytes, env: Env,
         overrides: dict[str, str] | None = None) -> bytes:
     """Run the delegate for ``command``; its stdout. A delegate error is raised as the
-    :class:`CniError` it sent (its code, msg and details), so the runtime sees it unchanged.
+    :class:`IpamError` it sent (its code, msg and details), so the runtime sees it unchanged;
+    a delegate that cannot be found or run, or whose answer is unreadable, is a CniError of
+    code 108 (``codes.IPAM``).
 
     A delegate that predates spec 1.1.0 refuses a 1.1.0 configuration (code 1); IPAM results
     did not change in 1.1.0, so it is asked again with 1.0.0."""
@@ -66,7 +68,7 @@ def _run(plugin: str, command: str, raw: bytes, env: Env,
         stderr = done.stderr.decode("utf-8", "replace").strip()[-500:]
         raise CniError(codes.IPAM, f"IPAM plugin {plugin} {command}: exit "
                        f"{done.returncode}", stderr) from None
-    raise CniError(code, f"IPAM plugin {plugin} {command}: {msg}", details)
+    raise IpamError(code, f"IPAM plugin {plugin} {command}: {msg}", details)
 
 
 def add(plugin: str, raw: bytes, env: Env) -> IpamResult:

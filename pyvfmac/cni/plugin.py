@@ -20,7 +20,7 @@ import errno
 import os
 from dataclasses import dataclass
 
-from ..errors import CniError, KernelError, NetlinkError, StateError, VfmacError
+from ..errors import CniError, IpamError, KernelError, NetlinkError, StateError, VfmacError
 from ..netlink import check_results, result_error
 from ..settings import VfChange, VfSettings, VfState, describe_diff, diff, restore_steps
 from ..records import Attachment, Original
@@ -160,7 +160,8 @@ def _release_untouched(node: Node, key: str) -> None:
 def _set_admin(node: Node, vf: _Vf, want: VfSettings) -> None:
     change = diff(want, vf.state)
     if change is not None:
-        check_results(node.nl.apply([VfChange.of(vf.pf, vf.index, change)]))
+        check_results(node.nl.apply([VfChange.of(vf.pf, vf.index, change)],
+                                    before={(vf.pf, vf.index): vf.state}))
 
 
 def _netdev_with_mac(node: Node, vf: _Vf, mac: str) -> LinkInfo:
@@ -267,7 +268,10 @@ def add(env: Env, conf: NetConf, node: Node) -> dict[str, Any]:
                     _configure_ip(pod, link, result)
             node.store.set_phase(vf.key, "attached")
         except BaseException as exc:
-            _undo_add(env, conf, node, vf.key, ipam_ran, exc)
+            # a delegate that answered ADD with its own error holds no lease: no DEL for it (a
+            # timeout or an unreadable answer may have left one: DEL then)
+            lease = ipam_ran and not isinstance(exc, IpamError)
+            _undo_add(env, conf, node, vf.key, lease, exc)
             raise
     finally:
         pod.close()
@@ -275,11 +279,12 @@ def add(env: Env, conf: NetConf, node: Node) -> dict[str, Any]:
                    ipam=result)
 
 
-def _undo_add(env: Env, conf: NetConf, node: Node, key: str, ipam_ran: bool,
+def _undo_add(env: Env, conf: NetConf, node: Node, key: str, lease: bool,
               cause: BaseException) -> None:
-    """Undo a failed ADD, last step first: the delegate's lease, then the VF."""
+    """Undo a failed ADD, last step first: the delegate's lease (when it may hold one), then
+    the VF."""
     problems = []
-    if ipam_ran and conf.ipam_type is not None:
+    if lease and conf.ipam_type is not None:
         try:
             _ipam().delete(conf.ipam_type, conf.raw, env)
         except CniError as exc:

@@ -183,7 +183,9 @@ class ApplyBackend:
                 else:
                     vlan = h.vlan if h.vlan is not None and h.vlan != state.vlan else None
                     todo.append((h, VfChange(pf=link.ifindex, vf=h.vf, mac=h.att.mac, vlan=vlan)))
-            results = nl.apply([change for _h, change in todo]) if todo else []
+            results = nl.apply([change for _h, change in todo],
+                               before={(link.ifindex, h.vf): have[h.vf] for h, _c in todo}
+                               ) if todo else []
             for (h, change), r in zip(todo, results):
                 err = result_error(r)
                 if err is not None:

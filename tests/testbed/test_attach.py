@@ -161,7 +161,9 @@ def test_bad_input_changes_nothing(igb_pfs: tuple[str, ...], igb_clean: None,
 def test_mac_used_elsewhere_is_refused(igb_pfs: tuple[str, ...], igb_clean: None,
                                        tmp_path: Path) -> None:
     pf = igb_pfs[0]
-    ok(vfmac(tmp_path, "set", pf, "5", "mac", MAC))
+    # --json after the settings is taken as well as before them
+    shown = json.loads(ok(vfmac(tmp_path, "set", pf, "5", "mac", MAC, "--json")))
+    assert shown["mac"] == MAC == vf_state(pf, 5)["mac"]
     before = all_vf_states(igb_pfs)
     dev = tmp_path / "dev.xml"
     dev.write_text(hostdev_xml(vf_pci(pf, 6), MAC, managed=False))

@@ -279,13 +279,18 @@ def test_failing_ipam_leaves_nothing_changed(cni: Cni, igb_pfs: tuple[str, ...])
     pci = vf_pci(pf, index)
     before = snapshot(pf, index)
     fail = cni.root / "bin" / "ipam-fails"
-    fail.write_text('#!/bin/sh\necho \'{"cniVersion":"1.0.0","code":999,"msg":"no leases"}\'\n'
-                    "exit 1\n")
+    calls = cni.root / "ipam-fails.calls"
+    fail.write_text(f'#!/bin/sh\necho "$CNI_COMMAND" >> {calls}\n'
+                    'echo \'{"cniVersion":"1.0.0","code":999,"msg":"no leases"}\'\nexit 1\n')
     fail.chmod(0o755)
     conf = cni.conflist(pci, ipam={"type": "ipam-fails"}, mac=MAC, vlan=9)
     pod = cni.pod()
     out = err(cni.drive("add", conf, "f1", pod))
+    # the delegate's own error, passed through; it refused the ADD, so it is not sent a DEL,
+    # and the undo of the VF is complete
     assert out["code"] == 999 and "no leases" in out["msg"]
+    assert "undo incomplete" not in out.get("details", ""), out
+    assert calls.read_text().split() == ["ADD"]
     assert snapshot(pf, index) == before and pod_link(pod) is None
     assert "pod f1" not in vfmac(cni.state, "list").stdout
 
