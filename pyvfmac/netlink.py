@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain, groupby, repeat
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -34,9 +34,12 @@ from .settings import (
     describe,
     int_problem,
     is_int_in,
+    joined,
     parts,
+    put_back,
+    refusal,
 )
-from .results import check_results, outcome, read_back, result_error, undo_refused
+from .results import check_results, outcome, read_back, result_error
 from .types import LinkInfo, VfResult, bulk_constructor, validate_netdev_name
 
 DEFAULT_BUFSIZE = 64 << 20
@@ -294,7 +297,7 @@ class Rtnl:
         results = list(map(_make_result, checked, names, errs, msgs, attempts))
         refused = [i for i in several if errs[i]]
         if refused:
-            undo_refused(self, results, {i: pfs[checked[i].pf][0] for i in refused}, had)
+            self._undo_refused(results, {i: pfs[checked[i].pf][0] for i in refused}, had)
         return results
 
     def _states(self, changes: Sequence[VfChange], pfs: Mapping[str | int, tuple[int, str]],
@@ -320,6 +323,48 @@ class Rtnl:
                 state = links[ifindex].vfs[at]
             out[i] = state
         return out
+
+    def _undo_refused(self, results: list[VfResult], refused: Mapping[int, int],
+                      had: Mapping[int, VfState]) -> None:
+        """For each refused change of several settings (``results[i]`` for ``i`` in ``refused``,
+        which gives its PF's ifindex): read the VF back (each PF once), tell what applied and put
+        that back to the state ``had[i]`` it had before (each setting alone), and record both in
+        ``results[i]``. When the PF cannot be read back, what applied is not known: nothing is put
+        back, ``undo_errno`` says why; a VF whose state before is not known is told, not put
+        back."""
+        links: dict[int, LinkInfo | NetlinkError] = {}
+        steps: list[tuple[int, VfSettings, VfChange]] = []  # (result, setting, its put-back)
+        for i, ifindex in refused.items():
+            c = results[i].change
+            if ifindex not in links:
+                try:
+                    links[ifindex] = self.read_link(ifindex, strict=False)
+                except NetlinkError as exc:
+                    links[ifindex] = exc
+            link = links[ifindex]
+            if isinstance(link, NetlinkError):
+                results[i] = replace(results[i], undo_errno=link.errno or errno.EIO)
+                continue
+            at = link.vfs.position(c.vf)
+            if at is None:
+                continue
+            after, prior = link.vfs[at], had.get(i)
+            told = refusal(c, after, prior)
+            results[i] = replace(results[i], refusal=told,
+                                 kept=VfSettings() if prior is not None else None)
+            if prior is not None:
+                steps.extend((i, part, VfChange.of(ifindex, c.vf, step, allow_zero_mac=True))
+                             for part, step in put_back(told.applied, prior, after))
+        if not steps:
+            return
+        kept: dict[int, list[VfSettings]] = {}
+        codes: dict[int, int] = {}
+        for (i, part, _step), res in zip(steps, self.apply([s for _i, _p, s in steps], undo=False)):
+            if not res.ok:
+                kept.setdefault(i, []).append(part)
+                codes.setdefault(i, res.errno)
+        for i, left in kept.items():
+            results[i] = replace(results[i], kept=joined(left), undo_errno=codes[i])
 
     def _apply_macs(self, checked: Sequence[VfChange], pfs: Mapping[str | int, tuple[int, str]],
                     opts: Mapping[str, int]) -> list[VfResult] | None:
