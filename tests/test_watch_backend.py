@@ -50,3 +50,13 @@ def test_no_store_no_held_vfs(tmp_path: Path) -> None:
     b = ApplyBackend("unused.toml", state_dir=str(tmp_path / "none"))
     assert b._held("eth3", None) == []
     assert not (tmp_path / "none").exists()  # the daemon creates no store
+
+
+def test_port_profile_from_the_record(tmp_path: Path) -> None:
+    """A held VF has a port profile when its record names one (what attach associated), not
+    when its network merely mentions one."""
+    b = backend(tmp_path, ("eth3/vf1", 1, None), ("0000:06:10.2", 2, "tagged"))
+    with Store(tmp_path) as store:
+        store.set_port("eth3/vf1", "finance")
+    held = {h.vf: h for h in b._held("eth3", None)}
+    assert (held[1].profile, held[2].profile) == (True, False)

@@ -41,7 +41,7 @@ class Held:
     att: Attachment
     vlan: int | None = None
     source: str = ""
-    profile: bool = False  # its network gives an 802.1Qbh port profile (not re-associated)
+    profile: bool = False  # its record names an 802.1Qbh port profile (not re-associated)
 
 
 class ApplyBackend:
@@ -110,20 +110,17 @@ class ApplyBackend:
                         pci is not None and self._link_name(
                             "bus", "pci", "devices", att.vf_key, "physfn") == pci)):
                     continue
-                held = Held(att.original.vf, att)
+                held = Held(att.original.vf, att, profile=att.port_profile is not None)
                 if att.vf_key in self._seen_vlan:
                     held = replace(held, vlan=self._seen_vlan[att.vf_key],
                                    source="as read on the VF before")
                 elif att.network is not None and (rec := store.get_network(att.network)):
                     net = parse_network(rec.xml, source=f"network {att.network}")
-                    vlan, vport = net.settings_for(None)
+                    vlan, _vport = net.settings_for(None)
                     others = {pg.vlan.vid for pg in net.portgroups if pg.vlan is not None}
                     vid = vlan.vid if vlan is not None else 0
                     if others <= {vid}:
                         held = replace(held, vlan=vid, source=f"of network {att.network}")
-                    held = replace(held, profile=any(
-                        p is not None and p.type == "802.1Qbh"
-                        for p in (vport, *(pg.virtualport for pg in net.portgroups))))
                 out.append(held)
         return out
 
@@ -160,7 +157,7 @@ class ApplyBackend:
                       messages: list[str]) -> tuple[int, int]:
         """Give every attached VF that lost them its fixed MAC (and VLAN, when known); remember
         the VLAN of those that still have their MAC. Returns (restored, failed)."""
-        from ..netlink import Rtnl, result_error
+        from ..netlink import Rtnl, read_back, result_error
 
         restored = failed = 0
         with Rtnl() as nl:
@@ -183,15 +180,19 @@ class ApplyBackend:
                 else:
                     vlan = h.vlan if h.vlan is not None and h.vlan != state.vlan else None
                     todo.append((h, VfChange(pf=link.ifindex, vf=h.vf, mac=h.att.mac, vlan=vlan)))
-            results = nl.apply([change for _h, change in todo],
-                               before={(link.ifindex, h.vf): have[h.vf] for h, _c in todo}
-                               ) if todo else []
+            # as close as the kernel lets: a fixed MAC taken stays even if the VLAN is refused
+            results = nl.apply([change for _h, change in todo], undo=False) if todo else []
+            if any(not r.ok and r.change.vlan is not None for r in results):
+                # what of a refused MAC + VLAN change the kernel took: read back, as apply does
+                after = {s.vf: s for s in nl.read_link(netdev, strict=False).vfs}
+                results = [read_back(r, after[r.change.vf]) if r.change.vf in after else r
+                           for r in results]
             for (h, change), r in zip(todo, results):
                 err = result_error(r)
                 if err is not None:
                     failed += 1
-                    messages.append(f"attached vf {h.vf} ({h.att.vf_key}): cannot put back fixed "
-                                    f"MAC {h.att.mac}: {err}")
+                    messages.append(f"attached vf {h.vf} ({h.att.vf_key}): fixed MAC {h.att.mac} "
+                                    f"not fully put back: {err}")
                     continue
                 restored += 1
                 if h.vlan is None:
@@ -202,6 +203,6 @@ class ApplyBackend:
                     messages.append(f"attached vf {h.vf} ({h.att.vf_key}): fixed MAC {h.att.mac} "
                                     f"and VLAN {h.vlan} ({h.source}) put back")
                 if h.profile:
-                    messages.append(f"attached vf {h.vf}: the 802.1Qbh port profile of network "
-                                    f"{h.att.network} is not re-associated")
+                    messages.append(f"attached vf {h.vf} ({h.att.vf_key}): its 802.1Qbh port "
+                                    f"profile {h.att.port_profile} is not re-associated")
         return restored, failed
