@@ -307,8 +307,8 @@ def has(have: VfState, part: VfSettings) -> bool:
 class Refusal:
     """What became of a change of several settings that the kernel refused, as the VF reads back.
 
-    ``failed``: the setting it refused (None when every setting reads back as asked: it refused
-    one the VF already had, which cannot be told); ``applied``: what of the change the VF has
+    ``failed``: the setting it refused (None when that cannot be told: every setting reads back
+    as asked, or one the VF already had may be the refused one); ``applied``: what of the change the VF has
     (the settings before the refused one); ``not_set``: the settings after it that the VF does
     not have (the kernel did not try them)."""
 
@@ -323,12 +323,17 @@ def refusal(change: VfSettings, after: VfState, before: VfState | None = None) -
 
     When the VF has all of them, the refused one was already in effect; with ``before``, the
     settings that it shows changing were applied, and if a single one after them is left, that
-    one was refused."""
+    one was refused. With ``before``, a setting ahead of the first missing one that the VF
+    already had may be the refused one (sent again, refused, the rest not tried): then which one
+    cannot be told either. (Without ``before``, the change is taken to be a :func:`diff`: nothing
+    in it was in effect.)"""
     steps = parts(change)
     for i, part in enumerate(steps):
         if not has(after, part):
-            return Refusal(part, joined(steps[:i]),
-                           joined(p for p in steps[i + 1:] if not has(after, p)))
+            unsure = before is not None and any(has(before, p) for p in steps[:i])
+            rest = steps[i:] if unsure else steps[i + 1:]  # unsure: this one is not set either
+            return Refusal(None if unsure else part, joined(steps[:i]),
+                           joined(p for p in rest if not has(after, p)))
     if before is not None:
         last = max((i for i, p in enumerate(steps) if not has(before, p)), default=-1)
         if last == len(steps) - 2:

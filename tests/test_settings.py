@@ -209,6 +209,19 @@ def test_refused_setting_the_vf_already_had() -> None:
     assert refusal(three, after, IGB_VF).failed is None  # spoofchk or link state: cannot tell
 
 
+def test_refused_setting_already_in_effect_ahead_of_a_missing_one() -> None:
+    """spoofchk on was in effect and is sent again (attach sends it); the driver refuses it, so
+    trust is not tried: trust is missing, but it is not the refused setting. With the state
+    before, which one was refused cannot be told (not: trust)."""
+    change = VfSettings(mac="02:00:00:00:00:07", spoofchk=True, trust=True)
+    after = dataclasses.replace(IGB_VF, mac="02:00:00:00:00:07")
+    told = refusal(change, after, IGB_VF)
+    assert told == Refusal(None, VfSettings(mac="02:00:00:00:00:07", spoofchk=True),
+                           VfSettings(trust=True))
+    assert put_back(told.applied, IGB_VF, after) == [
+        (VfSettings(mac="02:00:00:00:00:07"), VfSettings(mac="00:00:00:00:00:00"))]
+
+
 def test_a_setting_the_vf_does_not_report_is_not_counted_as_applied() -> None:
     change = VfSettings(mac="02:00:00:00:00:07", trust=True)
     after = dataclasses.replace(IGB_VF, mac="02:00:00:00:00:07", trust=None)
