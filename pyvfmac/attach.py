@@ -231,7 +231,7 @@ def _associate(t: Target, host: Host, had: Attachment) -> None:
     try:
         host.nl.set_vf_port(t.pf, t.vf.index, profile=vp.profileid,
                             instance_uuid=vp.instanceid, host_uuid=host_uuid())
-    except NetlinkError:
+    except (NetlinkError, InputError):  # refused, or not sent: nothing associated
         host.store.set_port(t.key, had.port_profile, had.port_instance)
         raise
 

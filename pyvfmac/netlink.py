@@ -20,7 +20,7 @@ from types import TracebackType
 from _socket import if_indextoname, if_nametoindex
 
 from . import _lowlevel as ll
-from .errors import InputError, NetlinkError
+from .errors import InputError, NetlinkError, VfmacError
 from .mac import ZERO_MAC, mac_bytes, parse_mac
 from .settings import (
     DEFAULT_VLAN_PROTO,
@@ -359,10 +359,17 @@ class Rtnl:
             return
         kept: dict[int, list[VfSettings]] = {}
         codes: dict[int, int] = {}
-        for (i, part, _step), res in zip(steps, self.apply([s for _i, _p, s in steps], undo=False)):
-            if not res.ok:
+        try:
+            done: list[VfResult | None] = list(self.apply([s for _i, _p, s in steps],
+                                                          undo=False))
+        except VfmacError as exc:  # refused before anything was sent (the PF gone, ...):
+            # the refusal itself is still told, with nothing put back
+            failure = getattr(exc, "errno", None) or errno.EIO
+            done = [None] * len(steps)
+        for (i, part, _step), res in zip(steps, done):
+            if res is None or not res.ok:
                 kept.setdefault(i, []).append(part)
-                codes.setdefault(i, res.errno)
+                codes.setdefault(i, res.errno if res is not None else failure)
         for i, left in kept.items():
             results[i] = replace(results[i], kept=joined(left), undo_errno=codes[i])
 

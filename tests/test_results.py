@@ -259,3 +259,25 @@ def test_unreadable_pf_says_what_applied_is_not_known(monkeypatch: pytest.Monkey
 
 def _error(result: VfResult) -> NetlinkError | None:
     return result_error(result)
+
+
+def test_a_put_back_refused_before_sending_still_tells_the_refusal(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PF is gone by the time of the put-back (its lookup raises): the result still says
+    which setting was refused, and what stays set and why, instead of the call raising."""
+    kernel = igb(monkeypatch)
+    looked_up: list[object] = []
+
+    def resolve(_nl: Rtnl, dev: object) -> tuple[int, str]:
+        looked_up.append(dev)
+        if len(looked_up) > 1:
+            raise NetlinkError(errno.ENODEV, "no such network device", device=str(dev))
+        return 10, "eth0"
+
+    monkeypatch.setattr(Rtnl, "resolve", resolve)
+    with Rtnl() as nl:
+        [r] = nl.apply([VfChange(pf="eth0", vf=3, mac="02:00:00:00:00:07", link_state="enable")])
+    assert r.errno == errno.EOPNOTSUPP and r.refusal is not None
+    assert r.refusal.failed == VfSettings(link_state="enable")
+    assert (r.kept, r.undo_errno) == (VfSettings(mac="02:00:00:00:00:07"), errno.ENODEV)
+    assert kernel.vfs[3].mac == "02:00:00:00:00:07" and len(looked_up) == 2
