@@ -24,7 +24,7 @@ from __future__ import annotations
 import errno
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
 from . import pcibind
@@ -419,7 +419,22 @@ def _find_attachment(spec: DeviceSpec, host: Host) -> Attachment:
     if att.mac != spec.mac:
         raise StateError(f"{spec.name}: VF {where} is attached with MAC {att.mac}, "
                          f"not {spec.mac}")
-    return att
+    return att if att.port_known else _with_document_port(att, spec, host)
+
+
+def _with_document_port(att: Attachment, spec: DeviceSpec, host: Host) -> Attachment:
+    """A record from before pyvfmac recorded port profiles (``port_known`` False) with the
+    802.1Qbh profile its document gives (the device's, merged with its network's), as detach
+    found it then, so that detaching the document still disassociates it."""
+    vport = spec.virtualport
+    if spec.network is not None and (rec := host.store.get_network(spec.network)) is not None:
+        try:
+            vport = merge_settings(spec, parse_network(rec.xml))[1]
+        except PoolError:
+            pass  # the network changed since: keep the device's own
+    if vport is None or vport.type != "802.1Qbh":
+        return att
+    return replace(att, port_profile=vport.profileid, port_instance=vport.instanceid)
 
 
 def _give_back(held: Sequence[Attachment], host: Host, out: TextIO, *, force: bool) -> None:

@@ -172,6 +172,8 @@ class Attachment:
     since boot (None when unknown). ``port_profile`` / ``port_instance``: the 802.1Qbh port
     profile (and instance UUID) the VF may have associated -- recorded before the request and
     cleared when the driver refused it or it was disassociated; None: nothing to disassociate.
+    ``port_known`` is False for a record written before pyvfmac recorded profiles (state store
+    schema 1): its profile, if any, is the one its document gives.
     """
 
     vf_key: str
@@ -187,6 +189,7 @@ class Attachment:
     pid_start: int | None = None
     port_profile: str | None = None
     port_instance: str | None = None
+    port_known: bool = True
 
     @property
     def complete(self) -> bool:

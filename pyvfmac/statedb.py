@@ -119,6 +119,7 @@ CREATE TABLE attachments (
     updated       REAL NOT NULL,
     port_profile  TEXT,
     port_instance TEXT,
+    port_known    INTEGER NOT NULL DEFAULT 1,
     FOREIGN KEY (vf_key, network) REFERENCES allocations(vf_key, network)
 );
 CREATE INDEX attachments_owner ON attachments(owner);
@@ -127,11 +128,13 @@ CREATE INDEX attachments_mac ON attachments(mac);
 
 _MIGRATIONS = {
     # 2: the 802.1Qbh port profile a record's VF may have associated (restore disassociates
-    # that, and only that). A record of schema 1 has none: pyvfmac before schema 2 kept the
-    # profile in the document only.
+    # that, and only that). pyvfmac before schema 2 kept the profile in the document only: its
+    # records are marked port_known = 0, and detaching their document still disassociates the
+    # document's profile.
     1: """
 ALTER TABLE attachments ADD COLUMN port_profile TEXT;
 ALTER TABLE attachments ADD COLUMN port_instance TEXT;
+ALTER TABLE attachments ADD COLUMN port_known INTEGER NOT NULL DEFAULT 0;
 """,
 }
 """Schema version -> the statements that bring it to the next version."""

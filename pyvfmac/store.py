@@ -53,7 +53,7 @@ __all__ = ["Store"]
 _ATT_COLUMNS = (
     "vf_key, pf, vf, o_mac, o_vlan, o_qos, o_vlan_proto, o_spoofchk, o_trust, o_link_state, "
     "o_min_tx_rate, o_max_tx_rate, o_netdev, o_netdev_mac, o_driver, owner, mac, managed, network, "
-    "phase, pid, pid_start, created, updated, port_profile, port_instance"
+    "phase, pid, pid_start, created, updated, port_profile, port_instance, port_known"
 )
 _ALLOC_COLUMNS = "network, vf_key, owner, mac, pid, pid_start, created"
 
@@ -87,6 +87,7 @@ class Store(Database):
             vf_key=row[0], original=original, owner=row[15], mac=row[16], managed=bool(row[17]),
             network=row[18], phase=row[19], pid=row[20], pid_start=row[21], created=row[22],
             updated=row[23], port_profile=row[24], port_instance=row[25],
+            port_known=bool(row[26]),
         )
 
     @staticmethod
@@ -132,7 +133,7 @@ class Store(Database):
                 o.vf_key, o.pf, o.vf, o.mac, o.vlan, o.qos, o.vlan_proto, _opt_bool(o.spoofchk),
                 _opt_bool(o.trust), o.link_state, o.min_tx_rate, o.max_tx_rate, o.netdev,
                 o.netdev_mac, o.driver, owner, mac, int(bool(managed)), network, "saved", pid,
-                process_start_time(pid), now, now, None, None,
+                process_start_time(pid), now, now, None, None, 1,
             )
             conn.execute(f"INSERT INTO attachments ({_ATT_COLUMNS}) VALUES "
                          f"({', '.join('?' * len(values))})", values)
@@ -179,7 +180,7 @@ class Store(Database):
             check_text(f"{key}: port instance", instance, limit=64)
         with self._write("set port") as conn:
             if conn.execute("UPDATE attachments SET port_profile = ?, port_instance = ?, "
-                            "updated = ? WHERE vf_key = ?",
+                            "port_known = 1, updated = ? WHERE vf_key = ?",
                             (profile, instance, time.time(), key)).rowcount != 1:
                 raise StateError(f"{key}: no saved original (not attached by pyvfmac)")
             row = self._get_att(conn, key)

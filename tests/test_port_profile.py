@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fakehost import INITIAL, PF, VFS, FakeNl, World, pci_attrs
 
-from pyvfmac.attach import attach_document
+from pyvfmac.attach import _find_attachment, attach_document
 from pyvfmac.domain import DeviceDocument
 from pyvfmac.errors import NetlinkError, RestoreError
 from pyvfmac.host import Host
@@ -77,6 +77,25 @@ def test_detach_disassociates_the_recorded_profile(world: World) -> None:
     assert (att.phase, att.port_profile) == ("attached", "finance")
     assert world.nl.ports == {2: "finance"} and world.nl.states[2].vlan == 43
     assert restore_attachment(att, host) == []  # what detach, restore and recover run
+    assert world.nl.port_requests[-1] == (2, "finance", False) and world.nl.ports == {}
+    assert world.nl.states == INITIAL and host.store.all() == []
+    host.close()
+
+
+def test_a_record_from_before_profiles_were_recorded_gets_its_documents(world: World) -> None:
+    """A record of state store schema 1 names no profile (port_known False): detaching its
+    document disassociates the document's profile, as detach did then."""
+    host = world.host()
+    xml = interface(2, extra=QBH)
+    attach(host, xml)
+    host.store._db().execute("UPDATE attachments SET port_profile = NULL, port_instance = NULL, "
+                             "port_known = 0")
+    (att,) = host.store.all()
+    assert (att.port_known, att.port_profile) == (False, None)
+    (spec,) = DeviceDocument.parse(xml, source="h2.xml").devices
+    found = _find_attachment(spec, host)  # what vfmac detach FILE gives back
+    assert (found.port_profile, found.vf_key) == ("finance", att.vf_key)
+    assert restore_attachment(found, host) == []
     assert world.nl.port_requests[-1] == (2, "finance", False) and world.nl.ports == {}
     assert world.nl.states == INITIAL and host.store.all() == []
     host.close()

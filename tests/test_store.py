@@ -5,6 +5,7 @@ Multi-process tests use the ``spawn`` start method; their worker functions live 
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import queue
@@ -181,18 +182,25 @@ def test_newer_schema_version_refused(state_dir: Path) -> None:
 
 def test_schema_1_database_is_brought_up_to_date(state_dir: Path) -> None:
     """A state database of pyvfmac before schema 2 (no port profile columns), with a VF attached:
-    opened, it gains the columns in place, the record survives and names no port profile."""
+    opened, it gains the columns in place, the record survives, names no port profile and is
+    marked as written before profiles were recorded (detach then asks its document)."""
     with Store(state_dir) as s:
         s.save_original(original(), owner="vm.xml#0", mac="52:54:00:00:00:01", managed=False)
         before = s.set_phase("0000:06:10.0", "attached")
     with raw(state_dir) as conn:
         conn.execute("ALTER TABLE attachments DROP COLUMN port_profile")
         conn.execute("ALTER TABLE attachments DROP COLUMN port_instance")
+        conn.execute("ALTER TABLE attachments DROP COLUMN port_known")
         conn.execute("PRAGMA user_version = 1")
     with Store(state_dir) as s:
-        assert s.all() == [before] and before.port_profile is None
+        assert before.port_known and before.port_profile is None
+        assert s.all() == [dataclasses.replace(before, port_known=False)]
         assert s._db().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         assert s.set_port("0000:06:10.0", "finance").port_profile == "finance"
+        assert s.get("0000:06:10.0").port_known  # type: ignore[union-attr]
+        s.save_original(original("0000:06:10.1", vf=1), owner="vm.xml#1",
+                        mac="52:54:00:00:00:02", managed=False)
+        assert s.get("0000:06:10.1").port_known  # type: ignore[union-attr]  # a new record
         s.check()
 
 
