@@ -284,20 +284,23 @@ class Database:
     def _version(self, conn: sqlite3.Connection) -> int:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
+    def _newer(self, version: int) -> StateError:
+        return StateError(f"state database {self.path}: schema version {version} is newer than "
+                          f"this pyvfmac supports ({SCHEMA_VERSION}); use a newer pyvfmac")
+
     def _migrate(self) -> None:
         with self._read("open") as conn:
             version = self._version(conn)
         if version == SCHEMA_VERSION:
             return
         if version > SCHEMA_VERSION:
-            raise StateError(
-                f"state database {self.path}: schema version {version} is newer than this "
-                f"pyvfmac supports ({SCHEMA_VERSION}); use a newer pyvfmac"
-            )
+            raise self._newer(version)
         with self._write("create schema") as conn:
             version = self._version(conn)  # another process may have won the race
             if version == SCHEMA_VERSION:
                 return
+            if version > SCHEMA_VERSION:  # ... a newer pyvfmac, even
+                raise self._newer(version)
             tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
             if version == 0 and not tables:
                 script, version = _SCHEMA, SCHEMA_VERSION
