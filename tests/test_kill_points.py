@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from fakesysfs import FakeSysfs, vf_name
+from fakehost import INITIAL, NVF, PF, PF_ADDR, VFS  # the same PF and VFs as the fake host's
+from fakesysfs import FakeSysfs
 
 from pyvfmac.attach import attach_document
 from pyvfmac.domain import DeviceDocument
@@ -44,12 +45,6 @@ from pyvfmac.settings import SETTINGS, VfChange, VfState
 from pyvfmac.store import Store
 from pyvfmac.types import LinkInfo, VfResult
 
-PF_ADDR = "0000:06:00.0"
-PF = "enp6s0"
-NVF = 4
-VFS = [vf_name(PF_ADDR, i) for i in range(NVF)]
-INITIAL = [VfState(vf=i, mac="00:00:00:00:00:00", spoofchk=True, trust=False, link_state="auto")
-           for i in range(NVF)]
 NET_XML = ("<network><name>pool1</name><forward mode='hostdev' managed='no'>"
            + "".join(f"<address type='pci' domain='0' bus='6' slot='{int(v[8:10], 16)}' "
                      f"function='{v[-1]}'/>" for v in VFS[2:])
