@@ -260,7 +260,7 @@ def test_errors_come_from_the_whole_parser(capsys: pytest.CaptureFixture[str]) -
         mine = capsys.readouterr().err
         with pytest.raises(UsageError) as want:
             build_parser().parse_args(argv)
-        assert str(got.value) == f"{want.value} (see vfmac apply --help)"
+        assert str(got.value) == str(want.value)
         assert mine == capsys.readouterr().err == ""  # one line, printed by main
 
 
@@ -269,6 +269,8 @@ def test_errors_come_from_the_whole_parser(capsys: pytest.CaptureFixture[str]) -
       "--owner", "vm1"], "argument --vlan: invalid int value: 'x' (see vfmac attach --help)"),
     (["apply", "a.toml", "b.toml"], "unrecognized arguments: b.toml (see vfmac apply --help)"),
     (["--frob"], "the following arguments are required: command (see vfmac --help)"),
+    (["set", "eth16", "2", "qos", "3"], "qos and proto go with a vlan (see vfmac set --help)"),
+    (["restore"], "give PF VF, or --all (see vfmac restore --help)"),
 ])
 def test_usage_errors_are_one_line(argv: list[str], line: str,
                                    capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,7 +28,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: al
 
 from ..errors import UsageError
 from .common import PROG
-from .toplevel import NO_COMMAND, help_text, text_width, usage_text
+from .toplevel import NO_COMMAND, command_word, help_text, text_width, usage_text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -77,8 +77,9 @@ def _run(words: Sequence[str], out: TextIO) -> int:
     try:
         args = parse_args(words)
         return int(args.func(args, out))
-    except UsageError as exc:
-        return _usage_error(exc)
+    except UsageError as exc:  # the parser's or a command's: one line, naming the --help
+        command = command_word(words)
+        return _usage_error(f"{exc} (see {PROG}{' ' + command if command else ''} --help)")
     except VfmacError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1

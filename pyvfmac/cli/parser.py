@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        # no usage printed first (argparse's way): every vfmac error is one line, and
-        # parse_args names the --help to read
+        # no usage printed first (argparse's way): every vfmac error is one line, and main
+        # names the --help to read
         raise UsageError(message)
 
 
@@ -228,8 +228,4 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             return build_parser(only, parser_class=_QuietParser).parse_args(words)
         except _Retry:
             pass
-    try:
-        return build_parser().parse_args(words)
-    except UsageError as exc:
-        command = f"{PROG} {only}" if only is not None else PROG
-        raise UsageError(f"{exc} (see {command} --help)") from None
+    return build_parser().parse_args(words)
