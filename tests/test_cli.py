@@ -340,3 +340,18 @@ def test_apply_progress_line_only_at_a_terminal(tmp_path: Path) -> None:
     assert (rc, out.splitlines(), err) == (0, report, "")
     rc, out, err = _apply_with_stderr(tmp_path, "--quiet", tty=True)
     assert (rc, out.splitlines(), err) == (0, report, "")
+
+
+def test_set_says_what_the_vf_has_in_its_own_words() -> None:
+    """The line `vfmac set` prints after a change: qos and proto with a VLAN, rates when set
+    (a user trial missed them: they were applied and not shown)."""
+    from pyvfmac.cli.commands import set_words
+    from pyvfmac.settings import VfState
+
+    plain = VfState(vf=2, mac="02:11:22:33:44:55", spoofchk=True, trust=False, link_state="auto")
+    assert set_words(plain) == ("mac 02:11:22:33:44:55 vlan 0 spoofchk on trust off state auto")
+    tagged = VfState(vf=2, mac="02:11:22:33:44:55", vlan=10, qos=3, vlan_proto="802.1ad",
+                     spoofchk=True, trust=False, link_state="disable", min_tx_rate=10,
+                     max_tx_rate=100)
+    assert set_words(tagged) == ("mac 02:11:22:33:44:55 vlan 10 qos 3 proto 802.1ad spoofchk on "
+                                 "trust off state disable min_tx_rate 10 max_tx_rate 100")

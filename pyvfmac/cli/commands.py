@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any, TextIO
 
-    from ..settings import VfChange
+    from ..settings import VfChange, VfState
 
 _SET_WORDS = ("mac", "vlan", "qos", "proto", "spoofchk", "trust", "state", "min_tx_rate",
               "max_tx_rate")
@@ -88,10 +88,21 @@ def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
         json.dump(asdict(state), out, indent=2)
         out.write("\n")
     else:
-        out.write(f"{link.name} vf {change.vf}: mac {state.mac} vlan {state.vlan} "
-                  f"spoofchk {onoff(state.spoofchk)} trust {onoff(state.trust)} "
-                  f"state {state.link_state or '-'}\n")
+        out.write(f"{link.name} vf {change.vf}: {set_words(state)}\n")
     return 0
+
+
+def set_words(state: VfState) -> str:
+    """What a VF has, in ``vfmac set``'s own words (qos and proto with a VLAN; the TX rates when
+    set): ``mac M vlan 10 qos 3 proto 802.1ad spoofchk on trust off state auto max_tx_rate 100``."""
+    words = [f"mac {state.mac}", f"vlan {state.vlan}"]
+    if state.vlan:
+        words += [f"qos {state.qos}", f"proto {state.vlan_proto}"]
+    words += [f"spoofchk {onoff(state.spoofchk)}", f"trust {onoff(state.trust)}",
+              f"state {state.link_state or '-'}"]
+    words += [f"{key} {value}" for key in ("min_tx_rate", "max_tx_rate")
+              if (value := getattr(state, key))]
+    return " ".join(words)
 
 
 # --------------------------------------------------------------------------- the rest
