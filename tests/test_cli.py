@@ -148,6 +148,11 @@ def test_list_json_on_a_fake_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         (1, vfs[1].name, "eth0v1", "igbvf", "00:00:00:00:00:00", 0, None)]
     for listed, state in zip(pf["vfs"], links[0].vfs):  # every setting, as read
         assert {k: listed[k] for k in SETTINGS} == {k: getattr(state, k) for k in SETTINGS}
+    with Store(tmp_path / "st") as store:  # attached: the phase is no longer said
+        store.set_phase(vfs[0].name, "attached")
+    code, out = run("--sysfs-root", str(fs.root), "--state-dir", str(tmp_path / "st"), "list",
+                    "--json")
+    assert json.loads(out)[0]["vfs"][0]["held"] == "attached (mac:02:00:00:00:00:10)"
     assert out == json.dumps(json.loads(out), indent=2) + "\n"  # json.dump's own layout
 
 

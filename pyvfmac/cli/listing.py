@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 
 def _held(args: argparse.Namespace) -> dict[tuple[str, int], str]:
-    """(PF name, VF index) -> "attached (owner)" / "pool NAME (owner)", from the state store;
+    """(PF name, VF index) -> "attached (owner)" / "pool NAME (owner)" (", PHASE" after the owner
+    while an attach or detach is unfinished), from the state store;
     empty when there is no store yet (then neither the store nor SQLite is imported)."""
     path = state_dir(args)
     if path is None:
@@ -39,12 +40,13 @@ def _held(args: argparse.Namespace) -> dict[tuple[str, int], str]:
     with store:
         for att in store.all():
             where = f"pool {att.network}" if att.network else "attached"
+            phase = "" if att.phase == "attached" else f", {att.phase}"  # only while unfinished
             pod = split_owner(att.owner)
             if pod is not None:  # held by vfmac-cni for a pod
                 held[(att.original.pf, att.original.vf)] = (
-                    f"pod {pod[0]} {pod[1]} (network {pod[2]}, {att.phase})")
+                    f"pod {pod[0]} {pod[1]} (network {pod[2]}{phase})")
                 continue
-            held[(att.original.pf, att.original.vf)] = f"{where} ({att.owner}, {att.phase})"
+            held[(att.original.pf, att.original.vf)] = f"{where} ({att.owner}{phase})"
     return held
 
 

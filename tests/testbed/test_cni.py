@@ -167,7 +167,7 @@ def test_netdev_vf_add_check_del(cni: Cni, igb_pfs: tuple[str, ...]) -> None:
         MAC, 42, False, True)
     assert len(leases(cni)) == 1
     listed = vfmac(cni.state, "list")
-    assert "pod c1 net1 (network sriov-a, attached)" in listed.stdout
+    assert "pod c1 net1 (network sriov-a)" in listed.stdout
     ok(cni.drive("check", conf, "c1", pod))
     # CHECK names what differs
     subprocess.run(["ip", "link", "set", "dev", pf, "vf", str(index), "vlan", "5"], check=True)
