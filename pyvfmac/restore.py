@@ -20,7 +20,7 @@ from .host import Host, host_uuid, open_host
 from .netlink import result_error
 from .records import Attachment, Original
 from .settings import ZERO_MAC, VfChange, VfSettings, describe, restore_steps
-from .store import Store
+from .topology import Pf
 from .types import PciAddress
 
 __all__ = ["RestoreError", "explain", "recover", "restore", "restore_attachment"]
@@ -119,15 +119,31 @@ def restore_attachment(att: Attachment, host: Host, *, force: bool = False) -> l
 # --------------------------------------------------------------------------- commands
 
 
-def _matching(store: Store, pf: str | None, vf: int | None,
+def _matching(host: Host, pf: str | None, vf: int | None,
               everything: bool) -> list[Attachment]:
-    records = store.all()
+    """The records to restore: every one, or VF ``vf`` of ``pf`` (the PF's netdev name as it
+    was at attach, else the PF as it is now, by netdev name or PCI address)."""
+    records = host.store.all()
     if everything:
         return records
     hits = [a for a in records if a.original.pf == pf and a.original.vf == vf]
+    if hits or pf is None or vf is None:
+        return hits
+    key = str(_pf_now(host, pf).vf(vf).address)  # TopologyError: no such PF, or no such VF
+    hits = [a for a in records if a.vf_key == key]
     if not hits:
-        raise StateError(f"{pf} vf {vf}: no saved original (not attached by pyvfmac)")
+        raise StateError(f"{pf} vf {vf} ({key}): no saved original (not attached by pyvfmac)")
     return hits
+
+
+def _pf_now(host: Host, pf: str) -> Pf:
+    """The SR-IOV PF ``pf`` names now: a PCI address, else a netdev name."""
+    topo = host.scan()
+    try:
+        address = PciAddress.parse(pf)
+    except InputError:
+        return topo.pf_by_netdev(pf)
+    return topo.pf(address)
 
 
 def restore(*, pf: str | None, vf: int | None, everything: bool, force: bool, out: TextIO,
@@ -135,7 +151,7 @@ def restore(*, pf: str | None, vf: int | None, everything: bool, force: bool, ou
     """``vfmac restore``: put back one VF (or all) from the saved originals."""
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root)
     try:
-        _restore_all(_matching(host.store, pf, vf, everything), host, out, force=force)
+        _restore_all(_matching(host, pf, vf, everything), host, out, force=force)
     finally:
         host.close()
 

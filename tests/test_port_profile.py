@@ -144,3 +144,4 @@ def test_a_failed_disassociate_keeps_the_record_and_its_profile(world: World) ->
     assert restore_attachment(kept, host) == []
     assert world.nl.ports == {} and host.store.all() == []
     host.close()
+

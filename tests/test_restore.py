@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from fakehost import PF, PF_ADDR, VFS, World, pci_attrs
 from originals import original
 
-from pyvfmac.errors import NetlinkError, RestoreError
+from pyvfmac.attach import attach_document
+from pyvfmac.domain import DeviceDocument
+from pyvfmac.errors import NetlinkError, RestoreError, StateError, TopologyError
 from pyvfmac.host import Host
 from pyvfmac.netlink import Rtnl
 from pyvfmac.records import Attachment
-from pyvfmac.restore import explain, restore_attachment
+from pyvfmac.restore import _matching, explain, restore_attachment
 from pyvfmac.settings import SETTINGS, VfChange, VfSettings
 from pyvfmac.store import Store
 from pyvfmac.types import LinkInfo, VfResult, VfState
@@ -116,3 +119,25 @@ def test_explain() -> None:
     assert explain(VfSettings(vlan=7, qos=0), eperm, o) == (
         "eth0 vf 3: the driver refused to change the VLAN back to 7 (EPERM)")
     assert explain(VfSettings(trust=True), eperm, o) == str(eperm)
+
+
+def test_restore_names_the_pf_by_netdev_or_pci_address(tmp_path: Path) -> None:
+    """`vfmac restore PF VF` takes the PF as a netdev name or a PCI address (a user trial's
+    `vfmac restore 0000:01:00.0 1` said "no saved original" of an attached VF), and says when
+    there is no such PF."""
+    world = World(tmp_path)
+    host = world.host()
+    xml = (f"<hostdev mode='subsystem' type='pci' managed='no'><source><address "
+           f"{pci_attrs(VFS[2])}/></source><mac address='52:54:00:6d:90:03'/></hostdev>")
+    attach_document(DeviceDocument.parse(xml, source="h.xml"), host)
+    (att,) = host.store.all()
+    assert _matching(host, PF, 2, False) == [att]  # the name it had at attach
+    assert _matching(host, PF_ADDR, 2, False) == [att]
+    assert _matching(host, PF_ADDR[5:], 2, False) == [att]  # the short spelling
+    with pytest.raises(StateError, match=rf"{PF_ADDR} vf 1 \({VFS[1]}\): no saved original"):
+        _matching(host, PF_ADDR, 1, False)
+    with pytest.raises(TopologyError, match="nosuch0: no such network device"):
+        _matching(host, "nosuch0", 0, False)
+    with pytest.raises(TopologyError, match=r"no VF 9"):
+        _matching(host, PF, 9, False)
+    host.close()
