@@ -49,10 +49,18 @@ def test_run_apply_rejects_bad_config_before_reading_the_host(tmp_path: Path) ->
 
 
 def test_run_apply_dry_run_on_this_host(tmp_path: Path) -> None:
-    """The real rtnetlink dump: ``lo`` exists and has no VFs."""
+    """The real rtnetlink dump: ``lo`` exists and has no VFs. It is no SR-IOV PF: refused; with a
+    sysfs root where it has ``sriov_numvfs``, a PF with nothing to change."""
     pytest.importorskip("pyvfmac.topology")
     path = write_config(tmp_path, '[[pf]]\nname = "lo"\n')
-    report, lines = run_apply(path, dry_run=True)
+    with pytest.raises(ConfigError, match=re.escape(
+            'pf[0].name = "lo": lo cannot create VFs (/sys/class/net/lo/device/sriov_numvfs '
+            "does not exist: not an SR-IOV PF)")):
+        run_apply(path, dry_run=True)
+    dev = tmp_path / "sys" / "class" / "net" / "lo" / "device"
+    dev.mkdir(parents=True)
+    (dev / "sriov_numvfs").write_text("0\n")
+    report, lines = run_apply(path, dry_run=True, sysfs_root=str(tmp_path / "sys"))
     assert lines == [
         "lo: 0 VFs, 0 to change, 0 unchanged",
         "dry run: 0 changes would be made; nothing was changed",

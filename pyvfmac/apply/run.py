@@ -81,12 +81,20 @@ def _read_host(nl: Any, cfg: Config, sysfs_root: str) -> HostView:
 
 
 def _check_numvfs_files(cfg: Config, plan: Plan, sysfs_root: str) -> None:
+    """Every configured PF that has no VFs now, or is to get another count, must be able to
+    create VFs (its sriov_numvfs exists): a PF named by netdev that is no PF (``lo``, a VF's own
+    netdev) is an error of the config, not a PF with nothing to do."""
     for pf in plan.pfs:
+        if not pf.numvfs_change and (pf.numvfs_now or pf.link.vfs):
+            continue  # it has VFs: a PF (PFs by PCI address were checked in the plan)
         path = os.path.join(sysfs_root, pf.numvfs_path)
-        if pf.numvfs_change and not os.path.exists(path):
-            raise ConfigCtx(cfg.path).error(
-                f"{pf.entry.key}.numvfs", pf.numvfs_target,
-                f"{pf.name} cannot create VFs ({path} does not exist: not an SR-IOV PF)")
+        if os.path.exists(path):
+            continue
+        kind = "name" if pf.entry.name is not None else "pci"
+        key, value = ((f"{pf.entry.key}.numvfs", pf.numvfs_target) if pf.numvfs_change
+                      else (f"{pf.entry.key}.{kind}", pf.entry.label))
+        raise ConfigCtx(cfg.path).error(
+            key, value, f"{pf.name} cannot create VFs ({path} does not exist: not an SR-IOV PF)")
 
 
 def run_apply(

@@ -180,7 +180,10 @@ def test_dry_run_changes_nothing(nsim_pf: Any, raw_vfs: Any, tmp_path: Path) -> 
      '[[pf.vf]]\nindex = 1\nmac = "02:00:00:00:00:01"\n'
      '[[pf.vf]]\nindex = 2\nmac = "02-00-00-00-00-01"\n',
      r"pf\[0\]\.vf\[1\]\.mac = \"02:00:00:00:00:01\": MAC used twice"),
-], ids=["bad-mac", "unknown-pf", "index-beyond-numvfs", "collision-with-pf-mac", "duplicate-mac"])
+    ('[[pf]]\nname = "{pf}"\nmac_policy = "derived"\n[[pf]]\nname = "lo"\n',
+     r'pf\[1\]\.name = "lo": lo cannot create VFs .*not an SR-IOV PF'),
+], ids=["bad-mac", "unknown-pf", "index-beyond-numvfs", "collision-with-pf-mac", "duplicate-mac",
+        "not-a-pf"])
 def test_bad_config_changes_nothing(nsim_pf: Any, ip_link: Any, raw_vfs: Any, tmp_path: Path,
                                     body: str, match: str) -> None:
     pf = nsim_pf(4, max_vfs=8)
