@@ -4,6 +4,7 @@ checked with ``ip -j link show`` and sysfs, never only with pyvfmac's own reads.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -234,6 +235,13 @@ def test_restore_one_and_all(igb_pfs: tuple[str, ...], igb_clean: None, tmp_path
     ok(vfmac(tmp_path, "restore", pf, "0"))
     assert vf_state(pf, 0) == before[(pf, 0)]
     assert vf_state(pf, 1)["driver"] == "vfio-pci"
+    missing = vfmac(tmp_path, "restore", "nosuch0", "1")
+    assert missing.returncode == 1 and "nosuch0: no such network device" in missing.stderr
+    pf_pci = os.path.basename(os.readlink(f"/sys/class/net/{pf}/device"))
+    ok(vfmac(tmp_path, "restore", pf_pci, "1"))  # the PF by PCI address
+    assert vf_state(pf, 1) == before[(pf, 1)]
+    for i in (0, 1):  # both held again, for --all
+        ok(vfmac(tmp_path, "attach", str(tmp_path / f"d{i}.xml")))
     ok(vfmac(tmp_path, "restore", "--all"))
     assert all_vf_states(igb_pfs) == before
 
