@@ -33,6 +33,7 @@ __all__ = [
     "Attachment",
     "NetworkRecord",
     "Original",
+    "PodLink",
     "canonical_vf_key",
     "check_phase",
     "check_text",
@@ -215,6 +216,18 @@ class Allocation:
     def worker_alive(self) -> bool:
         """Whether the allocating process still runs (pid reuse checked)."""
         return process_alive(self.pid, self.pid_start)
+
+
+@dataclass(frozen=True, slots=True)
+class PodLink:
+    """Where vfmac-cni put a VF's netdev, beside its attachment record: the pod's network
+    namespace, and the netdev's MTU and up flag before (None: unknown), which the saved original
+    does not hold. A restore brings the netdev home from ``netns`` and puts both back."""
+
+    vf_key: str
+    netns: str
+    mtu: int | None
+    up: bool | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ __all__ = [
 DEFAULT_STATE_DIR = "/var/lib/pyvfmac"
 STATE_DIR_ENV = "PYVFMAC_STATE_DIR"
 DB_NAME = "state.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT = 30.0
 
 
@@ -124,6 +124,13 @@ CREATE TABLE attachments (
 );
 CREATE INDEX attachments_owner ON attachments(owner);
 CREATE INDEX attachments_mac ON attachments(mac);
+CREATE TABLE cni_links (
+    vf_key   TEXT PRIMARY KEY,
+    netns    TEXT NOT NULL,
+    mtu      INTEGER,
+    up       INTEGER,
+    created  REAL NOT NULL
+);
 """
 
 _MIGRATIONS = {
@@ -135,6 +142,17 @@ _MIGRATIONS = {
 ALTER TABLE attachments ADD COLUMN port_profile TEXT;
 ALTER TABLE attachments ADD COLUMN port_instance TEXT;
 ALTER TABLE attachments ADD COLUMN port_known INTEGER NOT NULL DEFAULT 0;
+""",
+    # 3: where vfmac-cni put a pod's VF netdev (namespace, MTU, up flag), in the one schema. Up
+    # to schema 2 vfmac-cni created this table itself, with these columns, on its first call.
+    2: """
+CREATE TABLE IF NOT EXISTS cni_links (
+    vf_key   TEXT PRIMARY KEY,
+    netns    TEXT NOT NULL,
+    mtu      INTEGER,
+    up       INTEGER,
+    created  REAL NOT NULL
+);
 """,
 }
 """Schema version -> the statements that bring it to the next version."""

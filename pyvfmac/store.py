@@ -36,6 +36,7 @@ from .records import (
     Attachment,
     NetworkRecord,
     Original,
+    PodLink,
     canonical_vf_key,
     check_phase,
     check_text,
@@ -104,12 +105,14 @@ class Store(Database):
     # -- attachments ------------------------------------------------------------------------
 
     def save_original(self, original: Original, *, owner: str, mac: str, managed: bool,
-                      network: str | None = None) -> Attachment:
+                      network: str | None = None, pod: PodLink | None = None) -> Attachment:
         """Record a VF's original configuration before anything on the host changes.
 
         A new record starts in phase ``saved``. If the VF already has a record (double attach),
         the FIRST original is kept and the existing record is returned unchanged; compare its
-        ``owner`` / ``mac`` to decide. With ``network``, the VF must be allocated in that network.
+        ``owner`` / ``mac`` to decide. With ``network``, the VF must be allocated in that network;
+        without, it must be allocated in none (a pool's VF is taken through its network only).
+        ``pod``: where vfmac-cni is putting the VF's netdev, saved in the same transaction.
         """
         if not isinstance(original, Original):
             raise InputError(f"saved original {original!r}: not an Original")
@@ -124,11 +127,14 @@ class Store(Database):
             row = self._get_att(conn, o.vf_key)
             if row is not None:
                 return self._attachment(row)
-            if network is not None and conn.execute(
-                    "SELECT 1 FROM allocations WHERE vf_key = ? AND network = ?",
-                    (o.vf_key, network)).fetchone() is None:
+            alloc = conn.execute("SELECT network, owner FROM allocations WHERE vf_key = ?",
+                                 (o.vf_key,)).fetchone()
+            if network is not None and (alloc is None or alloc[0] != network):
                 raise StateError(f"{o.vf_key}: not allocated in network {network}; "
                                  "allocate it before saving its original")
+            if network is None and alloc is not None:
+                raise PoolError(f"{o.vf_key} ({o.pf} vf {o.vf}) is in use: allocated in "
+                                f"pyvfmac network {alloc[0]} to {alloc[1]}")
             values = (
                 o.vf_key, o.pf, o.vf, o.mac, o.vlan, o.qos, o.vlan_proto, _opt_bool(o.spoofchk),
                 _opt_bool(o.trust), o.link_state, o.min_tx_rate, o.max_tx_rate, o.netdev,
@@ -137,6 +143,8 @@ class Store(Database):
             )
             conn.execute(f"INSERT INTO attachments ({_ATT_COLUMNS}) VALUES "
                          f"({', '.join('?' * len(values))})", values)
+            if pod is not None:
+                self._put_pod(conn, pod)
             row = self._get_att(conn, o.vf_key)
             assert row is not None
             return self._attachment(row)
@@ -240,10 +248,30 @@ class Store(Database):
                 raise StateError(f"{key}: no saved original to delete (not attached by pyvfmac)")
             att = self._attachment(row)
             conn.execute("DELETE FROM attachments WHERE vf_key = ?", (key,))
+            conn.execute("DELETE FROM cni_links WHERE vf_key = ?", (key,))
             if release and att.network is not None:
                 conn.execute("DELETE FROM allocations WHERE vf_key = ? AND network = ?",
                              (key, att.network))
             return att
+
+    # -- where vfmac-cni put a VF's netdev ---------------------------------------------------
+
+    @staticmethod
+    def _put_pod(conn: sqlite3.Connection, pod: PodLink) -> None:
+        conn.execute("INSERT OR REPLACE INTO cni_links VALUES (?, ?, ?, ?, ?)",
+                     (canonical_vf_key(pod.vf_key), check_text("netns", pod.netns), pod.mtu,
+                      _opt_bool(pod.up), time.time()))
+
+    def pod_link(self, key: str) -> PodLink | None:
+        """Where vfmac-cni put the VF's netdev (None: it did not; a row left without an
+        attachment by pyvfmac before schema 3 is not one either)."""
+        key = canonical_vf_key(key)
+        with self._read("read pod link") as conn:
+            row = conn.execute("SELECT l.netns, l.mtu, l.up FROM cni_links l JOIN attachments a "
+                               "ON a.vf_key = l.vf_key WHERE l.vf_key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        return PodLink(vf_key=key, netns=row[0], mtu=row[1], up=_to_opt_bool(row[2]))
 
     # -- networks ---------------------------------------------------------------------------
 

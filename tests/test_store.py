@@ -195,7 +195,7 @@ def test_schema_1_database_is_brought_up_to_date(state_dir: Path) -> None:
     with Store(state_dir) as s:
         assert before.port_known and before.port_profile is None
         assert s.all() == [dataclasses.replace(before, port_known=False)]
-        assert s._db().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert s._db().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert s.set_port("0000:06:10.0", "finance").port_profile == "finance"
         assert s.get("0000:06:10.0").port_known  # type: ignore[union-attr]
         s.save_original(original("0000:06:10.1", vf=1), owner="vm.xml#1",
@@ -699,3 +699,28 @@ def test_32_processes_allocate_from_pool_of_14(started: Store) -> None:
     assert [started.allocate(NET, f"again-{i}", f"02:00:00:00:01:{i:02x}", POOL)
             for i in range(14)] == POOL
     started.check()
+
+
+@pytest.mark.parametrize("had_table", [True, False])
+def test_schema_2_database_gains_the_pod_link_table(state_dir: Path, had_table: bool) -> None:
+    """Up to schema 2, vfmac-cni created its pod table itself on its first call: a schema-2
+    database with or without it is brought to schema 3, its rows and records kept."""
+    from pyvfmac.records import PodLink
+
+    with Store(state_dir) as s:
+        s.save_original(original(), owner="cni:c:net1:n", mac="52:54:00:00:00:01",
+                        managed=False)
+    with raw(state_dir) as conn:
+        conn.execute("DROP TABLE cni_links")
+        if had_table:
+            conn.execute("CREATE TABLE cni_links (vf_key TEXT PRIMARY KEY, netns TEXT NOT NULL, "
+                         "mtu INTEGER, up INTEGER, created REAL NOT NULL)")
+            conn.execute("INSERT INTO cni_links VALUES ('0000:06:10.0', '/run/netns/p', 1500, "
+                         "1, 0)")
+        conn.execute("PRAGMA user_version = 2")
+    with Store(state_dir) as s:
+        assert s._db().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        want = PodLink("0000:06:10.0", "/run/netns/p", 1500, True) if had_table else None
+        assert s.pod_link("0000:06:10.0") == want
+        assert [a.owner for a in s.all()] == ["cni:c:net1:n"]
+        s.check()
