@@ -87,10 +87,11 @@ def timed(cmd: list[str]) -> float:
 
 def in_process(pci: str, netns: str, state: str, rounds: int) -> dict[str, float]:
     """ADD and DEL inside this interpreter (no start, imports done): netlink, sysfs, store."""
+    from pyvfmac import restore
     from pyvfmac.cni import plugin
     from pyvfmac.cni.config import parse, read_env
-    from pyvfmac.cni.netns import Netns
-    from pyvfmac.cni.node import open_node
+    from pyvfmac.host import open_host
+    from pyvfmac.netns import Netns
 
     steps: dict[str, list[float]] = {}
     command = "ADD"
@@ -105,9 +106,11 @@ def in_process(pci: str, netns: str, state: str, rounds: int) -> dict[str, float
         return wrapped
 
     for name in ("_find_vf", "_claim", "_still_as_read", "_set_admin", "_netdev_with_mac",
-                 "_into_pod", "_bring_home", "_restore_admin", "_restore_netdev",
-                 "_netdev_differs", "_release_untouched"):
+                 "_into_pod", "_release_untouched"):
         setattr(plugin, name, timing(name, getattr(plugin, name)))
+    for name in ("_restore_driver", "_bring_home", "_disassociate", "_restore_admin",
+                 "_restore_netdev", "_netdev_state"):  # the one restore path (DEL's)
+        setattr(restore, name, timing(name, getattr(restore, name)))
     for name in ("link", "find_pci", "down", "up", "move", "rename", "set_mac", "set_mtu"):
         setattr(Netns, name, timing(f"Netns.{name}", getattr(Netns, name)))
     conf_doc = {"cniVersion": "1.0.0", "name": "bench", "type": "vfmac-cni", "deviceID": pci,
@@ -119,12 +122,12 @@ def in_process(pci: str, netns: str, state: str, rounds: int) -> dict[str, float
             e = read_env({**env, "CNI_COMMAND": command})
             conf = parse(json.dumps(conf_doc).encode(), e)
             t0 = time.perf_counter()
-            node = open_node(state)
+            host = open_host(state_dir=state)
             t1 = time.perf_counter()
             try:
-                (plugin.add if command == "ADD" else plugin.delete)(e, conf, node)
+                (plugin.add if command == "ADD" else plugin.delete)(e, conf, host)
             finally:
-                node.close()
+                host.close()
             out.append(time.perf_counter() - t0)
             opens.append(t1 - t0)
     out = {"add": statistics.median(adds), "del": statistics.median(dels),

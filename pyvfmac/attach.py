@@ -22,10 +22,8 @@ the record.
 from __future__ import annotations
 
 import errno
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TextIO
 
 from . import pcibind
 from .domain import DeviceDocument, DeviceSpec, effective_managed, effective_trust, merge_settings
@@ -33,7 +31,6 @@ from .errors import (
     InputError,
     NetlinkError,
     PoolError,
-    RestoreError,
     StateError,
     TopologyError,
     VfmacError,
@@ -56,7 +53,8 @@ from .network import NetworkSpec, parse_network, validate_network_name
 from .portsettings import VirtualPort, Vlan
 from .pools import eligible
 from .records import Attachment, NetworkRecord, Original
-from .restore import restore_attachment
+from .restore import Report, restore_all, restore_attachment
+from .settings import VfSettings, describe_diff, diff
 from .store import Store
 from .topology import Topology, Vf
 from .types import PciAddress, VfChange, VfState
@@ -196,25 +194,27 @@ def _original(t: Target, snap: Snapshot) -> Original:
                        driver=t.vf.driver)
 
 
+def _wanted(t: Target) -> VfSettings:
+    """The admin settings the target is to get: its MAC, its VLAN (none: untagged, VLAN 0),
+    trust and spoof checking when given."""
+    vlan = t.vlan or Vlan(0, 0)
+    return VfSettings(mac=t.spec.mac, vlan=vlan.vid, qos=vlan.qos,
+                      vlan_proto="802.1Q", trust=t.trust, spoofchk=t.spoofchk)
+
+
 def _set_admin(t: Target, host: Host, current: VfState) -> None:
-    vid = t.vlan.vid if t.vlan is not None else 0
-    qos = t.vlan.qos if t.vlan is not None else 0
-    settings: dict[str, Any] = {"mac": t.spec.mac}
-    if (current.vlan, current.qos) != (vid, qos) or (vid and current.vlan_proto != "802.1Q"):
-        settings.update(vlan=vid, qos=qos)
-    for name in ("trust", "spoofchk"):  # trustGuestRxFilters / --trust, --spoofchk
-        if getattr(t, name) is not None:
-            settings[name] = getattr(t, name)
-    check_results(host.nl.apply([VfChange(pf=t.pf, vf=t.vf.index, **settings)],
-                                before={(t.pf, t.vf.index): current}))
+    """Give the VF its admin settings (only what differs, :func:`pyvfmac.settings.diff`), and
+    check them by reading the VF back."""
+    want = _wanted(t)
+    change = diff(want, current)
+    if change is not None:
+        check_results(host.nl.apply([VfChange.of(t.pf, t.vf.index, change)],
+                                    before={(t.pf, t.vf.index): current}))
     now = host.nl.read_link(t.pf).vf(t.vf.index)
-    wrong = [f"{name} {getattr(now, name)!r} (not {want!r})"
-             for name, want in (("mac", t.spec.mac), ("vlan", vid), ("qos", qos),
-                                ("trust", t.trust), ("spoofchk", t.spoofchk))
-             if want is not None and getattr(now, name) is not None
-             and getattr(now, name) != want]
-    if wrong:
-        raise NetlinkError(errno.EIO, "read back " + ", ".join(wrong), device=t.pf,
+    wrong = diff(replace(want, trust=None if now.trust is None else want.trust,  # unreported
+                         spoofchk=None if now.spoofchk is None else want.spoofchk), now)
+    if wrong is not None:
+        raise NetlinkError(errno.EIO, "read back " + describe_diff(now, wrong), device=t.pf,
                            vf=t.vf.index)
 
 
@@ -366,11 +366,12 @@ def _rollback(done: Sequence[Target], host: Host, cause: BaseException) -> None:
 # --------------------------------------------------------------------------- documents
 
 
-def attach_file(path: str, *, live_xml: str | None, out: TextIO, state_dir: str | None = None,
-                sysfs_root: str = "/sys", progress: Progress = None) -> list[Target]:
-    """``vfmac attach``: attach the devices of a file, write the live XML; a step-2 definition
-    (``<address netdev=...>``) gets its address filled into the file too, atomically. A
-    ``<domain>`` with no device of pyvfmac's is written out as it was read."""
+def attach_file(path: str, *, live_xml: str | None, state_dir: str | None = None,
+                sysfs_root: str = "/sys", progress: Progress = None) -> tuple[list[Target], str]:
+    """``vfmac attach``: attach the devices of a file; returns the targets and the live XML,
+    written to ``live_xml`` when given. A step-2 definition (``<address netdev=...>``) gets its
+    address filled into the file too, atomically. A ``<domain>`` with no device of pyvfmac's
+    comes back as it was read."""
     text = read_text(path)
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root, progress=progress)
     try:
@@ -390,9 +391,7 @@ def attach_file(path: str, *, live_xml: str | None, out: TextIO, state_dir: str 
     live = doc.to_string() if targets else text
     if live_xml:
         write_atomic(live_xml, live)
-    else:
-        out.write(live if live.endswith("\n") else live + "\n")
-    return targets
+    return targets, live
 
 
 def _find_attachment(spec: DeviceSpec, host: Host) -> Attachment:
@@ -437,37 +436,19 @@ def _with_document_port(att: Attachment, spec: DeviceSpec, host: Host) -> Attach
     return replace(att, port_profile=vport.profileid, port_instance=vport.instanceid)
 
 
-def _give_back(held: Sequence[Attachment], host: Host, out: TextIO, *, force: bool) -> None:
-    """Restore each VF (disassociating the port profile its record names), one line each; the
-    failures together as one :class:`RestoreError` after every VF was tried."""
-    errors = []
-    for att in held:
-        try:
-            notes = restore_attachment(att, host, force=force)
-        except VfmacError as exc:
-            errors.append(str(exc))
-            continue
-        o = att.original
-        out.write(f"{o.pf} vf {o.vf} ({att.vf_key}): restored"
-                  + (" (network " + att.network + ")" if att.network else "")
-                  + ("; accepted: " + "; ".join(notes) if notes else "") + "\n")
-    if errors:
-        raise RestoreError("; ".join(errors))
-
-
-def detach_file(path: str, *, out: TextIO, state_dir: str | None = None,
-                sysfs_root: str = "/sys", force: bool = False) -> None:
-    """``vfmac detach``: give back every device of a document (as given at attach, or live); a
-    ``<domain>`` with none has nothing to give back."""
+def detach_file(path: str, *, state_dir: str | None = None, sysfs_root: str = "/sys",
+                force: bool = False) -> Report | None:
+    """``vfmac detach``: give back every device of a document (as given at attach, or live)
+    through the one restore path; None: a ``<domain>`` with no device of pyvfmac's, nothing to
+    give back."""
     text = read_text(path)
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root)
     try:
         doc = DeviceDocument.parse(text, source=path, networks=StoreNetworks(host.store))
         if _nothing_to_do(doc, "detach"):
-            out.write(f"{path}: no device of pyvfmac's, nothing to detach\n")
-            return
-        _give_back([_find_attachment(spec, host) for spec in doc.devices], host, out,
-                   force=force)
+            return None
+        return restore_all([_find_attachment(spec, host) for spec in doc.devices], host,
+                           force=force)
     finally:
         host.close()
 
@@ -501,9 +482,8 @@ def vf_request(*, pci: str | None, network: str | None, mac: str, vlan: int | No
         label=f"--pci {pci}" if pci is not None else f"--network {network}")
 
 
-def attach_vf(spec: DeviceSpec, *, owner: str, out: TextIO, as_json: bool = False,
-              state_dir: str | None = None, sysfs_root: str = "/sys",
-              progress: Progress = None) -> Target:
+def attach_vf(spec: DeviceSpec, *, owner: str, state_dir: str | None = None,
+              sysfs_root: str = "/sys", progress: Progress = None) -> Target:
     """``vfmac attach --pci ADDR | --network NAME --mac MAC ... --owner NAME``: one VF through
     :func:`attach_devices`, the XML path's code (checks, saved original, rollback, records)."""
     key = owner_key(owner)
@@ -512,29 +492,16 @@ def attach_vf(spec: DeviceSpec, *, owner: str, out: TextIO, as_json: bool = Fals
         (t,) = attach_devices([spec], host, source=spec.name, owner=key)
     finally:
         host.close()
-    if as_json:
-        json.dump({"owner": owner, "pci": t.key, "mac": t.spec.mac, "pf": t.pf,
-                   "vf": t.vf.index, "network": t.network, "managed": t.managed,
-                   "vlan": t.vlan.vid if t.vlan else None}, out)
-        out.write("\n")
-    else:
-        out.write(f"{t.pf} vf {t.vf.index} ({t.key}): MAC {t.spec.mac} attached for {owner}"
-                  + (f" (network {t.network})" if t.network else "") + "\n")
     return t
 
 
-def detach_owner(owner: str, *, out: TextIO, state_dir: str | None = None,
-                 sysfs_root: str = "/sys", force: bool = False) -> int:
+def detach_owner(owner: str, *, state_dir: str | None = None, sysfs_root: str = "/sys",
+                 force: bool = False) -> Report:
     """``vfmac detach --owner NAME``: put back every VF attached for ``owner``; nothing attached
     is not an error (a hypervisor hook may call it after a start that failed)."""
     key = owner_key(owner)
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root)
     try:
-        records = host.store.find(owner=key)
-        if not records:
-            out.write(f"owner {owner}: nothing attached\n")
-            return 0
-        _give_back(records, host, out, force=force)
-        return len(records)
+        return restore_all(host.store.find(owner=key), host, force=force)
     finally:
         host.close()

@@ -12,15 +12,19 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .domain import DeviceSpec
 from .errors import NetlinkError
 from .netlink import Rtnl
 from .records import Attachment
 from .store import Store
-from .topology import Topology, scan
 from .types import LinkInfo, VfState
 
 Progress = Callable[[str], None] | None
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:  # annotations only: vfmac-cni's DEL imports this module, and none of these
+    from .domain import DeviceSpec
+    from .netns import Netns
+    from .topology import Topology
 
 __all__ = ["Host", "Progress", "Snapshot", "host_uuid", "netdev_mac_is", "open_host", "owner_of",
            "recorded_by_netdev"]
@@ -28,14 +32,27 @@ __all__ = ["Host", "Progress", "Snapshot", "host_uuid", "netdev_mac_is", "open_h
 
 @dataclass
 class Host:
-    """What an operation works with: the state store, one rtnetlink socket, the sysfs root."""
+    """What an operation works with: the state store, one rtnetlink socket, the sysfs root, and
+    the host's network namespace for moving netdevs in and out of pods (opened on first use)."""
 
     store: Store
     nl: Rtnl
     sysfs_root: str = "/sys"
     progress: Progress = None
+    _ns: Netns | None = field(default=None, init=False, repr=False)
+
+    @property
+    def ns(self) -> Netns:
+        """The host's network namespace (:class:`~pyvfmac.netns.Netns`)."""
+        if self._ns is None:
+            from .netns import Netns
+
+            self._ns = Netns(None)
+        return self._ns
 
     def scan(self) -> Topology:
+        from .topology import scan
+
         return scan(self.sysfs_root)
 
     def say(self, text: str) -> None:
@@ -43,6 +60,8 @@ class Host:
             self.progress(text)
 
     def close(self) -> None:
+        if self._ns is not None:
+            self._ns.close()
         self.nl.close()
         self.store.close()
 

@@ -185,9 +185,16 @@ def _pack(change: VfChange, ifindex: int, rates: tuple[int, int] | None) -> ll.P
 class Rtnl:
     """One rtnetlink socket of the C core. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, bufsize: int = DEFAULT_BUFSIZE) -> None:
-        self._sock = ll.Socket(bufsize)
+    def __init__(self, bufsize: int = DEFAULT_BUFSIZE, *, sock: ll.Socket | None = None) -> None:
+        """A new socket in this process's network namespace, or ``sock``, one the C core opened
+        in another (:class:`pyvfmac.netns.Netns`)."""
+        self._sock = sock if sock is not None else ll.Socket(bufsize)
         self._names: dict[int, str] = {}
+
+    @property
+    def sock(self) -> ll.Socket:
+        """The C core's socket, for the namespace operations of :mod:`pyvfmac.netns`."""
+        return self._sock
 
     def close(self) -> None:
         self._sock.close()

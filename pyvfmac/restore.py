@@ -1,29 +1,79 @@
-"""Putting VFs back as they were saved: one VF (:func:`restore_attachment`, used by detach,
-rollback and network stop), ``vfmac restore`` and ``vfmac recover``.
+"""Putting a VF back as it was saved: the one restore path of pyvfmac.
 
-A restore sets the driver back, disassociates the 802.1Qbh port profile its record names (only
-that one: a profile never associated is not disassociated), sends one change per setting that
-differs from the saved original (:func:`pyvfmac.settings.restore_steps`, each with its own
-outcome), puts the VF netdev's own MAC back, reads the VF back to verify, and only then drops
-the record (and its pool allocation).
+:func:`put_back` (and :func:`restore_attachment`, its notes) puts one VF back. Every caller goes through it: ``vfmac detach``, an
+attach's rollback, ``vfmac restore``, ``vfmac recover``, ``vfmac net-stop --force``, and
+vfmac-cni's DEL, GC and the undo of a failed ADD. In this order:
+
+1. the driver the VF had when saved (an attach may have left it on vfio-pci, or a killed call
+   unbound); a ``driver_override`` left on it is cleared;
+2. its netdev, when vfmac-cni put it into a pod: brought home from the pod's network namespace
+   under its original name (when the namespace is gone, the kernel hands the netdev back by
+   itself, asynchronously: it is waited for);
+3. the 802.1Qbh port profile the record names is disassociated (only that one: a profile never
+   associated is not disassociated);
+4. the admin settings, one change per setting that differs from the saved original
+   (:func:`pyvfmac.settings.restore_steps`, each with its own outcome);
+5. the VF netdev's own MAC, and a pod's netdev's MTU and up flag;
+6. a read-back of all of it; only then is the record dropped, with its pool allocation and its
+   pod link, in one transaction.
+
+An all-zero original admin MAC means "none: the VF driver picks its own": once the zero MAC is
+accepted, whatever MAC the VF then shows is accepted. A VF that no longer exists (its PF has
+fewer VFs now, its PCI device was removed) has nothing left to restore: its record is dropped
+and the result says so. Anything else not back raises :class:`RestoreError` and keeps the record
+(phase ``detaching``) for the next try, unless ``force`` accepts the state.
+
+Nothing here writes output: the results say what was done, for ``pyvfmac.cli`` and vfmac-cni.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Iterable
-from typing import TextIO
+from dataclasses import dataclass, field
 
-from . import pcibind
 from .errors import InputError, KernelError, NetlinkError, RestoreError, StateError, VfmacError
 from .host import Host, host_uuid, open_host
+from .mac import ZERO_MAC
 from .netlink import result_error
-from .records import Attachment, Original
-from .settings import ZERO_MAC, VfChange, VfSettings, describe, restore_steps
-from .topology import Pf
-from .types import PciAddress
+from .records import Attachment, Original, PodLink
+from .settings import VfChange, VfSettings, VfState, describe, restore_steps
+from .types import LinkInfo, PciAddress
 
-__all__ = ["RestoreError", "explain", "recover", "restore", "restore_attachment"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:
+    from .topology import Pf
+
+__all__ = ["Recovery", "Report", "RestoreError", "Restored", "explain", "put_back", "recover",
+           "restore", "restore_all", "restore_attachment"]
+
+RETURN_WAIT = 10.0
+"""Seconds to wait for the kernel to hand a pod's VF netdev back from a deleted namespace."""
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """A VF put back (its record dropped): ``notes`` says what was accepted as it is
+    (``force``), or why there was nothing to restore (``gone``: the VF no longer exists)."""
+
+    att: Attachment
+    notes: tuple[str, ...] = ()
+    gone: bool = False
+
+
+@dataclass(slots=True)
+class Report:
+    """What a restore of several VFs did: the VFs put back, and the errors of the others (their
+    records kept)."""
+
+    done: list[Restored] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        """Raise the errors, together, as one :class:`RestoreError`."""
+        if self.errors:
+            raise RestoreError("; ".join(self.errors))
 
 
 def explain(step: VfSettings, err: KernelError, o: Original) -> str:
@@ -37,83 +87,301 @@ def explain(step: VfSettings, err: KernelError, o: Original) -> str:
     return str(err)
 
 
-def _restore_driver(o: Original, host: Host) -> None:
-    if "/" in o.vf_key:
-        return  # not a PCI function
-    addr = PciAddress.parse(o.vf_key)
-    have = pcibind.current_driver(addr, sysfs_root=host.sysfs_root)
-    if have == o.driver:
-        if have != pcibind.VFIO:
-            _clear_override(addr, host)
-        return
-    pcibind.bind(addr, o.driver, sysfs_root=host.sysfs_root)
-    _clear_override(addr, host)
+# --------------------------------------------------------------------------- where the VF is
 
 
-def _clear_override(addr: PciAddress, host: Host) -> None:
+def _device_dir(o: Original, host: Host) -> str | None:
+    """The VF's sysfs directory (None: not a PCI function, a netdevsim VF)."""
+    return None if "/" in o.vf_key else f"{host.sysfs_root}/bus/pci/devices/{o.vf_key}"
+
+
+def _pf_netdev(o: Original, host: Host) -> str:
+    """The PF's netdev name now: a PCI VF's PF may have been renamed since the save."""
+    path = _device_dir(o, host)
+    if path is not None:
+        try:
+            names = sorted(os.listdir(f"{path}/physfn/net"))
+        except OSError:
+            names = []
+        if names:
+            return names[0]
+    return o.pf
+
+
+def _gone(o: Original, host: Host, pf: str) -> str | None:
+    """Why the VF no longer exists (None: it does)."""
+    path = _device_dir(o, host)
+    if path is not None and not os.path.lexists(path):
+        return (f"PCI device {o.vf_key} no longer exists (its PF's VFs were removed, or it was "
+                "unplugged): nothing left to restore")
     try:
-        pcibind.release_override(addr, sysfs_root=host.sysfs_root)
-    except KernelError:
-        pass
-
-
-def _restore_netdev_mac(o: Original, host: Host) -> str | None:
-    if o.netdev_mac is None or "/" in o.vf_key or o.driver is None:
-        return None
-    vf = host.scan().vf(PciAddress.parse(o.vf_key))
-    if vf.netdev is None:
-        return f"{o.vf_key}: no netdev after rebinding {o.driver}; its MAC was {o.netdev_mac}"
-    try:
-        if host.nl.read_link(vf.netdev, strict=False).mac != o.netdev_mac:
-            host.nl.set_link_mac(vf.netdev, o.netdev_mac)
-    except (NetlinkError, InputError) as exc:
-        return f"{vf.netdev}: cannot restore its own MAC {o.netdev_mac}: {exc}"
+        link = host.nl.read_link(pf, strict=False)
+    except NetlinkError as exc:
+        if exc.errno == errno.ENODEV and path is None:
+            return f"PF {pf} no longer exists: nothing left to restore"
+        raise
+    if link.num_vf is not None and o.vf >= link.num_vf:
+        return f"{pf} has {link.num_vf} VFs now, vf {o.vf} is gone: nothing left to restore"
     return None
 
 
-def restore_attachment(att: Attachment, host: Host, *, force: bool = False) -> list[str]:
-    """Put one VF back as saved; verify; then drop its record (and pool allocation). The port
-    profile the record names is disassociated (and then no longer named); none named, none
-    was associated and nothing is sent.
+def _driver(path: str) -> str | None:
+    try:
+        return os.path.basename(os.readlink(f"{path}/driver"))
+    except OSError:
+        return None
 
-    Returns notes on what could not be restored when ``force`` accepted it; without ``force`` a
-    VF not fully back raises :class:`RestoreError` and keeps its record."""
+
+def _override(path: str) -> str | None:
+    try:
+        with open(f"{path}/driver_override", encoding="ascii") as f:
+            value = f.read().strip()
+    except OSError:
+        return None
+    return None if value in ("", "(null)") else value
+
+
+def _restore_driver(o: Original, host: Host) -> None:
+    """Step 1: the driver the VF had, and no ``driver_override`` (vfio-pci's own stays while
+    the VF is on vfio-pci: it was so when saved)."""
+    path = _device_dir(o, host)
+    if path is None:
+        return
+    have = _driver(path)
+    if have == o.driver and (have == "vfio-pci" or _override(path) is None):
+        return  # as almost always for a pod's VF: pcibind is not even imported
+    from . import pcibind
+
+    addr = PciAddress.parse(o.vf_key)
+    if have != o.driver:
+        pcibind.bind(addr, o.driver, sysfs_root=host.sysfs_root)
+    if o.driver != pcibind.VFIO:
+        try:
+            pcibind.release_override(addr, sysfs_root=host.sysfs_root)
+        except KernelError:
+            pass
+
+
+def _host_netdev(o: Original, host: Host, wait: float) -> str | None:
+    """The VF's netdev in the host's namespace, waiting up to ``wait`` seconds for it."""
+    from .netns import wait_host_netdev
+
+    return wait_host_netdev(o.vf_key, wait, host.sysfs_root)
+
+
+def _bring_home(o: Original, host: Host, places: Iterable[str]) -> str:
+    """Step 2: a pod's VF netdev back in the host's namespace under its original name; its name
+    there. :class:`RestoreError` (one problem) when it cannot be."""
+    from .netns import host_netdevs, open_pod
+
+    assert o.netdev is not None
+    names = host_netdevs(o.vf_key, host.sysfs_root)
+    if not names:
+        for path in dict.fromkeys(p for p in places if p):
+            pod = open_pod(path)
+            if pod is None:
+                continue
+            with pod:
+                link = pod.find_pci(o.vf_key)
+                if link is not None:
+                    pod.move(link, host.ns, o.netdev)  # the kernel closes it on the way
+                    break
+        home = host.ns.link(o.netdev)  # after our own move it is there at once, by its name
+        if home is not None and home.parent_dev == o.vf_key:
+            names = [home.name]
+        else:
+            name = _host_netdev(o, host, RETURN_WAIT)
+            if name is None:
+                where = ", ".join(dict.fromkeys(p for p in places if p)) or "a known namespace"
+                raise RestoreError(f"its netdev is neither on the host nor in {where} "
+                                   f"(waited {RETURN_WAIT:g} s)")
+            names = [name]
+    if names[0] != o.netdev:
+        link = host.ns.link(names[0])
+        if link is None:
+            raise RestoreError(f"its netdev {names[0]} vanished")
+        host.ns.down(link)
+        host.ns.rename(link, o.netdev)  # its name taken: EEXIST, said as such
+    return o.netdev
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _disassociate(att: Attachment, host: Host, pf: str) -> list[str]:
+    """Step 3: the 802.1Qbh port profile the record names, and nothing else."""
+    if att.port_profile is None:
+        return []
     o = att.original
-    host.store.set_phase(att.vf_key, "detaching")
+    try:
+        host.nl.set_vf_port(pf, o.vf, profile=att.port_profile, instance_uuid=att.port_instance,
+                            host_uuid=host_uuid(), associate=False)
+    except NetlinkError as exc:
+        return [str(exc)]
+    host.store.set_port(att.vf_key, None)
+    return []
+
+
+def _differs(att: Attachment, have: VfState, zero_taken: bool) -> list[VfSettings]:
+    """The settings in which ``have`` is not the original. Once the all-zero admin MAC was
+    taken, a MAC the VF driver then picked is its own (igbvf picks one, or takes its netdev's):
+    only the fixed MAC still there is not restored."""
+    steps = restore_steps(att.original, have)
+    if zero_taken and have.mac != att.mac:
+        steps = [s for s in steps if s.mac is None]
+    return steps
+
+
+def _restore_admin(o: Original, host: Host, pf: str) -> tuple[list[str], bool]:
+    """Step 4: one change per setting that differs; the problems, and whether the VF has (or
+    took) the all-zero admin MAC of an original that had none."""
+    steps = restore_steps(o, host.nl.read_link(pf).vf(o.vf))
+    zero = o.mac == ZERO_MAC and all(s.mac is None for s in steps)
+    if not steps:
+        return [], zero
+    results = host.nl.apply([VfChange.of(pf, o.vf, s, allow_zero_mac=True) for s in steps])
+    problems = []
+    for step, res in zip(steps, results):
+        err = result_error(res)
+        if err is not None:
+            problems.append(explain(step, err, o))
+        elif step.mac == ZERO_MAC:
+            zero = True
+    return problems, zero
+
+
+def _link(host: Host, name: str) -> LinkInfo | None:
+    """The host netdev ``name`` (None: no such netdev)."""
+    try:
+        return host.nl.read_link(name, strict=False)
+    except NetlinkError as exc:
+        if exc.errno == errno.ENODEV:
+            return None
+        raise
+
+
+def _netdev_state(o: Original, host: Host, name: str, pod: PodLink | None) -> list[str]:
+    """What of the VF netdev ``name`` is not as saved: its own MAC; a pod's netdev's MTU and
+    up flag."""
+    from .netns import mtu_and_up
+
+    link = _link(host, name)
+    if link is None:
+        return [f"its netdev {name} vanished"]
+    out = []
+    if o.netdev_mac is not None and link.mac != o.netdev_mac:
+        out.append(f"{name} MAC {link.mac}, was {o.netdev_mac}")
+    if pod is not None:
+        mtu, up = mtu_and_up(name, host.sysfs_root)
+        if pod.mtu and mtu != pod.mtu:
+            out.append(f"{name} MTU {mtu}, was {pod.mtu}")
+        if pod.up is not None and up != pod.up:
+            out.append(f"{name} {'up' if up else 'down'}, was {'up' if pod.up else 'down'}")
+    return out
+
+
+def _restore_netdev(o: Original, host: Host, name: str, pod: PodLink | None) -> list[str]:
+    """Step 5: the VF netdev's own MAC (and a pod's netdev's MTU and up flag) as saved."""
+    from .netns import mtu_and_up
+
+    link = _link(host, name)
+    if link is None:
+        return [f"its netdev {name} vanished"]
+    try:
+        if o.netdev_mac is not None and link.mac != o.netdev_mac:
+            host.nl.set_link_mac(name, o.netdev_mac)
+        if pod is not None:
+            mtu, up = mtu_and_up(name, host.sysfs_root)
+            if pod.mtu and mtu != pod.mtu:
+                host.ns.set_mtu(link, pod.mtu)
+            if pod.up is not None and up != pod.up:
+                (host.ns.up if pod.up else host.ns.down)(link)
+    except (NetlinkError, InputError) as exc:
+        return [f"{name}: {exc}"]
+    return _netdev_state(o, host, name, pod)
+
+
+# --------------------------------------------------------------------------- one VF
+
+
+def _put_back(att: Attachment, host: Host, pf: str, netns: str | None) -> list[str]:
+    """Steps 1 to 6 for a VF that exists; the problems left."""
+    o = att.original
+    pod = host.store.pod_link(att.vf_key)
     problems: list[str] = []
     try:
         _restore_driver(o, host)
     except KernelError as exc:
         problems.append(f"driver {o.driver or 'none'}: {exc}")
-    if att.port_profile is not None:
+    netdev: str | None = None
+    if o.netdev is not None and _device_dir(o, host) is not None and o.driver is not None:
         try:
-            host.nl.set_vf_port(o.pf, o.vf, profile=att.port_profile,
-                                instance_uuid=att.port_instance, host_uuid=host_uuid(),
-                                associate=False)
-        except NetlinkError as exc:
+            if pod is not None:
+                netdev = _bring_home(o, host, [netns or "", pod.netns])
+            else:
+                netdev = _host_netdev(o, host, 2.0)
+                if netdev is None:
+                    problems.append(f"{o.vf_key}: no netdev after rebinding {o.driver}; its "
+                                    f"MAC was {o.netdev_mac}")
+        except (RestoreError, NetlinkError) as exc:
             problems.append(str(exc))
-        else:
-            host.store.set_port(att.vf_key, None)
-    steps = restore_steps(o, host.nl.read_link(o.pf).vf(o.vf))
-    if steps:
-        results = host.nl.apply([VfChange.of(o.pf, o.vf, s, allow_zero_mac=True) for s in steps])
-        for step, res in zip(steps, results):
-            err = result_error(res)
-            if err is not None:
-                problems.append(explain(step, err, o))
-    note = _restore_netdev_mac(o, host)
-    if note:
-        problems.append(note)
-    left = [describe(s) for s in restore_steps(o, host.nl.read_link(o.pf).vf(o.vf))]
-    if left and not problems:
-        problems.append(f"{o.pf} vf {o.vf}: read back differs from the saved original in "
-                        + ", ".join(left))
+    problems += _disassociate(att, host, pf)
+    admin, zero = _restore_admin(o, host, pf)
+    problems += admin
+    if netdev is not None and not problems:
+        problems += _restore_netdev(o, host, netdev, pod)
+    if not problems:
+        left = _differs(att, host.nl.read_link(pf).vf(o.vf), zero)
+        if left:
+            problems.append(f"{pf} vf {o.vf}: read back differs from the saved original in "
+                            + ", ".join(describe(s) for s in left))
+    return problems
+
+
+def restore_attachment(att: Attachment, host: Host, *, netns: str | None = None,
+                       force: bool = False) -> list[str]:
+    """:func:`put_back` one VF; the notes: what was accepted as it is (``force``), or why there
+    was nothing to restore."""
+    return list(put_back(att, host, netns=netns, force=force).notes)
+
+
+def put_back(att: Attachment, host: Host, *, netns: str | None = None,
+             force: bool = False) -> Restored:
+    """Put one VF back as saved, verify, then drop its record (and its pool allocation and pod
+    link). ``netns``: where the caller says the VF's netdev is (a pod's namespace), beside the one
+    recorded.
+
+    A VF not fully back raises :class:`RestoreError` and keeps its record; with ``force`` the
+    record is dropped all the same and the result's notes say what was not restored."""
+    o = att.original
+    host.store.set_phase(att.vf_key, "detaching")
+    pf = _pf_netdev(o, host)
+    try:
+        gone = _gone(o, host, pf)
+        problems = [] if gone else _put_back(att, host, pf, netns)
+    except (KernelError, OSError) as exc:
+        gone, problems = None, [str(exc)]
+    if gone:
+        host.store.delete(att.vf_key)
+        return Restored(att, (gone,), gone=True)
     if problems and not force:
         raise RestoreError(f"{att.vf_key} ({o.pf} vf {o.vf}) not fully restored, saved record "
-                           "kept (`vfmac restore " + f"{o.pf} {o.vf} --force` accepts this "
-                           "state): " + "; ".join(problems))
+                           "kept (`vfmac recover` tries again; `vfmac restore "
+                           + f"{o.pf} {o.vf} --force` accepts this state): "
+                           + "; ".join(problems))
     host.store.delete(att.vf_key)
-    return problems
+    return Restored(att, tuple(problems))
+
+
+def restore_all(records: Iterable[Attachment], host: Host, *, force: bool = False) -> Report:
+    """Restore each VF; every one is tried, the errors are collected."""
+    report = Report()
+    for att in records:
+        try:
+            report.done.append(put_back(att, host, force=force))
+        except VfmacError as exc:
+            report.errors.append(str(exc))
+    return report
 
 
 # --------------------------------------------------------------------------- commands
@@ -146,52 +414,35 @@ def _pf_now(host: Host, pf: str) -> Pf:
     return topo.pf(address)
 
 
-def restore(*, pf: str | None, vf: int | None, everything: bool, force: bool, out: TextIO,
-            state_dir: str | None = None, sysfs_root: str = "/sys") -> None:
+def restore(*, pf: str | None, vf: int | None, everything: bool, force: bool,
+            state_dir: str | None = None, sysfs_root: str = "/sys") -> Report:
     """``vfmac restore``: put back one VF (or all) from the saved originals."""
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root)
     try:
-        _restore_all(_matching(host, pf, vf, everything), host, out, force=force)
+        return restore_all(_matching(host, pf, vf, everything), host, force=force)
     finally:
         host.close()
 
 
-def _restore_all(records: Iterable[Attachment], host: Host, out: TextIO, *,
-                 force: bool = False) -> int:
-    errors = []
-    count = 0
-    for att in records:
-        try:
-            notes = restore_attachment(att, host, force=force)
-        except VfmacError as exc:
-            errors.append(str(exc))
-            continue
-        count += 1
-        out.write(f"{att.original.pf} vf {att.original.vf} ({att.vf_key}): restored"
-                  + ("; accepted: " + "; ".join(notes) if notes else "") + "\n")
-    if errors:
-        raise RestoreError("; ".join(errors))
-    return count
+@dataclass(slots=True)
+class Recovery(Report):
+    """What ``vfmac recover`` did: the VFs put back, and the pool allocations released that no
+    attach got as far as saving (network, VF key)."""
+
+    released: list[tuple[str, str]] = field(default_factory=list)
 
 
-def recover(*, out: TextIO, state_dir: str | None = None, sysfs_root: str = "/sys") -> int:
-    """``vfmac recover``: restore every VF whose attach (or detach) did not complete and whose
-    worker process is gone; release pool allocations that never got as far as saving."""
+def recover(*, state_dir: str | None = None, sysfs_root: str = "/sys") -> Recovery:
+    """``vfmac recover``: restore every VF whose attach, detach, ADD or DEL did not complete and
+    whose worker process is gone; release pool allocations that never got as far as saving."""
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root)
     try:
         stale = [a for a in host.store.incomplete() if not a.worker_alive()]
-        pods = [a for a in stale if a.owner.startswith("cni:")]  # vfmac-cni's: netns-aware
-        count = _restore_all([a for a in stale if a not in pods], host, out)
-        if pods:
-            from .cni.plugin import recover_pods
-
-            count += recover_pods(pods, out, state_dir=state_dir, sysfs_root=sysfs_root)
+        report = restore_all(stale, host)
+        out = Recovery(done=report.done, errors=report.errors)
         for alloc in host.store.orphan_allocations():
             host.store.release(alloc.network, alloc.vf_key)
-            out.write(f"network {alloc.network}: released {alloc.vf_key} (attach never saved)\n")
-            count += 1
-        if count == 0:
-            out.write("nothing to recover\n")
-        return count
+            out.released.append((alloc.network, alloc.vf_key))
+        return out
     finally:
         host.close()

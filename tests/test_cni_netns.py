@@ -1,4 +1,4 @@
-"""vfmac-cni's namespace operations (csrc/vfm_ifconf.c through pyvfmac.cni.netns) on a veth
+"""vfmac-cni's namespace operations (csrc/vfm_ifconf.c through pyvfmac.netns) on a veth
 pair between two namespaces of the test's own, checked with ``ip -n NS -j``."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pyvfmac.cni.netns import Netns, host_netdevs, open_pod
+from pyvfmac.netns import Netns, host_netdevs, open_pod
 from pyvfmac.errors import NetlinkError
 
 pytestmark = pytest.mark.root

@@ -40,7 +40,7 @@ from pyvfmac.attach import attach_document
 from pyvfmac.domain import DeviceDocument
 from pyvfmac.host import Host
 from pyvfmac.netlink import Rtnl
-from pyvfmac.restore import _restore_all, restore_attachment
+from pyvfmac.restore import restore_all, restore_attachment
 from pyvfmac.settings import SETTINGS, VfChange, VfState
 from pyvfmac.store import Store
 from pyvfmac.types import LinkInfo, VfResult
@@ -229,7 +229,7 @@ def recover(w: World) -> None:
     host = w.host(None)
     try:
         stale = [a for a in host.store.incomplete() if not a.worker_alive()]
-        _restore_all(stale, host, io.StringIO())
+        restore_all(stale, host)
         for alloc in host.store.orphan_allocations():
             host.store.release(alloc.network, alloc.vf_key)
     finally:

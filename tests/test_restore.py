@@ -141,3 +141,36 @@ def test_restore_names_the_pf_by_netdev_or_pci_address(tmp_path: Path) -> None:
     with pytest.raises(TopologyError, match=r"no VF 9"):
         _matching(host, PF, 9, False)
     host.close()
+
+
+def test_a_driver_picked_mac_after_the_zero_mac_is_accepted(store: Store) -> None:
+    """An original with no admin MAC (all-zero, as a new igb VF has): once the zero MAC is
+    taken, the VF driver picks a MAC of its own, which the PF then reports; that is restored
+    (issue 22: DEL failed forever on it). The fixed MAC still there is not."""
+
+    class Picks(FakeNl):
+        def apply(self, changes: Sequence[VfChange]) -> list[VfResult]:
+            results = super().apply(changes)
+            if self.state.mac == "00:00:00:00:00:00":
+                self.state = replace(self.state, mac="5a:11:22:33:44:55")  # igbvf's own pick
+            return results
+
+    att = attached(store, vlan=42, spoofchk=True)
+    nl = Picks(NOW)
+    assert restore_attachment(att, host(store, nl)) == []
+    assert nl.state.mac == "5a:11:22:33:44:55" and store.get(KEY) is None
+
+
+def test_a_vf_that_no_longer_exists_drops_its_record(store: Store) -> None:
+    """Its PF has fewer VFs now (numvfs lowered, the PF re-created): nothing left to restore,
+    nothing sent, the record dropped with a note saying why."""
+    att = attached(store)
+
+    class Fewer(FakeNl):
+        def read_link(self, dev: str, *, strict: bool = True) -> LinkInfo:
+            return replace(super().read_link(dev), num_vf=2, vfs=())
+
+    nl = Fewer(NOW)
+    (note,) = restore_attachment(att, host(store, nl))
+    assert "eni0np1 has 2 VFs now, vf 2 is gone: nothing left to restore" == note
+    assert nl.sent == [] and store.get(KEY) is None

@@ -1,5 +1,5 @@
 """Network namespaces, a netdev's own configuration, IP addresses and routes
-(csrc/vfm_ifconf.c; used by pyvfmac.cni.netns)."""
+(csrc/vfm_ifconf.c; used by pyvfmac.netns)."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any, TextIO
 
+    from ..restore import Report
     from ..settings import VfChange, VfState
 
 _SET_WORDS = ("mac", "vlan", "qos", "proto", "spoofchk", "trust", "state", "min_tx_rate",
@@ -145,12 +146,41 @@ def cmd_attach(args: argparse.Namespace, out: TextIO) -> int:
                               trust=onoff_word("--trust", args.trust) if args.trust else None)
         except InputError as exc:
             raise UsageError(str(exc)) from None
-        attach_vf(spec, owner=args.owner, out=out, as_json=args.json, state_dir=state_dir(args),
-                  sysfs_root=sysfs_root(args), progress=progress(args))
+        t = attach_vf(spec, owner=args.owner, state_dir=state_dir(args),
+                      sysfs_root=sysfs_root(args), progress=progress(args))
+        if args.json:
+            import json
+
+            json.dump({"owner": args.owner, "pci": t.key, "mac": t.spec.mac, "pf": t.pf,
+                       "vf": t.vf.index, "network": t.network, "managed": t.managed,
+                       "vlan": t.vlan.vid if t.vlan else None}, out)
+            out.write("\n")
+        else:
+            out.write(f"{t.pf} vf {t.vf.index} ({t.key}): MAC {t.spec.mac} attached for "
+                      f"{args.owner}" + (f" (network {t.network})" if t.network else "") + "\n")
         return 0
-    attach_file(args.file, live_xml=args.live_xml, out=out, state_dir=state_dir(args),
-                sysfs_root=sysfs_root(args), progress=progress(args))
+    _targets, live = attach_file(args.file, live_xml=args.live_xml, state_dir=state_dir(args),
+                                 sysfs_root=sysfs_root(args), progress=progress(args))
+    if not args.live_xml:
+        out.write(live if live.endswith("\n") else live + "\n")
     return 0
+
+
+def _restored(report: Report, out: TextIO) -> None:
+    """One line per VF put back; then the errors of the others, as one error."""
+    from ..cni.config import describe_owner
+
+    for r in report.done:
+        o = r.att.original
+        if r.gone:
+            out.write(f"{o.pf} vf {o.vf} ({r.att.vf_key}): record dropped: {r.notes[0]}\n")
+            continue
+        out.write(f"{o.pf} vf {o.vf} ({r.att.vf_key}): restored"
+                  + (f" (network {r.att.network})" if r.att.network else "")
+                  + (f" ({describe_owner(r.att.owner)})" if r.att.owner.startswith("cni:")
+                     else "")
+                  + ("; accepted: " + "; ".join(r.notes) if r.notes else "") + "\n")
+    report.check()
 
 
 def cmd_detach(args: argparse.Namespace, out: TextIO) -> int:
@@ -159,11 +189,18 @@ def cmd_detach(args: argparse.Namespace, out: TextIO) -> int:
     if bool(args.file) == bool(args.owner):
         raise UsageError("give a FILE or --owner NAME")
     if args.owner:
-        detach_owner(args.owner, out=out, state_dir=state_dir(args),
-                     sysfs_root=sysfs_root(args), force=args.force)
+        report = detach_owner(args.owner, state_dir=state_dir(args),
+                              sysfs_root=sysfs_root(args), force=args.force)
+        if not report.done and not report.errors:
+            out.write(f"owner {args.owner}: nothing attached\n")
+        _restored(report, out)
         return 0
-    detach_file(args.file, out=out, state_dir=state_dir(args), sysfs_root=sysfs_root(args),
-                force=args.force)
+    found = detach_file(args.file, state_dir=state_dir(args), sysfs_root=sysfs_root(args),
+                        force=args.force)
+    if found is None:
+        out.write(f"{args.file}: no device of pyvfmac's, nothing to detach\n")
+    else:
+        _restored(found, out)
     return 0
 
 
@@ -175,15 +212,20 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
     if args.pf and args.vf is None:
         raise UsageError("give the VF index after the PF")
     vf = int_word("VF", args.vf) if args.vf is not None else None
-    restore(pf=args.pf, vf=vf, everything=args.all, force=args.force, out=out,
-            state_dir=state_dir(args), sysfs_root=sysfs_root(args))
+    _restored(restore(pf=args.pf, vf=vf, everything=args.all, force=args.force,
+                      state_dir=state_dir(args), sysfs_root=sysfs_root(args)), out)
     return 0
 
 
 def cmd_recover(args: argparse.Namespace, out: TextIO) -> int:
     from ..restore import recover
 
-    recover(out=out, state_dir=state_dir(args), sysfs_root=sysfs_root(args))
+    done = recover(state_dir=state_dir(args), sysfs_root=sysfs_root(args))
+    for network, key in done.released:
+        out.write(f"network {network}: released {key} (attach never saved)\n")
+    if not (done.done or done.errors or done.released):
+        out.write("nothing to recover\n")
+    _restored(done, out)
     return 0
 
 

@@ -266,3 +266,11 @@ def split_owner(text: str) -> tuple[str, str, str] | None:
     if len(parts) != 3:
         return None
     return parts[0], parts[1], parts[2]
+
+
+def describe_owner(text: str) -> str:
+    """``pod container abc interface net1 (network sriov-a)`` or the owner as recorded."""
+    parts = split_owner(text)
+    if parts is None:
+        return text if not text.startswith("mac:") else f"`vfmac attach` ({text})"
+    return f"pod container {parts[0]} interface {parts[1]} (network {parts[2]})"

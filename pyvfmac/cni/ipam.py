@@ -71,6 +71,17 @@ def _run(plugin: str, command: str, raw: bytes, env: Env,
     raise IpamError(code, f"IPAM plugin {plugin} {command}: {msg}", details)
 
 
+def knows_1_1(plugin: str, env: Env) -> bool:
+    """Whether the delegate speaks spec 1.1.0 (GC, STATUS), by its VERSION answer."""
+    out = run(plugin, "VERSION", b'{"cniVersion": "1.1.0"}', env)
+    try:
+        versions = json.loads(out).get("supportedVersions") or []
+    except (ValueError, AttributeError):
+        raise CniError(codes.IPAM, f"IPAM plugin {plugin} VERSION: not a version answer") \
+            from None
+    return "1.1.0" in versions
+
+
 def add(plugin: str, raw: bytes, env: Env) -> IpamResult:
     out = run(plugin, "ADD", raw, env)
     try:

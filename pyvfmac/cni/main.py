@@ -26,24 +26,25 @@ def _run(raw: bytes, environ: dict[str, str]) -> tuple[dict[str, Any] | None, st
         requested = doc.get("cniVersion")
         return version_info(requested if isinstance(requested, str) else None), None
     conf = parse(raw, env)
+    from ..host import open_host
     from . import plugin
-    from .node import open_node
 
-    node = open_node(os.environ.get("PYVFMAC_STATE_DIR") or None)
+    host = open_host(state_dir=os.environ.get("PYVFMAC_STATE_DIR") or None)
     try:
         if env.command == "ADD":
-            return plugin.add(env, conf, node), conf.version
+            return plugin.add(env, conf, host), conf.version
         if env.command == "DEL":
-            plugin.delete(env, conf, node)
+            for warning in plugin.delete(env, conf, host):  # for the runtime's log
+                sys.stderr.write(f"vfmac-cni: {warning}\n")
         elif env.command == "CHECK":
-            plugin.check(env, conf, node)
+            plugin.check(env, conf, host)
         elif env.command == "GC":
-            plugin.gc(env, conf, node)
+            plugin.gc(env, conf, host)
         else:
-            plugin.status(node)
+            plugin.status(env, conf, host)
         return None, conf.version
     finally:
-        node.close()
+        host.close()
 
 
 def _version_hint(raw: bytes) -> str | None:

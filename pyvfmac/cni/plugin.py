@@ -20,39 +20,34 @@ import errno
 import os
 from dataclasses import dataclass
 
-from ..errors import CniError, IpamError, KernelError, NetlinkError, StateError, VfmacError
-from ..netlink import check_results, result_error
+from ..errors import (
+    CniError,
+    IpamError,
+    NetlinkError,
+    PoolError,
+    RestoreError,
+    VfmacError,
+)
+from ..host import Host
+from ..netlink import check_results
+from ..netns import Netns, mtu_and_up, open_pod, wait_host_netdev
+from ..records import Attachment, Original, PodLink
+from ..restore import put_back, restore_attachment
 from ..settings import VfChange, VfSettings, VfState, describe_diff, diff, restore_steps
-from ..records import Attachment, Original
 from ..types import LinkInfo, PciAddress
 from . import codes
-from .config import Env, NetConf, bad_conf, bad_env, owner, split_owner
-from .netns import Netns, host_netdevs, mtu_and_up, open_pod, wait_host_netdev
-from .node import Node, open_node
-from .records import PodLink
+from .config import Env, NetConf, bad_conf, bad_env, describe_owner, owner, split_owner
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 
 if TYPE_CHECKING:
-    from typing import Any, TextIO
+    from types import ModuleType
+    from typing import Any
 
     from .result import IpamResult
 
-ENV_CRASH = "PYVFMAC_CRASH_AFTER"
-"""Test hook (as in `vfmac attach`): the plugin SIGKILLs itself right after this step of ADD:
-``saved``, ``mac-set``, ``moved`` or ``ipam``."""
 
-
-def _crash_point(step: str) -> None:
-    if os.environ.get(ENV_CRASH) == step:
-        import signal
-        import sys
-
-        sys.stdout.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _ipam() -> Any:
+def _ipam() -> ModuleType:
     """:mod:`.ipam` (subprocess and all), imported only when a delegate is configured."""
     from . import ipam
 
@@ -61,14 +56,6 @@ def _ipam() -> Any:
 
 def _where(att: Attachment) -> str:
     return f"{att.vf_key} ({att.original.pf} vf {att.original.vf})"
-
-
-def describe_owner(text: str) -> str:
-    """``pod container abc interface net1 (network sriov-a)`` or the owner as recorded."""
-    parts = split_owner(text)
-    if parts is None:
-        return text if not text.startswith("mac:") else f"`vfmac attach` ({text})"
-    return f"pod container {parts[0]} interface {parts[1]} (network {parts[2]})"
 
 
 # ---------------------------------------------------------------------------- ADD
@@ -86,15 +73,15 @@ class _Vf:
     state: VfState
 
 
-def _find_vf(conf: NetConf, node: Node) -> _Vf:
+def _find_vf(conf: NetConf, host: Host) -> _Vf:
     if conf.device is None:
         raise bad_conf("deviceID: missing (the VF's PCI address, set by the device plugin)")
     from ..topology import read_vf  # ADD only: DEL, CHECK and GC never read sysfs for a VF
 
-    vf = read_vf(conf.device, node.sysfs_root)  # not a PCI device / network function / VF
+    vf = read_vf(conf.device, host.sysfs_root)  # not a PCI device / network function / VF
     pf = vf.pf_netdevs[0]
     return _Vf(key=str(vf.address), pf=pf, index=vf.index, netdev=vf.netdev, driver=vf.driver,
-               state=node.nl.read_link(pf).vf(vf.index))
+               state=host.nl.read_link(pf).vf(vf.index))
 
 
 def _original(vf: _Vf, netdev: LinkInfo | None) -> Original:
@@ -115,21 +102,22 @@ def _fixed_mac(conf: NetConf, vf: _Vf, netdev: LinkInfo | None) -> str:
                    "give mac (config, CNI_ARGS MAC= or runtimeConfig.mac)")
 
 
-def _refuse_if_held(node: Node, vf: _Vf, me: str) -> None:
+def _refuse_if_held(host: Host, vf: _Vf, me: str) -> None:
     """Code 100 at once when someone else already holds the VF (nothing read, nothing changed)."""
-    att = node.store.get(vf.key)
+    att = host.store.get(vf.key)
     if att is not None and att.owner != me:
         raise CniError(codes.VF_IN_USE, f"{vf.key} ({vf.pf} vf {vf.index}) is in use: held by "
                        f"{describe_owner(att.owner)}")
 
 
-def _claim(node: Node, vf: _Vf, original: Original, me: str, mac: str) -> Attachment:
-    """Save the original and take the VF: exactly one claimant wins (one SQLite transaction)."""
-    for alloc in node.store.allocations():
-        if alloc.vf_key == vf.key:
-            raise CniError(codes.VF_IN_USE, f"{vf.key} ({vf.pf} vf {vf.index}) is in use: "
-                           f"allocated in pyvfmac network {alloc.network} to {alloc.owner}")
-    att = node.store.save_original(original, owner=me, mac=mac, managed=False)
+def _claim(host: Host, vf: _Vf, original: Original, me: str, mac: str,
+           pod: PodLink) -> Attachment:
+    """Save the original and where the netdev goes, and take the VF: exactly one claimant wins,
+    and a VF allocated in a pyvfmac network is refused, in one SQLite transaction."""
+    try:
+        att = host.store.save_original(original, owner=me, mac=mac, managed=False, pod=pod)
+    except PoolError as exc:
+        raise CniError(codes.VF_IN_USE, str(exc)) from None
     if att.owner != me:
         raise CniError(codes.VF_IN_USE, f"{vf.key} ({vf.pf} vf {vf.index}) is in use: held by "
                        f"{describe_owner(att.owner)}")
@@ -139,72 +127,69 @@ def _claim(node: Node, vf: _Vf, original: Original, me: str, mac: str) -> Attach
     return att
 
 
-def _still_as_read(node: Node, vf: _Vf) -> None:
+def _still_as_read(host: Host, vf: _Vf) -> None:
     """The saved original must be what the VF had when it was claimed: a VF read while another
     call was changing it (and claimed after that call let it go) would be "restored" to that
     call's settings. Code 11: the caller's retry reads it afresh."""
-    now = node.nl.read_link(vf.pf).vf(vf.index)
+    now = host.nl.read_link(vf.pf).vf(vf.index)
     if restore_steps(vf.state, now):
         raise CniError(codes.TRY_AGAIN, f"{vf.key} ({vf.pf} vf {vf.index}) changed while it "
                        "was being claimed; try again")
 
 
-def _release_untouched(node: Node, key: str) -> None:
+def _release_untouched(host: Host, key: str) -> None:
     try:
-        node.store.delete(key)
-        node.links.drop(key)
+        host.store.delete(key)
     except VfmacError:
         pass  # left in phase "saved" by a dead worker: DEL or `vfmac recover` drops it
 
 
-def _set_admin(node: Node, vf: _Vf, want: VfSettings) -> None:
+def _set_admin(host: Host, vf: _Vf, want: VfSettings) -> None:
     change = diff(want, vf.state)
     if change is not None:
-        check_results(node.nl.apply([VfChange.of(vf.pf, vf.index, change)],
+        check_results(host.nl.apply([VfChange.of(vf.pf, vf.index, change)],
                                     before={(vf.pf, vf.index): vf.state}))
 
 
-def _netdev_with_mac(node: Node, vf: _Vf, mac: str) -> LinkInfo:
+def _netdev_with_mac(host: Host, vf: _Vf, mac: str) -> LinkInfo:
     """The VF's host netdev with ``mac`` as its own MAC. Many VF drivers (igbvf) take an admin
     MAC only when they reset and refuse to change their MAC once the PF set one: the netdev is
     cycled up and down (igbvf resets on down), and as a last resort the driver is rebound (the
     netdev it makes, maybe under another name, is the one used)."""
     assert vf.netdev is not None
-    host = node.host
-    link = host.link(vf.netdev)
+    link = host.ns.link(vf.netdev)
     if link is None:
         raise NetlinkError(errno.ENODEV, "the VF netdev vanished", device=vf.netdev)
     if link.mac == mac:
         return link
     try:
-        host.set_mac(link, mac)
+        host.ns.set_mac(link, mac)
     except NetlinkError:
         pass
-    link = host.link(vf.netdev)
+    link = host.ns.link(vf.netdev)
     if link is not None and link.mac == mac:
         return link
     if link is not None:  # a VF driver that resets when it goes down (igbvf) reads it then
-        host.up(link)
-        host.down(link)
-        link = host.link(vf.netdev)
+        host.ns.up(link)
+        host.ns.down(link)
+        link = host.ns.link(vf.netdev)
         if link is not None and link.mac == mac:
             return link
     from .. import pcibind
 
-    pcibind.bind(PciAddress.parse(vf.key), vf.driver, sysfs_root=node.sysfs_root)
-    name = wait_host_netdev(vf.key, 5.0, node.sysfs_root)
-    link = host.link(name) if name else None
+    pcibind.bind(PciAddress.parse(vf.key), vf.driver, sysfs_root=host.sysfs_root)
+    name = wait_host_netdev(vf.key, 5.0, host.sysfs_root)
+    link = host.ns.link(name) if name else None
     if link is None or link.mac != mac:
         raise NetlinkError(errno.EIO, f"the VF netdev does not take MAC {mac} (driver "
                            f"{vf.driver}, rebound)", device=vf.pf, vf=vf.index)
     return link
 
 
-def _into_pod(node: Node, pod: Netns, link: LinkInfo, key: str, ifname: str) -> LinkInfo:
+def _into_pod(host: Host, pod: Netns, link: LinkInfo, key: str, ifname: str) -> LinkInfo:
     """Move the VF netdev into the pod as ``ifname`` and bring it up."""
-    host = node.host
-    host.down(link)
-    host.move(link, pod, ifname)
+    host.ns.down(link)
+    host.ns.move(link, pod, ifname)
     moved = pod.find_pci(key)
     if moved is None:
         raise NetlinkError(errno.ENODEV, f"not found in {pod.label} after the move",
@@ -224,54 +209,50 @@ def _configure_ip(pod: Netns, link: LinkInfo, result: IpamResult) -> None:
         pod.add_route(link, route.dst, route.gw)
 
 
-def add(env: Env, conf: NetConf, node: Node) -> dict[str, Any]:
+def add(env: Env, conf: NetConf, host: Host) -> dict[str, Any]:
     """ADD: all or nothing; returns the result in the config's version."""
     from .result import IpamResult, success
 
     me = owner(env.container_id, env.ifname, conf.name)
-    vf = _find_vf(conf, node)
+    vf = _find_vf(conf, host)
     pod = open_pod(env.netns)
     if pod is None:
         raise bad_env(f"CNI_NETNS {env.netns}: no such network namespace")
     try:
-        _refuse_if_held(node, vf, me)
+        _refuse_if_held(host, vf, me)
         try:
-            netdev = node.host.link(vf.netdev) if vf.netdev else None
-            mtu, up = mtu_and_up(netdev.name, node.sysfs_root) if netdev else (None, None)
+            netdev = host.ns.link(vf.netdev) if vf.netdev else None
+            mtu, up = mtu_and_up(netdev.name, host.sysfs_root) if netdev else (None, None)
         except VfmacError:
-            _refuse_if_held(node, vf, me)  # it changed under us: another ADD took it
+            _refuse_if_held(host, vf, me)  # it changed under us: another ADD took it
             raise
         mac = _fixed_mac(conf, vf, netdev)
-        _claim(node, vf, _original(vf, netdev), me, mac)
+        _claim(host, vf, _original(vf, netdev), me, mac,
+               PodLink(vf_key=vf.key, netns=env.netns, mtu=mtu, up=up))
         try:
-            node.links.put(PodLink(vf_key=vf.key, netns=env.netns, mtu=mtu, up=up))
-            _still_as_read(node, vf)
+            _still_as_read(host, vf)
         except BaseException:
-            _release_untouched(node, vf.key)  # nothing changed yet: nothing to restore
+            _release_untouched(host, vf.key)  # nothing changed yet: nothing to restore
             raise
-        _crash_point("saved")
         ipam_ran = False
         try:
-            _set_admin(node, vf, conf.settings)
-            node.store.set_phase(vf.key, "mac-set")
-            _crash_point("mac-set")
+            _set_admin(host, vf, conf.settings)
+            host.store.set_phase(vf.key, "mac-set")
             link = None
             if netdev is not None:
-                link = _into_pod(node, pod, _netdev_with_mac(node, vf, mac), vf.key, env.ifname)
-                _crash_point("moved")
+                link = _into_pod(host, pod, _netdev_with_mac(host, vf, mac), vf.key, env.ifname)
             result = IpamResult()
             if conf.ipam_type is not None:
                 ipam_ran = True
                 result = _ipam().add(conf.ipam_type, conf.raw, env)
-                _crash_point("ipam")
                 if link is not None:
                     _configure_ip(pod, link, result)
-            node.store.set_phase(vf.key, "attached")
+            host.store.set_phase(vf.key, "attached")
         except BaseException as exc:
             # a delegate that answered ADD with its own error holds no lease: no DEL for it (a
             # timeout or an unreadable answer may have left one: DEL then)
             lease = ipam_ran and not isinstance(exc, IpamError)
-            _undo_add(env, conf, node, vf.key, lease, exc)
+            _undo_add(env, conf, host, vf.key, lease, exc)
             raise
     finally:
         pod.close()
@@ -279,7 +260,7 @@ def add(env: Env, conf: NetConf, node: Node) -> dict[str, Any]:
                    ipam=result)
 
 
-def _undo_add(env: Env, conf: NetConf, node: Node, key: str, lease: bool,
+def _undo_add(env: Env, conf: NetConf, host: Host, key: str, lease: bool,
               cause: BaseException) -> None:
     """Undo a failed ADD, last step first: the delegate's lease (when it may hold one), then
     the VF."""
@@ -289,10 +270,10 @@ def _undo_add(env: Env, conf: NetConf, node: Node, key: str, lease: bool,
             _ipam().delete(conf.ipam_type, conf.raw, env)
         except CniError as exc:
             problems.append(str(exc))
-    att = node.store.get(key)
+    att = host.store.get(key)
     if att is not None:
         try:
-            restore(node, att, netns=env.netns)
+            restore_attachment(att, host, netns=env.netns)
         except VfmacError as exc:
             problems.append(str(exc))
     if problems:
@@ -300,153 +281,34 @@ def _undo_add(env: Env, conf: NetConf, node: Node, key: str, lease: bool,
                        + "; ".join(problems))
 
 
-# ---------------------------------------------------------------------------- restore
-
-
-def _rebind_if_unbound(node: Node, o: Original) -> None:
-    """A VF left without a driver (an ADD killed while rebinding it) gets its driver back."""
-    if not o.driver or os.path.lexists(f"{node.sysfs_root}/bus/pci/devices/{o.vf_key}/driver"):
-        return  # bound, as almost always: pcibind is not even imported
-    from .. import pcibind
-
-    address = PciAddress.parse(o.vf_key)
-    if pcibind.current_driver(address, sysfs_root=node.sysfs_root) is None:
-        pcibind.bind(address, o.driver, sysfs_root=node.sysfs_root)
-
-
-def _bring_home(node: Node, o: Original, places: list[str]) -> str | None:
-    """Bring the VF netdev back to the host under its original name; a problem or None."""
-    assert o.netdev is not None
-    host = node.host
-    _rebind_if_unbound(node, o)
-    names = host_netdevs(o.vf_key, node.sysfs_root)
-    if not names:
-        for path in dict.fromkeys(p for p in places if p):
-            pod = open_pod(path)
-            if pod is None:
-                continue
-            with pod:
-                link = pod.find_pci(o.vf_key)
-                if link is not None:
-                    pod.move(link, host, o.netdev)  # the kernel closes it on the way
-                    break
-        # after our own move it is there at once under its name: one RTM_GETLINK, no dump
-        home = host.link(o.netdev)
-        if home is None or home.parent_dev != o.vf_key:
-            home = host.find_pci(o.vf_key)
-        name = home.name if home else wait_host_netdev(o.vf_key, 10.0, node.sysfs_root)
-        if name is None:
-            return (f"its netdev is neither on the host nor in "
-                    f"{', '.join(places) or 'a known namespace'} (waited 10 s)")
-        names = [name]
-    if names[0] != o.netdev:
-        link = host.link(names[0])
-        if link is None:
-            return f"its netdev {names[0]} vanished"
-        host.down(link)
-        host.rename(link, o.netdev)
-    return None
-
-
-def _restore_admin(node: Node, o: Original) -> list[str]:
-    have = node.nl.read_link(o.pf).vf(o.vf)
-    steps = restore_steps(o, have)
-    if not steps:
-        return []
-    changes = [VfChange.of(o.pf, o.vf, s, allow_zero_mac=True) for s in steps]
-    problems = []
-    for res in node.nl.apply(changes):
-        err = result_error(res)
-        if err is not None:
-            problems.append(str(err))
-    return problems
-
-
-def _restore_netdev(node: Node, o: Original, rec: PodLink | None) -> list[str]:
-    """The host netdev's own MAC, MTU and up flag, as saved."""
-    assert o.netdev is not None
-    host = node.host
-    link = host.link(o.netdev)
-    if link is None:
-        return [f"its netdev {o.netdev} vanished"]
-    if o.netdev_mac is not None and link.mac != o.netdev_mac:
-        host.set_mac(link, o.netdev_mac)
-    mtu, up = mtu_and_up(o.netdev, node.sysfs_root)
-    if rec is not None and rec.mtu and mtu != rec.mtu:
-        host.set_mtu(link, rec.mtu)
-    if rec is not None and rec.up is not None and up != rec.up:
-        (host.up if rec.up else host.down)(link)
-    return _netdev_differs(node, o, rec)
-
-
-def _netdev_differs(node: Node, o: Original, rec: PodLink | None) -> list[str]:
-    assert o.netdev is not None
-    link = node.host.link(o.netdev)
-    if link is None:
-        return [f"its netdev {o.netdev} vanished"]
-    mtu, up = mtu_and_up(o.netdev, node.sysfs_root)
-    out = []
-    if o.netdev_mac is not None and link.mac != o.netdev_mac:
-        out.append(f"{o.netdev} MAC {link.mac}, was {o.netdev_mac}")
-    if rec is not None and rec.mtu and mtu != rec.mtu:
-        out.append(f"{o.netdev} MTU {mtu}, was {rec.mtu}")
-    if rec is not None and rec.up is not None and up != rec.up:
-        out.append(f"{o.netdev} {'up' if up else 'down'}, was {'up' if rec.up else 'down'}")
-    return out
-
-
-def restore(node: Node, att: Attachment, *, netns: str | None) -> None:
-    """Put a pod's VF back exactly as saved, verified; then drop its record. Otherwise
-    :class:`CniError` (code 106) says what is left, and the record stays for the next try."""
-    o = att.original
-    rec = node.links.get(att.vf_key)
-    node.store.set_phase(att.vf_key, "detaching")
-    problems: list[str] = []
-    try:
-        if o.netdev is not None:
-            problem = _bring_home(node, o, [netns or "", rec.netns if rec else ""])
-            if problem:
-                problems.append(problem)
-        problems += _restore_admin(node, o)
-        if o.netdev is not None and not problems:
-            problems += _restore_netdev(node, o, rec)
-        left = restore_steps(o, node.nl.read_link(o.pf).vf(o.vf))
-        if left and not problems:
-            problems.append("admin settings read back differ: "
-                            + "; ".join(describe_diff(None, s) for s in left))
-    except (KernelError, OSError) as exc:
-        problems.append(str(exc))
-    if problems:
-        raise CniError(codes.RESTORE_INCOMPLETE,
-                       f"{_where(att)} not fully restored; its record is kept (the next DEL, GC "
-                       "or `vfmac recover` finishes it)", "; ".join(problems))
-    node.store.delete(att.vf_key)
-    node.links.drop(att.vf_key)
-
-
 # ---------------------------------------------------------------------------- DEL
 
 
-def delete(env: Env, conf: NetConf, node: Node) -> None:
-    """DEL: idempotent; restores from pyvfmac's own record whatever the runtime still has."""
+def delete(env: Env, conf: NetConf, host: Host) -> list[str]:
+    """DEL: best effort, as the spec asks; idempotent. Restores from pyvfmac's own record
+    whatever the runtime still has. A VF that no longer exists has nothing left to restore (its
+    record is dropped); one that cannot be put back now keeps its record (phase ``detaching``:
+    no new pod gets it; ``vfmac recover``, GC or ``vfmac watch`` finish the restore) and DEL
+    succeeds all the same: the returned warnings say so, for the runtime's log. Only an ADD
+    still running for the same attachment (code 11, try again), the state store failing, and
+    the IPAM delegate's own DEL error are errors."""
     me = owner(env.container_id, env.ifname, conf.name)
-    problems: list[CniError | VfmacError] = []
-    for att in node.store.find(owner=me):
+    warnings: list[str] = []
+    for att in host.store.find(owner=me):
         if att.phase not in ("attached", "detaching") and att.worker_alive() \
                 and att.pid != os.getpid():
             raise CniError(codes.TRY_AGAIN, f"{_where(att)}: an ADD for "
                            f"{describe_owner(me)} is still running (pid {att.pid})")
         try:
-            restore(node, att, netns=env.netns or None)
-        except VfmacError as exc:
-            problems.append(exc)
+            done = put_back(att, host, netns=env.netns or None)
+        except RestoreError as exc:
+            warnings.append(f"{exc} (DEL succeeds; `vfmac recover` finishes the restore)")
+            continue
+        if done.gone:
+            warnings.append(f"{_where(att)}: {done.notes[0]}; record dropped")
     if conf.ipam_type is not None:
-        try:
-            _ipam().delete(conf.ipam_type, conf.raw, env)
-        except CniError as exc:
-            problems.append(exc)
-    if problems:
-        raise problems[0]
+        _ipam().delete(conf.ipam_type, conf.raw, env)
+    return warnings
 
 
 # ---------------------------------------------------------------------------- CHECK
@@ -470,13 +332,13 @@ def _prev_addresses(conf: NetConf, ifname: str) -> list[str]:
     return out
 
 
-def check(env: Env, conf: NetConf, node: Node) -> None:
+def check(env: Env, conf: NetConf, host: Host) -> None:
     """CHECK: the VF is where ADD put it, with its MAC, settings and addresses."""
     if conf.version in ("0.3.0", "0.3.1"):
         raise CniError(codes.INCOMPATIBLE_VERSION, f"CHECK needs cniVersion 0.4.0 or later, "
                        f"not {conf.version}")
     me = owner(env.container_id, env.ifname, conf.name)
-    found = node.store.find(owner=me)
+    found = host.store.find(owner=me)
     if not found:
         raise CniError(codes.UNKNOWN_CONTAINER, f"{describe_owner(me)} holds no VF "
                        "(never added, or deleted)")
@@ -486,7 +348,7 @@ def check(env: Env, conf: NetConf, node: Node) -> None:
     if conf.device is not None and str(conf.device) != att.vf_key:
         raise _mismatch(att, f"the configuration names {conf.device}, ADD took {att.vf_key}")
     o = att.original
-    have = node.nl.read_link(o.pf).vf(o.vf)
+    have = host.nl.read_link(o.pf).vf(o.vf)
     change = diff(conf.settings, have)  # no MAC given: the admin MAC was left as it was
     if change is not None:
         raise _mismatch(att, "admin settings differ: " + describe_diff(have, change))
@@ -519,62 +381,38 @@ def _check_pod(env: Env, conf: NetConf, att: Attachment) -> None:
 # ---------------------------------------------------------------------------- GC, STATUS
 
 
-def gc(env: Env, conf: NetConf, node: Node) -> None:
-    """GC: restore and release every VF of this network the runtime no longer lists."""
+def gc(env: Env, conf: NetConf, host: Host) -> None:
+    """GC: restore and release every VF of this network the runtime no longer lists; then the
+    IPAM delegate's own GC (a delegate of spec 1.1 or later: older ones know no GC)."""
     if conf.valid_attachments is None:
         raise bad_conf("GC: cni.dev/valid-attachments missing")
     valid = set(conf.valid_attachments)
     problems = []
-    for att in node.store.all():
+    for att in host.store.all():
         parts = split_owner(att.owner)
         if parts is None or parts[2] != conf.name or parts[:2] in valid:
             continue
         if att.phase != "attached" and att.worker_alive():
             continue  # an ADD or DEL at work
         try:
-            restore(node, att, netns=None)
+            restore_attachment(att, host)
             if conf.ipam_type is not None:
                 _ipam().delete(conf.ipam_type, conf.raw, env, container_id=parts[0],
-                            ifname=parts[1])
+                               ifname=parts[1])
         except VfmacError as exc:
             problems.append(str(exc) + (f": {exc.details}" if isinstance(exc, CniError)
                                         and exc.details else ""))
-    if conf.ipam_type is not None:
-        try:
-            _ipam().run(conf.ipam_type, "GC", conf.raw, env)
-        except CniError:
-            pass  # delegates from before spec 1.1 know no GC; their leases went with DEL
     if problems:
         raise CniError(codes.RESTORE_INCOMPLETE, "GC: not every stale VF was restored",
                        "; ".join(problems))
+    if conf.ipam_type is not None and _ipam().knows_1_1(conf.ipam_type, env):
+        _ipam().run(conf.ipam_type, "GC", conf.raw, env)
 
 
-def status(node: Node) -> None:
-    """STATUS: the store answers and rtnetlink works."""
-    node.store.all()
-    node.nl.dump_links()
-
-
-def recover_pods(records: list[Attachment], out: TextIO, *, state_dir: str | None = None,
-                 sysfs_root: str = "/sys") -> int:
-    """`vfmac recover` of pods' records whose worker died (a killed ADD or DEL): each is
-    restored from its record; those that cannot be are kept and named in one error."""
-    node = open_node(state_dir, sysfs_root)
-    problems = []
-    count = 0
-    try:
-        for att in records:
-            try:
-                restore(node, att, netns=None)
-            except VfmacError as exc:
-                problems.append(f"{exc}" + (f": {exc.details}" if isinstance(exc, CniError)
-                                            and exc.details else ""))
-                continue
-            count += 1
-            out.write(f"{att.original.pf} vf {att.original.vf} ({att.vf_key}): restored "
-                      f"({describe_owner(att.owner)})\n")
-    finally:
-        node.close()
-    if problems:
-        raise StateError("; ".join(problems))
-    return count
+def status(env: Env, conf: NetConf, host: Host) -> None:
+    """STATUS: the store answers and rtnetlink works; then the IPAM delegate's own STATUS (a
+    delegate of spec 1.1 or later: older ones know no STATUS)."""
+    host.store.all()
+    host.nl.dump_links()
+    if conf.ipam_type is not None and _ipam().knows_1_1(conf.ipam_type, env):
+        _ipam().run(conf.ipam_type, "STATUS", conf.raw, env)

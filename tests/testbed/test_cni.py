@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 DRIVER = REPO / "build-cni" / "cnidrive"
 PLUGIN = Path(sys.prefix) / "bin" / "vfmac-cni"
 MAC = "02:5c:00:00:00:07"
+CRASH_CNI = Path(__file__).resolve().with_name("crash_cni.py")
 
 
 @dataclass
@@ -337,7 +338,13 @@ def test_sigkill_during_add(cni: Cni, igb_pfs: tuple[str, ...], step: str) -> No
     before = snapshot(pf, index)
     conf = cni.conflist(pci, ipam=cni.host_local(), mac=MAC)
     pod = cni.pod()
+    plugin = cni.root / "bin" / "vfmac-cni"  # the plugin, wrapped to die after ``step``
+    plugin.unlink()
+    plugin.write_text(f"#!/bin/sh\nexec {sys.executable} {CRASH_CNI} \"$@\"\n")
+    plugin.chmod(0o755)
     done = cni.drive("add", conf, "k1", pod, PYVFMAC_CRASH_AFTER=step)
+    plugin.unlink()
+    plugin.symlink_to(PLUGIN)
     assert done.returncode != 0
     assert vf_state(pf, index)["mac"] == MAC  # killed half-way: the VF is changed
     if step == "moved":

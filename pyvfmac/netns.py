@@ -1,5 +1,6 @@
-"""A VF netdev on either side of a pod: the pod's network namespace (an rtnetlink socket made
-inside it), the host's (sysfs by PCI address), and moving, renaming and addressing the netdev.
+"""A VF netdev on either side of a pod: a network namespace (the pod's, or the host's) with an
+rtnetlink socket made inside it, the host's sysfs by PCI address, and moving, renaming and
+addressing the netdev.
 
 Every change is one RTM_SETLINK / RTM_NEWADDR / RTM_NEWROUTE with its own outcome; errors are
 :class:`~pyvfmac.errors.NetlinkError` naming the netdev, the namespace and the errno."""
@@ -10,10 +11,11 @@ import errno
 import os
 import time
 
-from .. import _lowlevel as ll
-from ..errors import NetlinkError
-from ..mac import mac_bytes
-from ..types import LinkInfo
+from . import _lowlevel as ll
+from .errors import NetlinkError
+from .mac import mac_bytes
+from .netlink import Rtnl
+from .types import LinkInfo
 
 HOST_NS = "/proc/self/ns/net"
 RETURN_WAIT = 10.0  # seconds for the kernel to hand a VF netdev back from a deleted netns
@@ -27,14 +29,16 @@ class Netns:
         self.label = f"netns {path}" if path else "the host"
         self.fd = os.open(path or HOST_NS, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            self.sock = ll.socket_in_netns(0, self.fd if path else -1, where=self.label)
+            self.nl = Rtnl(sock=ll.socket_in_netns(0, self.fd if path else -1,
+                                                   where=self.label))
         except BaseException:
             os.close(self.fd)
             raise
+        self.sock = self.nl.sock
 
     def close(self) -> None:
         if self.fd >= 0:
-            self.sock.close()
+            self.nl.close()
             os.close(self.fd)
             self.fd = -1
 
@@ -47,18 +51,17 @@ class Netns:
     # -- reading --
 
     def link(self, name: str) -> LinkInfo | None:
-        """The netdev ``name`` in this namespace, or None."""
+        """The netdev ``name`` in this namespace, or None (:meth:`Rtnl.read_link`)."""
         try:
-            found = ll.links_get(self.sock, 0, name, device=f"{name} in {self.label}")
+            return self.nl.read_link(name, strict=False)
         except NetlinkError as exc:
             if exc.errno == errno.ENODEV:
                 return None
             raise
-        return found[0] if found else None
 
     def find_pci(self, address: str) -> LinkInfo | None:
         """The netdev of PCI function ``address`` in this namespace, or None."""
-        for link in ll.links_get(self.sock, -1, None, device=f"links in {self.label}"):
+        for link in self.nl.dump_links():
             if link.parent_bus == "pci" and link.parent_dev == address:
                 return link
         return None
