@@ -2,9 +2,7 @@
 and which VFs are free.
 
 A VF of a started network is *free* when pyvfmac has not allocated or attached it and nobody
-else holds it. Held outside pyvfmac: bound to ``vfio-pci`` or ``pci-stub`` (another VM manager
-has it), or with a ``driver_override`` set, with no pyvfmac record. Unbound VFs and VFs on their
-host network driver are free.
+else holds it (:mod:`pyvfmac.owners`: the one rule of who holds a VF).
 """
 
 from __future__ import annotations
@@ -12,29 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import pcibind
 from .errors import PoolError, TopologyError, VfmacError
 from .files import read_text
 from .host import open_host
 from .network import NetworkSpec, PoolEntry, parse_network
+from .owners import held_outside
 from .records import Allocation, NetworkRecord
 from .restore import restore_attachment
 from .store import Store
 from .topology import Topology, Vf
 from .types import PciAddress
-
-HOLDING_DRIVERS = ("vfio-pci", "pci-stub")
-
-
-def held_outside(vf: Vf, sysfs_root: str) -> str | None:
-    """Why a VF counts as held by someone else (None when it does not)."""
-    if vf.driver in HOLDING_DRIVERS:
-        return f"bound to {vf.driver} outside pyvfmac"
-    override = pcibind.driver_override(vf.address, sysfs_root=sysfs_root)
-    if override:
-        return f"driver_override {override} set outside pyvfmac"
-    return None
-
 
 def _entry_vfs(entry: PoolEntry, topo: Topology, net: str) -> list[Vf]:
     try:
@@ -88,7 +73,7 @@ def eligible(store: Store, network: str | NetworkRecord, topo: Topology) -> list
             vf = topo.vf(PciAddress.parse(key))
         except TopologyError:
             continue  # gone (VFs destroyed since start)
-        if held_outside(vf, topo.sysfs_root) is None:
+        if held_outside(key, topo.sysfs_root) is None:
             out.append(key)
     return out
 
@@ -135,7 +120,7 @@ def pool_view(store: Store, network: str, topo: Topology) -> list[PoolSlot]:
         elif key in atts:
             state, detail = "in use", f"attached directly for {atts[key].owner}"
         else:
-            reason = held_outside(vf, topo.sysfs_root)
+            reason = held_outside(key, topo.sysfs_root)
             state, detail = ("held", reason) if reason else ("free", "")
         slots.append(PoolSlot(key, pf, vf.index, vf.netdev, vf.driver, state, detail))
     return slots

@@ -31,7 +31,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from .errors import InputError, StateError
+from .errors import StateError
+from .statepath import DB_NAME, DEFAULT_STATE_DIR, STATE_DIR_ENV, default_state_dir
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 if TYPE_CHECKING:
@@ -47,21 +48,8 @@ __all__ = [
     "default_state_dir",
 ]
 
-DEFAULT_STATE_DIR = "/var/lib/pyvfmac"
-STATE_DIR_ENV = "PYVFMAC_STATE_DIR"
-DB_NAME = "state.db"
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT = 30.0
-
-
-def default_state_dir() -> str:
-    """``$PYVFMAC_STATE_DIR`` if set and non-empty (it must be absolute), else ``/var/lib/pyvfmac``."""
-    value = os.environ.get(STATE_DIR_ENV, "")
-    if not value:
-        return DEFAULT_STATE_DIR
-    if not os.path.isabs(value):
-        raise InputError(f"{STATE_DIR_ENV}={value!r}: the state directory must be an absolute path")
-    return value
 
 
 # ----------------------------------------------------------------------------- schema

@@ -9,7 +9,8 @@ from fakesysfs import FakeSysfs
 
 from pyvfmac.network import parse_network
 from pyvfmac.errors import PoolError
-from pyvfmac.pools import eligible, held_outside, pool_view, resolve_pool
+from pyvfmac.owners import held_outside, holders
+from pyvfmac.pools import eligible, pool_view, resolve_pool
 from pyvfmac.store import Store
 from pyvfmac.topology import scan
 
@@ -56,9 +57,9 @@ def test_held_outside_and_eligible(host: FakeSysfs, tmp_path: Path) -> None:
     host.write_raw(str(vfs[1].address), "driver_override", "pci-stub\n")
     topo = scan(str(host.root))
     vfs = topo.pf_by_netdev("eth0").vfs
-    assert "vfio-pci" in (held_outside(vfs[0], topo.sysfs_root) or "")
-    assert "pci-stub" in (held_outside(vfs[1], topo.sysfs_root) or "")
-    assert held_outside(vfs[2], topo.sysfs_root) is None
+    assert "vfio-pci" in (held_outside(str(vfs[0].address), topo.sysfs_root) or "")
+    assert "pci-stub" in (held_outside(str(vfs[1].address), topo.sysfs_root) or "")
+    assert held_outside(str(vfs[2].address), topo.sysfs_root) is None
     with Store(tmp_path / "state") as store:
         store.define_network("pn", net("<pf dev='eth0'/>"))
         store.start_network("pn", resolve_pool(parse_network(net("<pf dev='eth0'/>")), topo))
@@ -72,3 +73,23 @@ def test_held_outside_and_eligible(host: FakeSysfs, tmp_path: Path) -> None:
         view = {s.key: s for s in pool_view(store, "pn", topo)}
         assert [view[str(v.address)].state for v in vfs] == ["held", "held", "in use"]
         assert "52:54:00:00:00:01" in view[str(vfs[2].address)].detail
+
+
+def test_owners_rule_by_pf(host: FakeSysfs) -> None:
+    """The one rule, per PF (what apply and watch ask): a VF on vfio-pci, one with a
+    driver_override, one on its kernel driver whose netdev left the host (a pod's), are held;
+    the one on its kernel driver with its netdev on the host, and an unbound one, are free."""
+    topo = scan(str(host.root))
+    pf = topo.pf_by_netdev("eth0")
+    vfs = pf.vfs
+    assert len(vfs) >= 3 and holders(str(pf.address), str(host.root)) == {}
+    host.bind_driver(str(vfs[0].address), "vfio-pci")
+    host.write_raw(str(vfs[1].address), "driver_override", "pci-stub\n")
+    netdir = host.root / "bus" / "pci" / "devices" / str(vfs[2].address) / "net"
+    for child in netdir.iterdir():  # moved into a pod: the host's sysfs no longer lists it
+        child.unlink() if child.is_symlink() else __import__("shutil").rmtree(child)
+    got = holders(str(pf.address), str(host.root))
+    assert got[vfs[0].index] == "bound to vfio-pci outside pyvfmac"
+    assert got[vfs[1].index] == "driver_override pci-stub set outside pyvfmac"
+    assert "its netdev not on the host" in got[vfs[2].index]
+    assert set(got) == {vfs[0].index, vfs[1].index, vfs[2].index}

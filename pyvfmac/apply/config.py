@@ -17,6 +17,7 @@ The configuration file (TOML, default ``/etc/pyvfmac/vfmac.toml``)::
 
     [[pf.vf]]
     index = 3
+    program_held = true             # program this VF even while another owner holds it
     mac = "52:54:00:00:00:03"
     vlan = 42                       # 0 clears the VLAN; qos and vlan_proto go with a vlan
     qos = 0
@@ -31,6 +32,12 @@ given in ``[defaults]``, in a ``[[pf]]`` table (then they apply to every VF of t
 ``[[pf.vf]]`` table; the most specific wins. ``mac`` exists only per VF. A setting given nowhere
 is left as it is. A VF is managed when a setting applies to it: all VFs of a PF with any PF-level
 setting or ``mac_policy = "derived"``, otherwise only the VFs listed.
+
+A VF held by another owner (libvirt's guest on vfio-pci, a pod's netdev moved by another CNI
+plugin, a ``driver_override``: :mod:`pyvfmac.owners`) or attached by pyvfmac is left alone and
+reported, except at boot (``vfmac apply --boot``) and where ``program_held = true`` (in
+``[defaults]``, a ``[[pf]]`` or a ``[[pf.vf]]`` table; the most specific wins) asks to program
+it anyway. VFs pyvfmac attached are always left alone while attached.
 
 How ``mac_policy = "derived"`` MACs are made: :mod:`pyvfmac.apply.derive`. Every error is a
 :class:`~pyvfmac.errors.ConfigError` naming the file, the key path and the value (a file that
@@ -73,6 +80,7 @@ class VfEntry:
     key: str  # "pf[0].vf[2]"
     index: int
     settings: VfSettings
+    program_held: bool | None = None  # None: as the PF says
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +96,18 @@ class PfEntry:
     settings: VfSettings
     vfs: tuple[VfEntry, ...]
     derive_from: DeriveFrom = "pci"  # the PF identity derived MACs hang on (apply.derive)
+    program_held: bool = False  # program VFs another owner holds ([defaults], then this table)
 
     @property
     def label(self) -> str:
         return self.name if self.name is not None else str(self.pci)
+
+    def programs_held(self, vf: int) -> bool:
+        """Whether VF ``vf`` is programmed even while another owner holds it."""
+        for entry in self.vfs:
+            if entry.index == vf and entry.program_held is not None:
+                return entry.program_held
+        return self.program_held
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +128,11 @@ class Config:
 # ---------------------------------------------------------------------------------------------
 
 _SETTING_KEYS = tuple(name for name in SETTINGS if name != "mac")  # a MAC is given per VF
-_DEFAULTS_KEYS = ("host_key", "mac_prefix", "mac_policy", "derive_from", *_SETTING_KEYS)
-_PF_KEYS = ("name", "pci", "numvfs", "mac_policy", "mac_prefix", "derive_from", *_SETTING_KEYS,
-            "vf")
-_VF_KEYS = ("index", "mac", *_SETTING_KEYS)
+_DEFAULTS_KEYS = ("host_key", "mac_prefix", "mac_policy", "derive_from", "program_held",
+                  *_SETTING_KEYS)
+_PF_KEYS = ("name", "pci", "numvfs", "mac_policy", "mac_prefix", "derive_from", "program_held",
+            *_SETTING_KEYS, "vf")
+_VF_KEYS = ("index", "mac", "program_held", *_SETTING_KEYS)
 _TOP_KEYS = ("defaults", "pf")
 
 
@@ -273,8 +290,10 @@ def parse_config(doc: Mapping[str, Any], *, path: str) -> Config:
     raw_pfs = doc.get("pf", [])
     if not isinstance(raw_pfs, list):
         raise ctx.error("pf", raw_pfs, "must be an array of tables ([[pf]])")
+    held = (ctx.boolean(defaults["program_held"], "defaults.program_held")
+            if "program_held" in defaults else False)
     pfs = tuple(
-        _parse_pf(ctx, raw, f"pf[{i}]", base, policy, prefix, derive_from)
+        _parse_pf(ctx, raw, f"pf[{i}]", base, policy, prefix, derive_from, held)
         for i, raw in enumerate(raw_pfs)
     )
     _check_duplicate_pfs(ctx, pfs)
@@ -291,7 +310,7 @@ def _derive_from(ctx: ConfigCtx, table: Mapping[str, Any], where: str,
 
 def _parse_pf(
     ctx: ConfigCtx, raw: object, where: str, base: VfSettings, policy: MacPolicy, prefix: bytes,
-    derive_from: DeriveFrom = "pci",
+    derive_from: DeriveFrom = "pci", program_held: bool = False,
 ) -> PfEntry:
     table = ctx.table(raw, where)
     ctx.check_keys(table, _PF_KEYS, where)
@@ -324,6 +343,8 @@ def _parse_pf(
     if "mac_prefix" in table:
         prefix = _parse_prefix(ctx, table["mac_prefix"], f"{where}.mac_prefix")
     derive_from = _derive_from(ctx, table, where, derive_from)
+    if "program_held" in table:
+        program_held = ctx.boolean(table["program_held"], f"{where}.program_held")
     settings = _parse_settings(ctx, table, where).over(base)
     _check_merged(ctx, settings, table, where)
 
@@ -342,7 +363,7 @@ def _parse_pf(
         vfs.append(vf)
     return PfEntry(
         key=where, name=name, pci=pci, numvfs=numvfs, mac_policy=policy, mac_prefix=prefix,
-        settings=settings, vfs=tuple(vfs), derive_from=derive_from,
+        settings=settings, vfs=tuple(vfs), derive_from=derive_from, program_held=program_held,
     )
 
 
@@ -367,7 +388,9 @@ def _parse_vf(ctx: ConfigCtx, raw: object, where: str, pf_settings: VfSettings) 
             if k in table:
                 raise ctx.error(f"{where}.{k}", table[k], "needs a vlan (in this table or above)")
     _check_merged(ctx, merged, table, where)
-    return VfEntry(key=where, index=index, settings=own)
+    held = (ctx.boolean(table["program_held"], f"{where}.program_held")
+            if "program_held" in table else None)
+    return VfEntry(key=where, index=index, settings=own, program_held=held)
 
 
 def _check_duplicate_pfs(ctx: ConfigCtx, pfs: Sequence[PfEntry]) -> None:

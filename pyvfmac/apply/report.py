@@ -24,6 +24,15 @@ class VfFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class VfHeld:
+    """A configured VF left alone because someone holds it (:mod:`pyvfmac.owners`)."""
+
+    pf: str
+    vf: int
+    holder: str
+
+
+@dataclass(frozen=True, slots=True)
 class PfReport:
     """One PF's line of the report: how many of its VFs changed, stayed and failed."""
 
@@ -57,6 +66,7 @@ class ApplyReport:
     pfs: tuple[PfReport, ...]
     failures: tuple[VfFailure, ...]
     changes: tuple[VfChange, ...]  # planned (dry run) or sent
+    held: tuple[VfHeld, ...] = ()  # left alone: someone holds them
 
     @property
     def changed(self) -> int:
@@ -72,6 +82,7 @@ class ApplyReport:
 
     def lines(self) -> list[str]:
         out = [p.line(self.dry_run) for p in self.pfs]
+        out += [f"  {h.pf} vf {h.vf}: held ({h.holder}): left alone" for h in self.held]
         out += [f"  {f.message}" for f in self.failures]
         n = self.changed
         if self.dry_run:
@@ -92,6 +103,7 @@ class ApplyReport:
                 {f.name: getattr(p, f.name) for f in fields(PfReport)} for p in self.pfs
             ],
             "failures": [{"pf": f.pf, "vf": f.vf, "message": f.message} for f in self.failures],
+            "held": [{"pf": h.pf, "vf": h.vf, "holder": h.holder} for h in self.held],
         }
 
 

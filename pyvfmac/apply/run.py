@@ -22,7 +22,15 @@ from ..settings import VfChange, VfState
 from ..types import LinkInfo, PciAddress, VfResult, VfStates
 from .config import DEFAULT_CONFIG, Config, ConfigCtx, PfEntry, load_config
 from .plan import Collision, HostView, PfPlan, Plan, VfPlan, build_plan, diff_vf, host_view
-from .report import ApplyReport, PfReport, VfFailure, dry_run_lines, pf_report, plan_report
+from .report import (
+    ApplyReport,
+    PfReport,
+    VfFailure,
+    VfHeld,
+    dry_run_lines,
+    pf_report,
+    plan_report,
+)
 
 if TYPE_CHECKING:
     from ..topology import Topology
@@ -105,6 +113,8 @@ def run_apply(
     numvfs_timeout: float = 30.0,
     progress: Progress | None = None,
     pfs: Sequence[str] = (),
+    boot: bool = False,
+    state_dir: str | None = None,
 ) -> tuple[ApplyReport, list[str]]:
     """``vfmac apply``: program every configured PF and VF; return the report and its lines
     (a dry run's start with what it would change), for the caller to print.
@@ -113,6 +123,11 @@ def run_apply(
     whichever way the config names them (:func:`select_pfs`); the same checks, plan,
     verification and report, for that part only. A value no table matches is a line
     ("nothing to do"), not an error: a udev rule runs it for every SR-IOV PF.
+
+    VFs another owner holds, and those pyvfmac attached (its state store in ``state_dir``), are
+    left alone and reported (:mod:`pyvfmac.owners`), unless the config's ``program_held`` asks
+    for them; ``boot`` (``--boot``: before libvirtd, container runtimes and pods start, nothing
+    holds a VF yet) programs every configured VF.
 
     ConfigError (nothing changed) for a bad config, an unknown PF or a MAC collision.
     KernelError when the host cannot be read at all. Everything else is a failure in the report;
@@ -127,9 +142,44 @@ def run_apply(
     unknown: list[str] = []
     if pfs:
         cfg, unknown = select_pfs(cfg, pfs, sysfs_root)
+    held = None if boot else recorded_holders(state_dir)
     report, lines = apply_config(cfg, dry_run=dry_run, sysfs_root=sysfs_root,
-                                 numvfs_timeout=numvfs_timeout, progress=progress)
+                                 numvfs_timeout=numvfs_timeout, progress=progress, held=held,
+                                 owners=not boot)
     return report, [f"{name}: not in {cfg.path}: nothing to do" for name in unknown] + lines
+
+
+def recorded_holders(state_dir: str | None = None) -> dict[str, dict[int, str]]:
+    """The VFs pyvfmac attached, by PF netdev name and VF index, with for whom (empty when
+    there is no state store yet: then SQLite is not even imported)."""
+    from ..statepath import store_exists
+
+    if not store_exists(state_dir):
+        return {}
+    from ..owners import record_holder
+    from ..store import Store
+
+    out: dict[str, dict[int, str]] = {}
+    with Store(state_dir) as store:
+        for att in store.all():
+            out.setdefault(att.original.pf, {})[att.original.vf] = record_holder(att)
+    return out
+
+
+def _held_outside(plan: Plan, sysfs_root: str) -> dict[str, dict[int, str]]:
+    """The planned PFs' VFs another owner holds (:func:`pyvfmac.owners.holders`), but those
+    the config programs anyway (``program_held``)."""
+    from ..owners import holders
+
+    out: dict[str, dict[int, str]] = {}
+    for pf in plan.pfs:
+        if pf.link.parent_bus != "pci" or not pf.link.parent_dev:
+            continue  # not a PCI PF (netdevsim): its VFs have no driver of their own
+        held = {vf: why for vf, why in holders(pf.link.parent_dev, sysfs_root).items()
+                if not pf.entry.programs_held(vf)}
+        if held:
+            out[pf.name] = held
+    return out
 
 
 def _pf_names_and_pci(value: str, sysfs_root: str) -> tuple[set[str], set[PciAddress]]:
@@ -177,10 +227,12 @@ def apply_config(
     sysfs_root: str = "/sys",
     numvfs_timeout: float = 30.0,
     progress: Progress | None = None,
-    held: Mapping[str, frozenset[int]] | None = None,
+    held: Mapping[str, Mapping[int, str]] | None = None,
+    owners: bool = True,
 ) -> tuple[ApplyReport, list[str]]:
     """:func:`run_apply` for a config already loaded (``vfmac watch`` keeps one in memory).
-    ``held``: VF indexes by PF netdev name that the apply leaves alone (attached to guests)."""
+    ``held``: VFs by PF netdev name and index that the apply leaves alone, with who holds them
+    (pyvfmac's records); ``owners``: leave alone the VFs another owner holds too."""
     from ..netlink import Rtnl
 
     say = progress if progress is not None else _no_progress
@@ -193,21 +245,32 @@ def apply_config(
             if plan.collisions:
                 raise _collision_error(plan.collisions)
             _check_numvfs_files(cfg, plan, sysfs_root)
+            keep: dict[str, dict[int, str]] = {name: dict(vfs) for name, vfs in
+                                               (held or {}).items()}
+            if owners:
+                for name, vfs in _held_outside(plan, sysfs_root).items():
+                    keep.setdefault(name, {}).update(vfs)
             if dry_run:
-                report = plan_report(cfg, plan)
+                report = replace(plan_report(cfg, plan), held=_held_report(plan, keep))
                 lines = dry_run_lines(plan) + report.lines()
             else:
-                report = _apply_plan(nl, cfg, plan, sysfs_root, numvfs_timeout, say,
-                                     held or {})
+                report = _apply_plan(nl, cfg, plan, sysfs_root, numvfs_timeout, say, keep,
+                                     owners)
                 lines = report.lines()
     finally:
         say("")
     return report, lines
 
 
+def _held_report(plan: Plan, held: Mapping[str, Mapping[int, str]]) -> tuple[VfHeld, ...]:
+    """The configured VFs left alone because someone holds them, as the report says them."""
+    return tuple(VfHeld(pf.name, v.vf, held[pf.name][v.vf]) for pf in plan.pfs
+                 for v in pf.vfs if v.vf in held.get(pf.name, {}))
+
+
 def _apply_plan(
     nl: Any, cfg: Config, plan: Plan, sysfs_root: str, timeout: float, say: Progress,
-    held: Mapping[str, frozenset[int]],
+    held: dict[str, dict[int, str]], owners: bool,
 ) -> ApplyReport:
     failures: list[VfFailure] = []
     # what the report needs of each PF as it was (not its VF list): key, name, ifindex, numvfs
@@ -223,6 +286,9 @@ def _apply_plan(
             now_of_failed = {key: nums.get(ifindex, 0) for key, _name, ifindex, _n in before
                              if key in failed_pfs}
         del view  # the plan keeps what it needs of the second snapshot
+        if owners:  # the VFs are new: who holds them now
+            for pf_name, others in _held_outside(plan, sysfs_root).items():
+                held.setdefault(pf_name, {}).update(others)
         for pf in plan.pfs:
             failures.extend(
                 VfFailure(pf.name, i, f"{pf.name} vf {i}: missing: the PF has "
@@ -236,7 +302,7 @@ def _apply_plan(
     numvfs_before = {key: numvfs for key, _name, _ifindex, numvfs in before}
     todo: list[tuple[PfPlan, list[VfPlan], bool]] = []
     for pf in plan.pfs:
-        keep = held.get(pf.name, frozenset())
+        keep = held.get(pf.name, {})
         vfs = [v for v in pf.vfs if v.change is not None and (pf.entry.key, v.vf) not in blocked
                and v.vf not in keep]
         bulk = pf.macs_only or all(cast(VfChange, v.change).mac_only() for v in vfs)
@@ -253,7 +319,8 @@ def _apply_plan(
             reports.append(PfReport(key, name, now, 0, now, 1, numvfs, now))
     order = {key: i for i, (key, *_rest) in enumerate(before)}
     reports.sort(key=lambda r: order[r.key])
-    return ApplyReport(cfg.path, False, tuple(reports), tuple(failures), tuple(sent))
+    return ApplyReport(cfg.path, False, tuple(reports), tuple(failures), tuple(sent),
+                       _held_report(plan, held))
 
 
 def _program(

@@ -114,7 +114,7 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
 
     report, lines = run_apply(args.config, dry_run=args.dry_run, sysfs_root=sysfs_root(args),
                               progress=status_line(args),  # cleared before it returns
-                              pfs=args.pf or ())
+                              pfs=args.pf or (), boot=args.boot, state_dir=state_dir(args))
     for line in lines:
         print(line, file=out)
     return int(report.exit_status)

@@ -21,12 +21,10 @@ def _held(args: argparse.Namespace) -> dict[tuple[str, int], str]:
     """(PF name, VF index) -> "attached (owner)" / "pool NAME (owner)" (", PHASE" after the owner
     while an attach or detach is unfinished), from the state store;
     empty when there is no store yet (then neither the store nor SQLite is imported)."""
-    path = state_dir(args)
-    if path is None:
-        from ..statedb import default_state_dir
+    from ..statepath import store_exists
 
-        path = default_state_dir()
-    if not os.path.exists(os.path.join(path, "state.db")):
+    path = state_dir(args)
+    if not store_exists(path):
         return {}
     from ..cni.config import split_owner
     from ..store import Store
@@ -67,7 +65,15 @@ def _listed(args: argparse.Namespace) -> tuple[list[tuple[LinkInfo, Any]], dict[
                 pfs[i] = topo.pf_by_netdev(link.name)
             except VfmacError:
                 pfs[i] = None
-    return list(zip(links, pfs)), _held(args)
+    held = _held(args)
+    if any(pf is not None and pf.vfs for pf in pfs):  # held outside pyvfmac: the one rule
+        from ..owners import holders
+
+        for link, pf in zip(links, pfs):
+            if pf is not None and pf.vfs:
+                for vf, why in holders(str(pf.address), sysfs_root(args)).items():
+                    held.setdefault((link.name, vf), f"held: {why}")
+    return list(zip(links, pfs)), held
 
 
 def list_pfs(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -143,6 +143,9 @@ def _add_apply(s: argparse.ArgumentParser) -> None:
     s.add_argument("--dry-run", action="store_true", help="print the changes, change nothing")
     s.add_argument("--pf", action="append", metavar="NAME|PCI",
                    help="only this PF's part of the config (repeatable; a udev rule's use)")
+    s.add_argument("--boot", action="store_true",
+                   help="at boot, before guests and pods: program every configured VF, "
+                        "whoever holds it (the boot unit's use)")
     s.set_defaults(func=cmd_apply)
 
 

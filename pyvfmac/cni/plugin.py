@@ -110,6 +110,17 @@ def _refuse_if_held(host: Host, vf: _Vf, me: str) -> None:
                        f"{describe_owner(att.owner)}")
 
 
+def _refuse_if_elsewhere(host: Host, vf: _Vf) -> None:
+    """Code 100 for a VF on a kernel driver whose netdev is not on the host and that pyvfmac
+    does not hold: another pod has it (it is no userspace VF to configure the admin side of)."""
+    from ..owners import HOLDING_DRIVERS
+
+    if vf.driver is not None and vf.driver not in HOLDING_DRIVERS and vf.netdev is None \
+            and host.store.get(vf.key) is None:
+        raise CniError(codes.VF_IN_USE, f"{vf.key} ({vf.pf} vf {vf.index}) is in use: bound to "
+                       f"{vf.driver}, its netdev not on the host (in another network namespace)")
+
+
 def _claim(host: Host, vf: _Vf, original: Original, me: str, mac: str,
            pod: PodLink) -> Attachment:
     """Save the original and where the netdev goes, and take the VF: exactly one claimant wins,
@@ -220,6 +231,7 @@ def add(env: Env, conf: NetConf, host: Host) -> dict[str, Any]:
         raise bad_env(f"CNI_NETNS {env.netns}: no such network namespace")
     try:
         _refuse_if_held(host, vf, me)
+        _refuse_if_elsewhere(host, vf)
         try:
             netdev = host.ns.link(vf.netdev) if vf.netdev else None
             mtu, up = mtu_and_up(netdev.name, host.sysfs_root) if netdev else (None, None)

@@ -18,16 +18,16 @@ is never re-associated (said so too). The saved original is not touched: the VF 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ..apply.config import Config, PfEntry, load_config
 from ..apply.run import apply_config
 from ..errors import StateError, VfmacError
+from ..owners import record_holder
 from ..records import Attachment
 from ..settings import VfChange
-from ..statedb import DB_NAME, default_state_dir
+from ..statepath import store_exists
 from .daemon import Outcome
 from .resolve import PCI_NAME, PfTarget
 
@@ -100,11 +100,10 @@ class ApplyBackend:
         from ..network import parse_network
         from ..store import Store
 
-        path = self.state_dir or default_state_dir()
-        if not os.path.exists(os.path.join(path, DB_NAME)):
+        if not store_exists(self.state_dir):
             return []  # nothing ever attached: no store to create
         out: list[Held] = []
-        with Store(path) as store:
+        with Store(self.state_dir) as store:
             for att in store.all():
                 if not (att.vf_key.startswith(f"{netdev}/vf") or att.original.pf == netdev or (
                         pci is not None and self._link_name(
@@ -143,8 +142,14 @@ class ApplyBackend:
         report, _lines = apply_config(
             replace(self.cfg, pfs=(entry,)), sysfs_root=self.sysfs_root,
             numvfs_timeout=self.numvfs_timeout,
-            held={netdev: frozenset(h.vf for h in held)})
+            held={netdev: {h.vf: record_holder(h.att) for h in held}})
+        messages.extend(f"vf {h.vf}: held ({h.holder}): left alone" for h in report.held
+                        if h.vf not in {x.vf for x in held})
         messages.extend(f.message for f in report.failures)
+        stale = [h for h in held if not h.att.complete and not h.att.worker_alive()]
+        if stale:  # a DEL, detach or attach that died or gave up: finish putting them back
+            self._finish(stale, messages)
+            held = [h for h in held if h not in stale]
         restored, failed = self._restore_held(netdev, held, messages) if held else (0, 0)
         pf = report.pfs[0] if report.pfs else None
         numvfs = ((pf.numvfs_before, pf.numvfs_after)
@@ -152,6 +157,23 @@ class ApplyBackend:
         return Outcome(pf=netdev, changed=report.changed, failed=len(report.failures) + failed,
                        numvfs=numvfs, restored=restored, vfs=pf.vfs if pf else 0,
                        messages=tuple(messages), pf_pci=pci)
+
+    def _finish(self, stale: Sequence[Held], messages: list[str]) -> None:
+        """Put back the VFs whose attach, detach, ADD or DEL was left unfinished by a process
+        that is gone (a DEL keeps the record of a VF it could not put back then), through the
+        one restore path, as ``vfmac recover`` does."""
+        from ..host import open_host
+        from ..restore import restore_all
+
+        host = open_host(state_dir=self.state_dir, sysfs_root=self.sysfs_root)
+        try:
+            report = restore_all([h.att for h in stale], host)
+        finally:
+            host.close()
+        messages.extend(f"vf {r.att.original.vf} ({r.att.vf_key}): left unfinished "
+                        f"({r.att.phase}), put back" + (f": {r.notes[0]}" if r.notes else "")
+                        for r in report.done)
+        messages.extend(f"left unfinished, not put back yet: {e}" for e in report.errors)
 
     def _restore_held(self, netdev: str, held: Sequence[Held],
                       messages: list[str]) -> tuple[int, int]:
