@@ -19,7 +19,9 @@ One SQLite database, ``state.db``, in the state directory:
   one from an older pyvfmac is brought up to date in one transaction (:data:`_MIGRATIONS`).
 - Every mutation is one transaction, ``BEGIN IMMEDIATE`` (the write lock is taken before the first
   read, so a read-modify-write cannot interleave with another process). Every SQLite failure,
-  including a damaged file, surfaces as a :class:`StateError` that names the database file.
+  including a damaged file, surfaces as a :class:`StateError` that names the database file, and
+  says so when the state directory's file system has no free block left (SQLite itself may say
+  only "disk I/O error").
 """
 
 from __future__ import annotations
@@ -208,6 +210,15 @@ class Database:
         elif isinstance(exc, sqlite3.DatabaseError) and (
                 "not a database" in text or "malformed" in text):
             text = f"corrupted or not a pyvfmac state database ({text})"
+        # on a full disk SQLite may say only "disk I/O error" (it could not create state.db-wal
+        # and -shm beside the file): say what is wrong
+        try:
+            fs = os.statvfs(self.state_dir)
+            full = (fs.f_bfree if os.geteuid() == 0 else fs.f_bavail) == 0
+        except OSError:
+            full = False
+        if full:
+            text = f"no space left on device (the file system of {self.state_dir} is full): {text}"
         return StateError(f"state database {self.path}: {op}: {text}")
 
     def _db(self) -> sqlite3.Connection:

@@ -127,22 +127,28 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
+def fill(fs: Path) -> None:
+    """Fill the file system to the last block."""
+    fd = os.open(fs / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    with contextlib.suppress(OSError):
+        for size in (65536, 4096, 512, 1):
+            while True:
+                os.write(fd, b"\0" * size)
+    os.close(fd)
+
+
 # ----------------------------------------------------------------------------- faults
 
 
 def test_full_disk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """state.db-wal and -shm exist (a process has the store open; here the read-only reader of
+    records() left them): readers may work, writers fail saying the disk is full."""
     with tmpfs(tmp_path / "fs", "256k") as fs:
         state = fs / "state"
         seed(state)
         before = records(state)
         cmds = commands(tmp_path)
-        # fill the file system to the last block
-        fd = os.open(fs / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-        with contextlib.suppress(OSError):
-            for size in (65536, 4096, 512, 1):
-                while True:
-                    os.write(fd, b"\0" * size)
-        os.close(fd)
+        fill(fs)
         for argv in cmds:
             rc, err = cli(state, *argv, capsys=capsys)
             if rc == 0:  # a reader may still work on a full disk
@@ -150,11 +156,46 @@ def test_full_disk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
                 continue
             if argv[0] in ("net-define", "net-undefine", "restore"):  # would work with room
                 line = one_line_naming(err, str(state / "state.db"))
-                assert "full" in line, line
+                assert "no space left on device" in line and "disk is full" in line, line
             else:  # the (empty) fake host may be refused first: one line too
                 one_line_naming(err, "")
         assert records(state) == before
         os.unlink(fs / "filler")
+        rc, err = cli(state, "net-define", str(tmp_path / "net2.xml"), capsys=capsys)
+        assert rc == 0, err
+        with Store(state) as s:
+            s.check()
+            assert {n.name for n in s.networks()} == {"pool1", "pool2", "pool3"}
+
+
+def test_full_disk_store_closed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The usual case: no process has the store open, so state.db-wal and -shm do not exist and
+    SQLite cannot create them: every command fails at open (SQLite says "disk I/O error"), with
+    one line that says the disk is full; nothing is lost."""
+    with tmpfs(tmp_path / "fs", "256k") as fs:
+        state = fs / "state"
+        seed(state)
+        before = records(state)  # a read-only connection leaves -wal and -shm behind ...
+        Store(state).close()  # ... the last read-write one removes them
+        assert sorted(p.name for p in state.iterdir()) == ["state.db"]
+        cmds = commands(tmp_path)
+        fill(fs)
+        assert os.statvfs(state).f_bfree == 0
+        net2 = str(tmp_path / "net2.xml")
+        for argv in (["net-list"], ["net-show", "pool1"], ["net-define", net2],
+                     ["restore", "--all"]):
+            rc, err = cli(state, *argv, capsys=capsys)
+            assert rc == 1, (argv, err)
+            line = one_line_naming(err, str(state / "state.db"))
+            assert (f"state.db: open: no space left on device (the file system of {state} is "
+                    f"full): ") in line, line
+        for argv in cmds:  # every command: one line, and it says why when the store is the cause
+            rc, err = cli(state, *argv, capsys=capsys)
+            assert rc == 1, (argv, err)
+            line = one_line_naming(err, "")
+            assert "state.db" not in line or "no space left on device" in line, line
+        os.unlink(fs / "filler")
+        assert records(state) == before
         rc, err = cli(state, "net-define", str(tmp_path / "net2.xml"), capsys=capsys)
         assert rc == 0, err
         with Store(state) as s:

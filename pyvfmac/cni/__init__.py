@@ -1,5 +1,5 @@
 """vfmac-cni: a CNI plugin (spec 1.1.0) that gives a pod or a KubeVirt VM an SR-IOV VF with a
-fixed MAC and always gives it back exactly as it was (see README, "Kubernetes").
+fixed MAC and always gives it back exactly as it was (see docs/kubernetes.md).
 
 Modules by concern: :mod:`.config` (environment and sriov-cni's network configuration),
 :mod:`.result` (results, errors, VERSION), :mod:`.codes` (error codes), :mod:`.ipam` (delegation),

@@ -189,7 +189,7 @@ def test_events_the_kernel_sends(nsim_pf: Any, igb_pfs: tuple[str, ...],
     """What the daemon can learn VF re-creation from, logged. igb: a pci remove per VF (before
     the write ends), a pci add per VF and a change of the PF; no link message of the PF.
     netdevsim (measured on the testbed kernel): nothing at all, neither a uevent nor a link
-    message, so the daemon cannot see its sriov_numvfs written by hand (README)."""
+    message, so the daemon cannot see its sriov_numvfs written by hand (docs/boot-and-watch.md)."""
     seven_vfs()
     pf = nsim_pf(0, max_vfs=64)
     path = NSIM_BUS / "devices" / f"netdevsim{pf.dev_id}" / "sriov_numvfs"
@@ -246,8 +246,8 @@ def test_hand_change_while_pf_down(tmp_path: Path, igb_pfs: tuple[str, ...], igb
                                    ip_link: Any, raw_vfs: Any) -> None:
     """The kernel announces a VF changed by hand only for a PF that is up (the link message
     comes from netdev_state_change, which skips a down device): changed while its PF is down,
-    the VF gets its MAC back when the PF comes up (README). Whether the change was seen while
-    the PF was down is logged, not asserted."""
+    the VF gets its MAC back when the PF comes up (docs/boot-and-watch.md). Whether the change
+    was seen while the PF was down is logged, not asserted."""
     seven_vfs()
     p = igb_pci()[1]
     name = netdev_of(p)
