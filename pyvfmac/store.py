@@ -117,7 +117,8 @@ class Store(Database):
         if not isinstance(original, Original):
             raise InputError(f"saved original {original!r}: not an Original")
         owner = check_text("owner", owner)
-        mac = parse_mac(mac, what=f"{original.vf_key}: fixed MAC")
+        # all-zero: no fixed MAC (a userspace VF of vfmac-cni's whose user sets its MAC)
+        mac = parse_mac(mac, allow_zero=True, what=f"{original.vf_key}: fixed MAC")
         if network is not None:
             validate_network_name(network)
         o = original

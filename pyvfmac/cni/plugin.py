@@ -29,6 +29,7 @@ from ..errors import (
     VfmacError,
 )
 from ..host import Host
+from ..mac import ZERO_MAC
 from ..netlink import check_results
 from ..netns import Netns, mtu_and_up, open_pod, wait_host_netdev
 from ..records import Attachment, Original, PodLink
@@ -90,16 +91,20 @@ def _original(vf: _Vf, netdev: LinkInfo | None) -> Original:
                        netdev_mac=netdev.mac if netdev else None, driver=vf.driver)
 
 
-def _fixed_mac(conf: NetConf, vf: _Vf, netdev: LinkInfo | None) -> str:
-    """The MAC the pod gets: the configured one, else what the VF has (netdev, admin)."""
+def _fixed_mac(conf: NetConf, vf: _Vf, netdev: LinkInfo | None) -> str | None:
+    """The MAC the pod gets: the configured one, else what the VF has (netdev, admin); None for
+    a userspace VF (no netdev) with no MAC anywhere: its MAC is left to its user, as sriov-cni
+    does (KubeVirt without a MAC pool), and the result names none."""
     if conf.mac is not None:
         return conf.mac
     if netdev is not None and netdev.mac:
         return netdev.mac
-    if vf.state.mac != "00:00:00:00:00:00":
+    if vf.state.mac != ZERO_MAC:
         return vf.state.mac
-    raise bad_conf(f"{vf.key}: no mac given and the VF has neither a netdev nor an admin MAC; "
-                   "give mac (config, CNI_ARGS MAC= or runtimeConfig.mac)")
+    if vf.netdev is None:
+        return None
+    raise bad_conf(f"{vf.key}: no mac given and its netdev {vf.netdev} has none; give mac "
+                   "(config, CNI_ARGS MAC= or runtimeConfig.mac)")
 
 
 def _refuse_if_held(host: Host, vf: _Vf, me: str) -> None:
@@ -239,7 +244,7 @@ def add(env: Env, conf: NetConf, host: Host) -> dict[str, Any]:
             _refuse_if_held(host, vf, me)  # it changed under us: another ADD took it
             raise
         mac = _fixed_mac(conf, vf, netdev)
-        _claim(host, vf, _original(vf, netdev), me, mac,
+        _claim(host, vf, _original(vf, netdev), me, mac or ZERO_MAC,
                PodLink(vf_key=vf.key, netns=env.netns, mtu=mtu, up=up))
         try:
             _still_as_read(host, vf)
@@ -252,6 +257,7 @@ def add(env: Env, conf: NetConf, host: Host) -> dict[str, Any]:
             host.store.set_phase(vf.key, "mac-set")
             link = None
             if netdev is not None:
+                assert mac is not None  # a netdev has a MAC: _fixed_mac
                 link = _into_pod(host, pod, _netdev_with_mac(host, vf, mac), vf.key, env.ifname)
             result = IpamResult()
             if conf.ipam_type is not None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from ..apply.config import Config, PfEntry, load_config
 from ..apply.run import apply_config
 from ..errors import StateError, VfmacError
+from ..mac import ZERO_MAC
 from ..owners import record_holder
 from ..records import Attachment
 from ..settings import VfChange
@@ -192,7 +193,7 @@ class ApplyBackend:
                     failed += 1
                     messages.append(f"attached vf {h.vf} ({h.att.vf_key}, fixed MAC {h.att.mac}): "
                                     f"the PF has no such VF now ({len(have)} VFs); not restored")
-                elif state.mac == h.att.mac:
+                elif state.mac == h.att.mac or h.att.mac == ZERO_MAC:  # (ZERO: none fixed)
                     if state.vlan is not None:
                         self._seen_vlan[h.att.vf_key] = state.vlan
                 elif not h.att.complete:
