@@ -225,6 +225,16 @@ class DeviceDocument:
     def source(self) -> str:
         return self._tree.source
 
+    @property
+    def tree(self) -> Tree:
+        """The parsed document, for a caller that rewrites more than addresses
+        (:mod:`pyvfmac.libvirthook`)."""
+        return self._tree
+
+    def element(self, index: int) -> ET.Element:
+        """Device ``index``'s element in :attr:`tree`."""
+        return self._device(index)[1]
+
     @classmethod
     def parse(cls, data: str | bytes, *, source: str = "<input>",
               networks: Container[str] | None = None) -> DeviceDocument:

@@ -107,11 +107,16 @@ def command_lines(block: Block) -> Iterator[tuple[str, list[str]]]:
         except ValueError:
             continue  # not shell (JSON, XML)
         cmd: list[str] = []
+        redirect = False
         for word in [*words, "&&"]:
-            if word in ("&&", ";", "||"):
+            if word in ("&&", ";", "||", "|"):
                 if cmd and cmd[0].rpartition("/")[2] == "vfmac":  # /opt/pyvfmac/bin/vfmac too
                     yield block.where(offset), [_substitute(w) for w in cmd[1:]]
                 cmd = []
+            elif word in (">", ">>", "<", "2>"):
+                redirect = True  # the shell's, not the command's: its target is dropped too
+            elif redirect:
+                redirect = False
             else:
                 cmd.append(word)
 

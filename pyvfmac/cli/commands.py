@@ -280,3 +280,27 @@ def cmd_net(args: argparse.Namespace, out: TextIO) -> int:
                           f"{s.driver or '-':<9} {s.state}"
                           + (f" ({s.detail})" if s.detail else "") + "\n")
     return 0
+
+
+def cmd_libvirt_xml(args: argparse.Namespace, out: TextIO) -> int:
+    from ..files import read_text
+    from ..libvirthook import to_libvirt
+
+    out.write(to_libvirt(read_text(args.file), source=args.file, sysfs_root=sysfs_root(args),
+                         state_dir=state_dir(args)))
+    return 0
+
+
+def cmd_libvirt_hook(args: argparse.Namespace, out: TextIO) -> int:
+    """libvirt's hook: the domain XML on stdin; nothing on stdout (libvirt would take it as a
+    new domain XML for some events); what was done on stderr, which libvirt logs."""
+    import sys
+
+    from ..libvirthook import run_hook
+
+    text = sys.stdin.buffer.read().decode("utf-8", "replace")
+    done = run_hook(args.guest, args.op, args.subop, text, state_dir=state_dir(args),
+                    sysfs_root=sysfs_root(args))
+    for line in done.lines:
+        print(f"vfmac libvirt-hook: {line}", file=sys.stderr)
+    return 0

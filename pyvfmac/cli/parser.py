@@ -16,6 +16,8 @@ from .commands import (
     cmd_apply,
     cmd_attach,
     cmd_detach,
+    cmd_libvirt_hook,
+    cmd_libvirt_xml,
     cmd_net,
     cmd_recover,
     cmd_restore,
@@ -72,6 +74,10 @@ _EXAMPLES = {
     "net-stop": "vfmac net-stop passthrough-net --force",
     "net-list": "vfmac net-list --json",
     "net-show": "vfmac net-show passthrough-net",
+    "libvirt-xml": "vfmac libvirt-xml guest1.xml > guest1.libvirt.xml && virsh define "
+                   "guest1.libvirt.xml",
+    "libvirt-hook": "vfmac libvirt-hook guest1 prepare begin - < guest1.xml   # as libvirtd "
+                    "runs it",
 }
 
 
@@ -174,6 +180,19 @@ def _add_net(arg: str | None, *, force: bool = False,
     return add
 
 
+def _add_libvirt_xml(s: argparse.ArgumentParser) -> None:
+    s.add_argument("file", help="a <domain> with pyvfmac's device forms")
+    s.set_defaults(func=cmd_libvirt_xml)
+
+
+def _add_libvirt_hook(s: argparse.ArgumentParser) -> None:
+    s.add_argument("guest", help="the domain's name")
+    s.add_argument("op", help="prepare, start, started, stopped, release, migrate, ...")
+    s.add_argument("subop", help="begin or end")
+    s.add_argument("extra", nargs="?", default="-", help="libvirt's extra argument")
+    s.set_defaults(func=cmd_libvirt_hook)
+
+
 # name -> its arguments; its help and place in `vfmac --help`: toplevel.COMMANDS
 _ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "list": _add_list,
@@ -190,6 +209,8 @@ _ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "net-stop": _add_net("name", force=True),
     "net-list": _add_net(None, json=True),
     "net-show": _add_net("name", json=True),
+    "libvirt-xml": _add_libvirt_xml,
+    "libvirt-hook": _add_libvirt_hook,
 }
 
 

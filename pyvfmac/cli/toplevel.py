@@ -36,6 +36,8 @@ COMMANDS = {
     "net-stop": "stop a network (refused while VFs are in use)",
     "net-list": "list networks",
     "net-show": "show a network's pool and each VF's state",
+    "libvirt-xml": "turn a <domain>'s <hostdev><mac> into libvirt XML (pyvfmac metadata)",
+    "libvirt-hook": "libvirt's qemu hook: attach at prepare, give back at release",
 }
 
 # the options before the subcommand: (spellings, metavar of the value or None for a flag, help)
