@@ -91,6 +91,37 @@ def test_entry_point_version_and_errors() -> None:
     assert done.returncode == 1 and json.loads(done.stdout)["code"] == codes.BAD_ENV
 
 
+def test_entry_point_version_ignores_what_stdin_is() -> None:
+    """libcni's skel answers VERSION without reading stdin: no JSON is no error."""
+    for stdin in (b"", b"garbage", b"{}", b'{"cniVersion": 5}'):
+        done = _plugin({"CNI_COMMAND": "VERSION"}, stdin)
+        assert done.returncode == 0, stdin
+        assert json.loads(done.stdout) == version_info(None)
+
+
+def test_entry_point_del_of_a_config_add_refuses(tmp_path: object) -> None:
+    """DEL goes through parse_for_del: a VF key ADD refuses does not fail it."""
+    doc = {"cniVersion": "1.0.0", "name": "sriov-a", "type": "vfmac-cni", "mac": "zz",
+           "vlan": 5000, "spoofchk": "", "trust": "yes"}
+    env = {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "net1",
+           "CNI_NETNS": "", "PYVFMAC_STATE_DIR": str(tmp_path)}
+    done = _plugin(env, json.dumps(doc).encode())
+    assert (done.returncode, done.stdout) == (0, b""), done.stdout
+    done = _plugin({**env, "CNI_COMMAND": "ADD", "CNI_NETNS": "/nonexistent"},
+                   json.dumps(doc).encode())
+    assert done.returncode == 1 and json.loads(done.stdout)["code"] == codes.INVALID_CONFIG
+
+
+@pytest.mark.parametrize("command", ["GC", "STATUS"])
+def test_entry_point_gc_and_status_need_1_1_0(command: str, tmp_path: object) -> None:
+    doc = {"cniVersion": "1.0.0", "name": "sriov-a", "type": "vfmac-cni",
+           "cni.dev/valid-attachments": []}
+    done = _plugin({"CNI_COMMAND": command, "PYVFMAC_STATE_DIR": str(tmp_path)},
+                   json.dumps(doc).encode())
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["code"] == codes.INCOMPATIBLE_VERSION
+
+
 def test_entry_point_imports_stay_lean() -> None:
     """A VERSION call must not pull in the XML, pool or attach machinery."""
     code = ("import sys, io, os; os.environ['CNI_COMMAND']='VERSION';"
