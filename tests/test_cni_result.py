@@ -36,6 +36,18 @@ def test_success_in_each_version(version: str) -> None:
     assert out["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.1.2.1"}]
 
 
+@pytest.mark.parametrize("version", ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+def test_success_mtu_is_a_1_1_0_key(version: str) -> None:
+    """SPEC.md 1.1.0 adds "mtu" (uint) to an interface: given there, omitted before, and
+    omitted when not known."""
+    out = success(version, ifname="net1", mac=None, sandbox="/run/netns/p", pci="0000:06:10.2",
+                  ipam=IpamResult(), mtu=9000)
+    assert out["interfaces"][0].get("mtu") == (9000 if version == "1.1.0" else None)
+    out = success(version, ifname="net1", mac=None, sandbox="/run/netns/p", pci="0000:06:10.2",
+                  ipam=IpamResult())
+    assert "mtu" not in out["interfaces"][0]
+
+
 def test_parse_ipam_of_old_and_new_results() -> None:
     old = {"cniVersion": "0.3.1", "ips": [{"version": "4", "address": "10.0.0.5/16",
                                            "gateway": "10.0.0.1"}], "routes": [{"dst": "::/0"}]}

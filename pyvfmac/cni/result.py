@@ -53,12 +53,17 @@ def _is_1x(version: str) -> bool:
 
 
 def success(version: str, *, ifname: str, mac: str | None, sandbox: str, pci: str,
-            ipam: IpamResult) -> dict[str, Any]:
-    """The ADD result in ``version`` (0.3.0 .. 1.1.0): one interface, the IPAM addresses on it."""
+            ipam: IpamResult, mtu: int | None = None) -> dict[str, Any]:
+    """The ADD result in ``version`` (0.3.0 .. 1.1.0): one interface, the IPAM addresses on it.
+
+    ``mtu`` (the pod interface's, as sriov-cni reports it) and ``pciID`` are interface keys of
+    spec 1.1.0 (SPEC.md, "ADD Success"): given in a 1.1.0 result only; ``mtu`` None omits it."""
     iface: dict[str, Any] = {"name": ifname, "sandbox": sandbox}
     if mac:
         iface["mac"] = mac
     if version == "1.1.0":
+        if mtu:
+            iface["mtu"] = mtu
         iface["pciID"] = pci
     out: dict[str, Any] = {"cniVersion": version, "interfaces": [iface]}
     ips = []
