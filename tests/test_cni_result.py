@@ -36,6 +36,18 @@ def test_success_in_each_version(version: str) -> None:
     assert out["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.1.2.1"}]
 
 
+@pytest.mark.parametrize("version", ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+def test_success_mtu_is_a_1_1_0_key(version: str) -> None:
+    """SPEC.md 1.1.0 adds "mtu" (uint) to an interface: given there, omitted before, and
+    omitted when not known."""
+    out = success(version, ifname="net1", mac=None, sandbox="/run/netns/p", pci="0000:06:10.2",
+                  ipam=IpamResult(), mtu=9000)
+    assert out["interfaces"][0].get("mtu") == (9000 if version == "1.1.0" else None)
+    out = success(version, ifname="net1", mac=None, sandbox="/run/netns/p", pci="0000:06:10.2",
+                  ipam=IpamResult())
+    assert "mtu" not in out["interfaces"][0]
+
+
 def test_parse_ipam_of_old_and_new_results() -> None:
     old = {"cniVersion": "0.3.1", "ips": [{"version": "4", "address": "10.0.0.5/16",
                                            "gateway": "10.0.0.1"}], "routes": [{"dst": "::/0"}]}
@@ -91,6 +103,37 @@ def test_entry_point_version_and_errors() -> None:
     assert done.returncode == 1 and json.loads(done.stdout)["code"] == codes.BAD_ENV
 
 
+def test_entry_point_version_ignores_what_stdin_is() -> None:
+    """libcni's skel answers VERSION without reading stdin: no JSON is no error."""
+    for stdin in (b"", b"garbage", b"{}", b'{"cniVersion": 5}'):
+        done = _plugin({"CNI_COMMAND": "VERSION"}, stdin)
+        assert done.returncode == 0, stdin
+        assert json.loads(done.stdout) == version_info(None)
+
+
+def test_entry_point_del_of_a_config_add_refuses(tmp_path: object) -> None:
+    """DEL goes through parse_for_del: a VF key ADD refuses does not fail it."""
+    doc = {"cniVersion": "1.0.0", "name": "sriov-a", "type": "vfmac-cni", "mac": "zz",
+           "vlan": 5000, "spoofchk": "", "trust": "yes"}
+    env = {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "net1",
+           "CNI_NETNS": "", "PYVFMAC_STATE_DIR": str(tmp_path)}
+    done = _plugin(env, json.dumps(doc).encode())
+    assert (done.returncode, done.stdout) == (0, b""), done.stdout
+    done = _plugin({**env, "CNI_COMMAND": "ADD", "CNI_NETNS": "/nonexistent"},
+                   json.dumps(doc).encode())
+    assert done.returncode == 1 and json.loads(done.stdout)["code"] == codes.INVALID_CONFIG
+
+
+@pytest.mark.parametrize("command", ["GC", "STATUS"])
+def test_entry_point_gc_and_status_need_1_1_0(command: str, tmp_path: object) -> None:
+    doc = {"cniVersion": "1.0.0", "name": "sriov-a", "type": "vfmac-cni",
+           "cni.dev/valid-attachments": []}
+    done = _plugin({"CNI_COMMAND": command, "PYVFMAC_STATE_DIR": str(tmp_path)},
+                   json.dumps(doc).encode())
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["code"] == codes.INCOMPATIBLE_VERSION
+
+
 def test_entry_point_imports_stay_lean() -> None:
     """A VERSION call must not pull in the XML, pool or attach machinery."""
     code = ("import sys, io, os; os.environ['CNI_COMMAND']='VERSION';"
@@ -102,3 +145,21 @@ def test_entry_point_imports_stay_lean() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False,
                           cwd="/")
     assert done.returncode == 0, done.stderr.decode()
+
+
+def test_chained_after_another_plugin_keeps_its_result() -> None:
+    """A plugin before vfmac-cni in the chain: its interfaces, addresses, routes and DNS stay,
+    ours are added after them, our addresses pointing at our interface's index."""
+    from pyvfmac.cni.result import chained
+
+    prev = {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": "/run/netns/p"}],
+            "ips": [{"address": "10.0.0.2/24", "interface": 0}],
+            "routes": [{"dst": "0.0.0.0/0"}], "dns": {"nameservers": ["10.0.0.1"]}}
+    ours = success("1.0.0", ifname="net1", mac="02:00:00:00:00:07", sandbox="/run/netns/p",
+                   pci="0000:01:10.0", ipam=IpamResult(ips=(IpConfig("10.56.0.5/24", None),)))
+    out = chained(prev, ours)
+    assert [i["name"] for i in out["interfaces"]] == ["eth0", "net1"]
+    assert out["ips"] == [{"address": "10.0.0.2/24", "interface": 0},
+                          {"address": "10.56.0.5/24", "interface": 1}]
+    assert out["routes"] == [{"dst": "0.0.0.0/0"}] and out["dns"] == prev["dns"]
+    assert chained(None, ours) is ours

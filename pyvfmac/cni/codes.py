@@ -19,3 +19,4 @@ MISMATCH = 105  # CHECK: the VF is not as ADD left it (the message says what dif
 RESTORE_INCOMPLETE = 106  # DEL / GC: the VF is not fully back; its record is kept
 STATE = 107  # the state store failed
 IPAM = 108  # the IPAM delegate could not be run or sent no usable result
+MAC_IN_USE = 109  # ADD: another attachment, pod, netdev or VF has the MAC (allowDuplicateMac)

@@ -16,16 +16,16 @@ if TYPE_CHECKING:
 
 def _run(raw: bytes, environ: dict[str, str]) -> tuple[dict[str, Any] | None, str | None]:
     """(the JSON to print or None, the config's cniVersion when known)."""
-    from .config import decode, parse, read_env
+    from .config import parse, parse_for_del, read_env
 
     env = read_env(environ)
-    if env.command == "VERSION":
+    if env.command == "VERSION":  # stdin is a hint only: libcni's skel does not even read it
         from .result import version_info
 
-        doc = decode(raw) if raw.strip() else {}
-        requested = doc.get("cniVersion")
-        return version_info(requested if isinstance(requested, str) else None), None
-    conf = parse(raw, env)
+        return version_info(_version_hint(raw)), None
+    # ADD and CHECK read every key; DEL (and GC, STATUS) only the name, version and IPAM type,
+    # so that whatever ADD would refuse can still be deleted
+    conf = parse(raw, env) if env.command in ("ADD", "CHECK") else parse_for_del(raw, env)
     from ..host import open_host
     from . import plugin
 
@@ -48,11 +48,12 @@ def _run(raw: bytes, environ: dict[str, str]) -> tuple[dict[str, Any] | None, st
 
 
 def _version_hint(raw: bytes) -> str | None:
+    """stdin's cniVersion when it has one (None: none, or stdin is no JSON object)."""
     import json
 
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
         return None
     version = doc.get("cniVersion") if isinstance(doc, dict) else None
     return version if isinstance(version, str) else None

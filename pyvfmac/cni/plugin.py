@@ -225,10 +225,36 @@ def _configure_ip(pod: Netns, link: LinkInfo, result: IpamResult) -> None:
         pod.add_route(link, route.dst, route.gw)
 
 
-def add(env: Env, conf: NetConf, host: Host) -> dict[str, Any]:
-    """ADD: all or nothing; returns the result in the config's version."""
-    from .result import IpamResult, success
+def _refuse_duplicate_mac(host: Host, vf: _Vf, mac: str | None, me: str,
+                          conf: NetConf) -> None:
+    """Code 109 for a MAC another attachment, pod or host netdev has (the device plugin can hand
+    two pods one MAC: device plugin #685), unless the config allows it (``allowDuplicateMac``)."""
+    if mac is None or conf.allow_duplicate_mac:
+        return
+    for att in host.store.find(mac=mac):
+        if att.owner != me and att.vf_key != vf.key:
+            raise CniError(codes.MAC_IN_USE, f"MAC {mac} is already used by {_where(att)}, "
+                           f"held by {describe_owner(att.owner)}")
+    for link in host.nl.dump_links():
+        if link.mac == mac and link.parent_dev != vf.key:
+            raise CniError(codes.MAC_IN_USE, f"MAC {mac} is already used by netdev {link.name}")
+        for state in link.vfs:
+            if state.mac == mac and (link.name, state.vf) != (vf.pf, vf.index):
+                raise CniError(codes.MAC_IN_USE, f"MAC {mac} is already used by {link.name} "
+                               f"vf {state.vf}")
 
+
+def _lenient(conf: NetConf) -> CniError:
+    return bad_conf("internal: a configuration read for DEL reached ADD or CHECK")
+
+
+def add(env: Env, conf: NetConf, host: Host) -> dict[str, Any]:
+    """ADD: all or nothing; returns the result in the config's version (``prevResult`` with this
+    VF added, when a plugin came before in the chain)."""
+    from .result import IpamResult, chained, success
+
+    if conf.lenient:
+        raise _lenient(conf)
     me = owner(env.container_id, env.ifname, conf.name)
     vf = _find_vf(conf, host)
     pod = open_pod(env.netns)
@@ -244,6 +270,9 @@ def add(env: Env, conf: NetConf, host: Host) -> dict[str, Any]:
             _refuse_if_held(host, vf, me)  # it changed under us: another ADD took it
             raise
         mac = _fixed_mac(conf, vf, netdev)
+        _refuse_duplicate_mac(host, vf, mac, me, conf)
+        if mtu is None:  # a userspace VF: its PF's MTU, as sriov-cni reports it
+            mtu = mtu_and_up(vf.pf, host.sysfs_root)[0]
         _claim(host, vf, _original(vf, netdev), me, mac or ZERO_MAC,
                PodLink(vf_key=vf.key, netns=env.netns, mtu=mtu, up=up))
         try:
@@ -274,8 +303,9 @@ def add(env: Env, conf: NetConf, host: Host) -> dict[str, Any]:
             raise
     finally:
         pod.close()
-    return success(conf.version, ifname=env.ifname, mac=mac, sandbox=env.netns, pci=vf.key,
-                   ipam=result)
+    return chained(conf.prev_result, success(conf.version, ifname=env.ifname, mac=mac,
+                                             sandbox=env.netns, pci=vf.key, ipam=result,
+                                             mtu=mtu))
 
 
 def _undo_add(env: Env, conf: NetConf, host: Host, key: str, lease: bool,
@@ -351,10 +381,10 @@ def _prev_addresses(conf: NetConf, ifname: str) -> list[str]:
 
 
 def check(env: Env, conf: NetConf, host: Host) -> None:
-    """CHECK: the VF is where ADD put it, with its MAC, settings and addresses."""
-    if conf.version in ("0.3.0", "0.3.1"):
-        raise CniError(codes.INCOMPATIBLE_VERSION, f"CHECK needs cniVersion 0.4.0 or later, "
-                       f"not {conf.version}")
+    """CHECK: the VF is where ADD put it, with its MAC, settings and addresses, and the
+    ``prevResult`` the runtime cached names it so."""
+    if conf.lenient:
+        raise _lenient(conf)
     me = owner(env.container_id, env.ifname, conf.name)
     found = host.store.find(owner=me)
     if not found:
@@ -365,6 +395,7 @@ def check(env: Env, conf: NetConf, host: Host) -> None:
         raise _mismatch(att, f"ADD did not complete (phase {att.phase})")
     if conf.device is not None and str(conf.device) != att.vf_key:
         raise _mismatch(att, f"the configuration names {conf.device}, ADD took {att.vf_key}")
+    _check_prev_result(env, conf, att)
     o = att.original
     have = host.nl.read_link(o.pf).vf(o.vf)
     change = diff(conf.settings, have)  # no MAC given: the admin MAC was left as it was
@@ -374,6 +405,22 @@ def check(env: Env, conf: NetConf, host: Host) -> None:
         _check_pod(env, conf, att)
     if conf.ipam_type is not None:
         _ipam().run(conf.ipam_type, "CHECK", conf.raw, env)
+
+
+def _check_prev_result(env: Env, conf: NetConf, att: Attachment) -> None:
+    """The result the runtime cached (``prevResult``, which the spec says CHECK must consult)
+    names this interface, in this sandbox, with the VF's MAC."""
+    prev = conf.prev_result
+    if prev is None:
+        return
+    ours = [i for i in prev.get("interfaces") or []
+            if isinstance(i, dict) and i.get("name") == env.ifname
+            and i.get("sandbox", env.netns) == env.netns]
+    if not ours:
+        raise _mismatch(att, f"prevResult names no interface {env.ifname} in {env.netns}")
+    mac = ours[0].get("mac")
+    if att.mac != ZERO_MAC and mac is not None and str(mac).lower() != att.mac:
+        raise _mismatch(att, f"prevResult gives {env.ifname} MAC {mac}, ADD gave {att.mac}")
 
 
 def _check_pod(env: Env, conf: NetConf, att: Attachment) -> None:

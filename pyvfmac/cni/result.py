@@ -53,12 +53,17 @@ def _is_1x(version: str) -> bool:
 
 
 def success(version: str, *, ifname: str, mac: str | None, sandbox: str, pci: str,
-            ipam: IpamResult) -> dict[str, Any]:
-    """The ADD result in ``version`` (0.3.0 .. 1.1.0): one interface, the IPAM addresses on it."""
+            ipam: IpamResult, mtu: int | None = None) -> dict[str, Any]:
+    """The ADD result in ``version`` (0.3.0 .. 1.1.0): one interface, the IPAM addresses on it.
+
+    ``mtu`` (the pod interface's, as sriov-cni reports it) and ``pciID`` are interface keys of
+    spec 1.1.0 (SPEC.md, "ADD Success"): given in a 1.1.0 result only; ``mtu`` None omits it."""
     iface: dict[str, Any] = {"name": ifname, "sandbox": sandbox}
     if mac:
         iface["mac"] = mac
     if version == "1.1.0":
+        if mtu:
+            iface["mtu"] = mtu
         iface["pciID"] = pci
     out: dict[str, Any] = {"cniVersion": version, "interfaces": [iface]}
     ips = []
@@ -74,6 +79,27 @@ def success(version: str, *, ifname: str, mac: str | None, sandbox: str, pci: st
     if ipam.routes:
         out["routes"] = [{"dst": r.dst, **({"gw": r.gw} if r.gw else {})} for r in ipam.routes]
     out["dns"] = ipam.dns or {}
+    return out
+
+
+def chained(prev: dict[str, Any] | None, ours: dict[str, Any]) -> dict[str, Any]:
+    """The ADD result of a plugin that is not first in its chain: ``prevResult`` with this
+    plugin's interface, addresses and routes added (the spec: a chained plugin passes on what it
+    does not change). Our addresses point at our interface's new index; the DNS of the result
+    that has one is kept."""
+    if not prev:
+        return ours
+    out = dict(prev, cniVersion=ours["cniVersion"])
+    base = len(prev.get("interfaces") or [])
+    out["interfaces"] = [*(prev.get("interfaces") or []), *ours["interfaces"]]
+    ips = [*(prev.get("ips") or []),
+           *({**ip, "interface": base + ip["interface"]} for ip in ours.get("ips", []))]
+    if ips:
+        out["ips"] = ips
+    routes = [*(prev.get("routes") or []), *ours.get("routes", [])]
+    if routes:
+        out["routes"] = routes
+    out["dns"] = ours.get("dns") or prev.get("dns") or {}
     return out
 
 
