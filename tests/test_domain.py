@@ -569,3 +569,35 @@ def test_random_invalid_addresses_refused(seed: int) -> None:
     attrs = {"bus": "6", "slot": "2", "function": "0", field: hex(bad)}
     spelled = " ".join(f"{k}='{v}'" for k, v in attrs.items())
     expect_error(hd(f"<source><address {spelled}/></source>"), f"{field}='{hex(bad)}'")
+
+
+# ------------------------------------------------------------------------------------------
+# PCI numbers are read as libvirt reads them (issue #21)
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spelled, expected",
+    [
+        ("domain='0x0000' bus='0x0a' slot='0x02' function='0x1'", PciAddress(0, 10, 2, 1)),
+        ("bus='10' slot='2' function='1'", PciAddress(0, 10, 2, 1)),  # decimal
+        ("bus='012' slot='02' function='01'", PciAddress(0, 10, 2, 1)),  # a leading 0: octal
+        ("domain='00' bus='010' slot='037' function='07'", PciAddress(0, 8, 0x1F, 7)),
+        ("domain='0' bus='0' slot='0x1f' function='0'", PciAddress(0, 0, 0x1F, 0)),
+        ("bus='0X0A' slot='0x02' function='1'", PciAddress(0, 10, 2, 1)),
+    ],
+)
+def test_pci_numbers_read_as_libvirt_reads_them(spelled: str, expected: PciAddress) -> None:
+    """libvirt's virPCIDeviceAddressParseXML reads each number with strtoul, base 0: bus='010'
+    is bus 8 to libvirt, so pyvfmac must not program the VF at bus 10."""
+    assert one(hd(f"<source><address {spelled}/></source>")).address == expected
+    iface = (f"<interface type='hostdev'><source><address type='pci' {spelled}/></source>"
+             f"<mac address='{MAC}'/></interface>")
+    assert one(iface).address == expected
+
+
+@pytest.mark.parametrize("value", ["08", "09", "018", "0099"])
+def test_pci_number_with_leading_zero_and_digit_8_or_9_refused(value: str) -> None:
+    """strtoul(base 0) stops at the 8 of '08', and libvirt refuses what is left over."""
+    expect_error(hd(f"<source><address bus='{value}' slot='2' function='0'/></source>"),
+                 f"bus='{value}'", "octal", "0x")

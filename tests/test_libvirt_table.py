@@ -163,6 +163,11 @@ def test_D05() -> None:
 
 def test_D06() -> None:
     assert one(H()).address == ADDR and one(IH()).address == ADDR
+    # libvirt's reading of a number: 0x hexadecimal, a leading 0 octal, else decimal
+    octal = "<source><address domain='0' bus='010' slot='02' function='0'/></source>"
+    assert one(H(source=octal)).address == PciAddress(0, 8, 2, 0)
+    refused(H(source="<source><address bus='08' slot='2' function='0'/></source>"),
+            "bus='08'", "octal")
     refused(IH(source="<source><address type='usb' bus='1'/></source>"), "only 'pci'")
 
 

@@ -55,6 +55,13 @@ def test_forward_mode_alternatives(mode: str) -> None:
     assert spec.managed is False
 
 
+def test_pool_address_numbers_read_as_libvirt_reads_them() -> None:
+    """A leading 0 is octal to libvirt (strtoul, base 0): bus='010' is bus 8, not 10."""
+    spec = parse_network(net("<address type='pci' domain='0' bus='010' slot='02' function='0'/>"
+                             "<address type='pci' bus='10' slot='0x2' function='0'/>"))
+    assert [e.address for e in spec.pool] == [PciAddress(0, 8, 2, 0), PciAddress(0, 10, 2, 0)]
+
+
 def test_forward_dev_attribute() -> None:
     # The proposal's form: dev= on <forward> plus the interface list.
     spec = parse_network(net("<interface dev='eth20'/><interface dev='eth21'/>",
@@ -92,6 +99,7 @@ def test_forward_dev_attribute() -> None:
          ("duplicate",)),
         (net("<address type='usb' bus='6' slot='2' function='0'/>"), ("type='usb'",)),
         (net("<address type='pci' bus='6' slot='99' function='0'/>"), ("slot='99'",)),
+        (net("<address type='pci' bus='09' slot='2' function='0'/>"), ("bus='09'", "octal")),
         (net("<interface/>"), ("<interface>", "'dev' is missing")),
         (net("<interface dev='bad name'/>"), ("dev='bad name'",)),
         (net("<interface dev='eth20'/>", attrs="dev='eth9' mode='hostdev'"), ("dev='eth9'",)),
