@@ -234,13 +234,17 @@ def _opt_yes_no(tree: Tree, elem: ET.Element, attr: str, ctx: str) -> bool | Non
     return yes_no(tree, elem, attr, ctx) if attr in elem.attrib else None
 
 
-def _network_vport(tree: Tree, elem: ET.Element | None, ctx: str) -> VirtualPort | None:
-    """A network's or portgroup's ``<virtualport>``: a type is required, parameters may be left
-    to the interface (libvirt's merge); 802.1Qbg refused."""
+def _network_vport(tree: Tree, elem: ET.Element | None, ctx: str, *,
+                   require_type: bool = True) -> VirtualPort | None:
+    """A network's or portgroup's ``<virtualport>``: parameters may be left to the interface
+    (libvirt's merge); 802.1Qbg refused. The network's own needs a type (libvirt parses it with
+    VIR_VPORT_XML_REQUIRE_TYPE); a portgroup's may leave it out (parsed without flags), and
+    takes it from the network or the interface when merged (``require_type`` False)."""
     if elem is None:
         return None
-    if "type" not in elem.attrib:
-        raise tree.error(elem, "attribute 'type' is missing (802.1Qbh)", ctx)
+    if require_type and "type" not in elem.attrib:
+        raise tree.error(elem, "attribute 'type' is missing (802.1Qbh; only a portgroup's "
+                         "virtualport may leave it to the network's)", ctx)
     vp = parse_virtualport(tree, elem, ctx, partial=True)
     refuse_unsupported(tree, elem, vp, ctx)
     return vp
@@ -330,7 +334,7 @@ def _parse_portgroup(tree: Tree, elem: ET.Element, ctx: str) -> PortGroup:
         name=name,
         default=yes_no(tree, elem, "default", pg_ctx),
         vlan=parse_vlan(tree, vlan_elem, pg_ctx) if vlan_elem is not None else None,
-        virtualport=_network_vport(tree, vport_elem, pg_ctx),
+        virtualport=_network_vport(tree, vport_elem, pg_ctx, require_type=False),
         trust_guest_rx_filters=_opt_yes_no(tree, elem, "trustGuestRxFilters", pg_ctx),
     )
 

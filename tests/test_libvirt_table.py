@@ -547,6 +547,13 @@ def test_N24() -> None:
     net_refused(net(extra="<virtualport type='802.1Qbh'><parameters profileid='p'/></virtualport>"
                           "<portgroup name='a'><virtualport type='802.1Qbh'><parameters "
                           "profileid='q'/></virtualport></portgroup>"), "conflicts")
+    # a portgroup's virtualport may leave the type to the network's (libvirt merges them)
+    typeless = parse_network(net(extra="<virtualport type='802.1Qbh'/><portgroup name='a'>"
+                                       "<virtualport><parameters profileid='pg'/></virtualport>"
+                                       "</portgroup>"))
+    assert typeless.settings_for("a") == (None, VirtualPort("802.1Qbh", profileid="pg"))
+    iface = one(IN(source="<source network='pn' portgroup='a'/>"))
+    assert merge_settings(iface, typeless)[1] == VirtualPort("802.1Qbh", profileid="pg")
 
 
 def test_N25() -> None:

@@ -62,6 +62,28 @@ def test_pool_address_numbers_read_as_libvirt_reads_them() -> None:
     assert [e.address for e in spec.pool] == [PciAddress(0, 8, 2, 0), PciAddress(0, 10, 2, 0)]
 
 
+def test_portgroup_virtualport_without_type_merges_with_the_networks() -> None:
+    """libvirt parses a portgroup's <virtualport> without requiring a type and merges it with
+    the network's, parameter by parameter; the network's own needs one."""
+    spec = parse_network(net("<pf dev='eth3'/>",
+                             "<virtualport type='802.1Qbh'><parameters profileid='net'/>"
+                             "</virtualport><portgroup name='a'><virtualport><parameters "
+                             "instanceid='09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f'/></virtualport>"
+                             "</portgroup>"))
+    pg = spec.portgroup("a")
+    assert pg is not None and pg.virtualport is not None and pg.virtualport.type is None
+    assert spec.settings_for("a")[1] == VirtualPort(
+        "802.1Qbh", profileid="net", instanceid="09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f")
+    assert parse_network(network_to_xml(spec)) == spec
+    # a typeless portgroup virtualport that conflicts with the network's is still refused
+    expect_error(net("<pf dev='eth3'/>", "<virtualport type='802.1Qbh'><parameters "
+                     "profileid='net'/></virtualport><portgroup name='a'><virtualport>"
+                     "<parameters profileid='pg'/></virtualport></portgroup>"),
+                 "portgroup 'a'", "conflicts", parse=parse_network)
+    expect_error(net("<pf dev='eth3'/>", "<virtualport><parameters profileid='p'/>"
+                     "</virtualport>"), "'type' is missing", parse=parse_network)
+
+
 def test_forward_dev_attribute() -> None:
     # The proposal's form: dev= on <forward> plus the interface list.
     spec = parse_network(net("<interface dev='eth20'/><interface dev='eth21'/>",
