@@ -601,3 +601,20 @@ def test_pci_number_with_leading_zero_and_digit_8_or_9_refused(value: str) -> No
     """strtoul(base 0) stops at the 8 of '08', and libvirt refuses what is left over."""
     expect_error(hd(f"<source><address bus='{value}' slot='2' function='0'/></source>"),
                  f"bus='{value}'", "octal", "0x")
+
+
+@pytest.mark.parametrize("form", ["interface", "domain"])
+def test_backend_tap_in_a_hostdev_interface_refused(form: str) -> None:
+    """libvirt refuses <backend tap=..> in an <interface type='hostdev'>: there is no tun/tap
+    device to open; pyvfmac kept it and attached the VF anyway."""
+    iface = (f"<interface type='hostdev'>{SRC}<mac address='{MAC}'/>"
+             "<backend tap='/dev/net/tun'/></interface>")
+    xml = iface if form == "interface" else f"<domain><devices>{iface}</devices></domain>"
+    expect_error(xml, "<backend tap='/dev/net/tun'>", "type='hostdev'", "libvirt")
+
+
+def test_backend_vhost_in_a_hostdev_interface_kept() -> None:
+    iface = (f"<interface type='hostdev'>{SRC}<mac address='{MAC}'/>"
+             "<backend vhost='/dev/vhost-net'/></interface>")
+    doc = DeviceDocument.parse(iface)
+    assert "<backend vhost='/dev/vhost-net'/>" in doc.to_string()

@@ -367,11 +367,20 @@ def test_D36() -> None:
 def test_D37() -> None:
     for frag in ("<target dev='vnet7'/>", "<guest dev='myeth'/>",
                  "<coalesce><rx><frames max='7'/></rx></coalesce>",
-                 "<tune><sndbuf>1600</sndbuf></tune>", "<backend tap='/dev/net/tun'/>",
+                 "<tune><sndbuf>1600</sndbuf></tune>", "<backend vhost='/dev/vhost-net'/>",
                  "<ip address='192.168.122.5' prefix='24'/>",
                  "<route family='ipv4' address='192.168.122.0' prefix='24' "
                  "gateway='192.168.122.1'/>"):
         kept(frag, IH, IN)
+
+
+def test_D40() -> None:
+    refused(IH("<backend tap='/dev/net/tun'/>"), "<backend tap='/dev/net/tun'>",
+            "type='hostdev'")
+    refused(dom(IH("<backend tap='/dev/net/tun'/>")), "tap=")
+    kept("<backend tap='/dev/net/tun'/>", IN)
+    refused(IH("<backend type='passt'/>"), "type='passt'", "type='user'")
+    refused(IN("<backend type='passt'/>"), "type='passt'")
 
 
 def test_D38() -> None:
