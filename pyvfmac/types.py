@@ -172,7 +172,10 @@ class VfResult:
 
 @dataclass(frozen=True, slots=True, order=True)
 class PciAddress:
-    """A PCI function address; ``str()`` is the canonical ``0000:06:02.0``."""
+    """A PCI function address; ``str()`` is the canonical ``0000:06:02.0``, as Linux names it.
+
+    The domain is 32 bits, as in Linux and libvirt: a VMD domain (``10000:00:01.0``) is printed
+    with as many digits as it needs, at least four (the kernel's ``%04x``)."""
 
     domain: int
     bus: int
@@ -183,7 +186,7 @@ class PciAddress:
         from .errors import PciAddressError
 
         for field, value, top in (
-            ("domain", self.domain, 0xFFFF),
+            ("domain", self.domain, 0xFFFFFFFF),
             ("bus", self.bus, 0xFF),
             ("slot", self.slot, 0x1F),
             ("function", self.function, 0x7),
@@ -196,13 +199,15 @@ class PciAddress:
 
     @classmethod
     def parse(cls, text: str) -> PciAddress:
-        """``0000:06:02.0`` or ``06:02.0`` (domain 0); hex, case-insensitive."""
+        """``0000:06:02.0`` or ``06:02.0`` (domain 0); hex, case-insensitive; a domain of up
+        to 8 digits (``10000:00:01.0``)."""
         from .errors import PciAddressError
 
         m = re.fullmatch(_PCI_ADDRESS, text.strip()) if isinstance(text, str) else None
         if m is None:
             raise PciAddressError(
-                f"PCI address {text!r}: expected DDDD:BB:SS.F or BB:SS.F (hexadecimal)"
+                f"PCI address {text!r}: expected DDDD:BB:SS.F or BB:SS.F (hexadecimal; the "
+                "domain up to 8 digits)"
             )
         dom, bus, slot, fn = m.groups()
         return cls(int(dom or "0", 16), int(bus, 16), int(slot, 16), int(fn, 16))
@@ -244,7 +249,7 @@ class PciAddress:
 
 
 # Patterns are compiled by re on first use (and kept in re's cache), not at import.
-_PCI_ADDRESS = r"(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])"
+_PCI_ADDRESS = r"(?:([0-9a-fA-F]{1,8}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])"
 
 # libvirt's spelling of a PCI coordinate (strtoul, base 0): 0x-prefixed hexadecimal, octal
 # after a leading 0, else decimal; ASCII only (Python's int() would also take "1_0" and

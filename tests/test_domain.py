@@ -314,8 +314,8 @@ SRC = "<source><address bus='0x06' slot='0x02' function='0x0'/></source>"
          ("slot='0x20'", "slot 32")),
         (hd("<source><address bus='0x06' slot='0x02' function='8'/></source>"),
          ("function='8'", "function 8")),
-        (hd("<source><address domain='0x10000' bus='6' slot='2' function='0'/></source>"),
-         ("domain='0x10000'",)),
+        (hd("<source><address domain='0x100000000' bus='6' slot='2' function='0'/></source>"),
+         ("domain='0x100000000'",)),
         (hd("<source><address bus='0x0g' slot='0x02' function='0x0'/></source>"),
          ("bus='0x0g'", "not a number")),
         (hd("<source><address bus='-1' slot='0x02' function='0x0'/></source>"),
@@ -564,7 +564,8 @@ def test_random_devices_parse_and_round_trip(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(5))
 def test_random_invalid_addresses_refused(seed: int) -> None:
     rng = random.Random(2000 + seed)
-    field, top = rng.choice([("bus", 0xFF), ("slot", 0x1F), ("function", 7), ("domain", 0xFFFF)])
+    field, top = rng.choice([("bus", 0xFF), ("slot", 0x1F), ("function", 7),
+                             ("domain", 0xFFFFFFFF)])
     bad = rng.randrange(top + 1, top * 4 + 16)
     attrs = {"bus": "6", "slot": "2", "function": "0", field: hex(bad)}
     spelled = " ".join(f"{k}='{v}'" for k, v in attrs.items())
@@ -618,3 +619,19 @@ def test_backend_vhost_in_a_hostdev_interface_kept() -> None:
              "<backend vhost='/dev/vhost-net'/></interface>")
     doc = DeviceDocument.parse(iface)
     assert "<backend vhost='/dev/vhost-net'/>" in doc.to_string()
+
+
+def test_pci_domain_over_16_bits_read_and_written() -> None:
+    """libvirt takes any 32-bit PCI domain (VMD puts functions in domain 0x10000 and up) and
+    writes it as '0x%04x'; pyvfmac refused it."""
+    doc = DeviceDocument.parse(hd("<source><address domain='0x10000' bus='0x01' slot='0x01' "
+                                  "function='0x0'/></source>"))
+    assert doc.devices[0].address == PciAddress(0x10000, 1, 1, 0)
+    assert doc.devices[0].key == "pci:10000:01:01.0"
+    net = DeviceDocument.parse(f"<interface type='network'><source network='pn'/>"
+                               f"<mac address='{MAC}'/></interface>")
+    net.set_address(0, PciAddress(0xFFFFFFFF, 1, 1, 7))
+    assert ("<address type='pci' domain='0xffffffff' bus='0x01' slot='0x01' function='0x7'/>"
+            in net.to_string())
+    assert DeviceDocument.parse(net.to_string()).devices[0].address == PciAddress(
+        0xFFFFFFFF, 1, 1, 7)

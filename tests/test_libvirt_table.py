@@ -168,6 +168,9 @@ def test_D06() -> None:
     assert one(H(source=octal)).address == PciAddress(0, 8, 2, 0)
     refused(H(source="<source><address bus='08' slot='2' function='0'/></source>"),
             "bus='08'", "octal")
+    vmd = "<source><address domain='0x10000' bus='0x01' slot='0x00' function='0x0'/></source>"
+    assert one(IH(source=vmd.replace("<address ", "<address type='pci' "))).address == \
+        PciAddress(0x10000, 1, 0, 0)
     refused(IH(source="<source><address type='usb' bus='1'/></source>"), "only 'pci'")
 
 
