@@ -461,7 +461,13 @@ def test_N07() -> None:
 def test_N08() -> None:
     for mode in ("hostdev", "hardware", "device"):
         assert parse_network(net(fattrs=f"mode='{mode}'")).pool == (PoolEntry("pf", "eth3", None),)
-    net_refused(net(fattrs="mode='nat'"), "a VF pool needs mode='hostdev'")
+    net_refused(net(fattrs="mode='nat'"), "forward mode 'nat' (a NAT network) is not hostdev",
+                "a VF pool needs <forward mode='hostdev'>")
+    # a NAT network's own elements are not the mistake, its forward mode is
+    net_refused("<network><name>default</name><bridge name='virbr0'/><forward mode='nat'/>"
+                "<ip address='192.168.122.1' prefix='24'/></network>", "forward mode 'nat'")
+    net_refused("<network><name>iso</name><bridge name='virbr1'/></network>",
+                "no <forward>: an isolated network")
 
 
 def test_N09() -> None:
