@@ -424,9 +424,9 @@ def _check_driver(tree: Tree, elem: ET.Element, ctx: str) -> None:
 def _check_backend(tree: Tree, elem: ET.Element, ctx: str) -> None:
     """``<backend>`` of an interface: ``tap=`` names the tun/tap device libvirt opens for a
     network, bridge or ethernet interface; an ``<interface type='hostdev'>`` has no tap, and
-    libvirt refuses the attribute there. ``type='passt'`` is for ``type='user'`` only
-    (domain_validate.c, virDomainNetDefValidate). ``vhost=`` libvirt drops for a hostdev
-    interface: it is kept, like the rest."""
+    libvirt 11.3.0 refuses the attribute there (issue #21). ``type='passt'`` is for
+    ``type='user'`` only (domain_validate.c, virDomainNetDefValidate). ``vhost=`` libvirt drops
+    for a hostdev interface: it is kept, like the rest."""
     for backend in children(elem, "backend"):
         if "tap" in backend.attrib and elem.get("type") == "hostdev":
             raise tree.error(backend, "tap= is the tun/tap device of a network, bridge or "
