@@ -431,6 +431,22 @@ def _check_driver(tree: Tree, elem: ET.Element, ctx: str) -> None:
                              "managed='no')", ctx)
 
 
+def _check_backend(tree: Tree, elem: ET.Element, ctx: str) -> None:
+    """``<backend>`` of an interface: ``tap=`` names the tun/tap device libvirt opens for a
+    network, bridge or ethernet interface; an ``<interface type='hostdev'>`` has no tap, and
+    libvirt 11.3.0 refuses the attribute there (issue #21). ``type='passt'`` is for
+    ``type='user'`` only (domain_validate.c, virDomainNetDefValidate). ``vhost=`` libvirt drops
+    for a hostdev interface: it is kept, like the rest."""
+    for backend in children(elem, "backend"):
+        if "tap" in backend.attrib and elem.get("type") == "hostdev":
+            raise tree.error(backend, "tap= is the tun/tap device of a network, bridge or "
+                             "ethernet interface; an <interface type='hostdev'> has none "
+                             "(libvirt refuses it too)", ctx)
+        if backend.get("type") == "passt":
+            raise tree.error(backend, "type='passt' is for <interface type='user'> only "
+                             "(libvirt refuses it on any other interface)", ctx)
+
+
 def _parse_teaming(tree: Tree, elem: ET.Element, ctx: str) -> str | None:
     teaming = one_child(tree, elem, "teaming", ctx, required=False)
     if teaming is None:
@@ -469,6 +485,8 @@ def _parse_device(tree: Tree, elem: ET.Element, index: int) -> DeviceSpec:
         if isinstance(child.tag, str) and child.tag in _REFUSED_DEVICE:
             raise tree.error(child, f"not allowed: {_REFUSED_DEVICE[child.tag]}", ctx)
     _check_driver(tree, elem, ctx)
+    if form == "interface":
+        _check_backend(tree, elem, ctx)
     teaming = _parse_teaming(tree, elem, ctx)
     trust = None
     if form == "interface" and "trustGuestRxFilters" in elem.attrib:

@@ -161,6 +161,7 @@ def parse_network(data: str | bytes, *, source: str = "<input>") -> NetworkSpec:
     if root.tag != "network":
         raise tree.error(root, "the root element must be <network>")
     ctx = "network"
+    _check_hostdev_network(tree, root, ctx)
     for child in root:
         if isinstance(child.tag, str) and child.tag in _REFUSED_NETWORK:
             raise tree.error(child, f"not allowed: {_REFUSED_NETWORK[child.tag]}", ctx)
@@ -230,17 +231,56 @@ def parse_network(data: str | bytes, *, source: str = "<input>") -> NetworkSpec:
     return spec
 
 
+_FORWARD_KINDS = {
+    "nat": "a NAT network",
+    "route": "a routed network",
+    "open": "an open (routed) network",
+    "bridge": "a bridge network",
+    "private": "a macvtap network",
+    "vepa": "a macvtap network",
+    "passthrough": "a macvtap network",
+}
+
+
+def _check_hostdev_network(tree: Tree, root: ET.Element, ctx: str) -> None:
+    """A network that is not a pool of VFs is refused by its forward mode, before any of its
+    other elements (a NAT network's <bridge> and <ip> are right for it, not wrong): no
+    ``<forward>`` is an isolated network, a ``<forward>`` without a mode libvirt's NAT."""
+    names = children(root, "name")
+    if len(names) == 1 and (names[0].text or "").strip():
+        ctx = f"network {(names[0].text or '').strip()!r}"
+    fwd = one_child(tree, root, "forward", ctx, required=False)
+    want = "a VF pool needs <forward mode='hostdev'> ('hardware' and 'device' are accepted " \
+           "as the same)"
+    if fwd is None:
+        raise tree.error(root, f"no <forward>: an isolated network, not a hostdev network; "
+                         f"{want}", ctx)
+    mode = fwd.get("mode")
+    if mode in FORWARD_MODES:
+        return
+    if mode is None:
+        shown = "forward mode missing (libvirt's default is 'nat': a NAT network)"
+    else:
+        kind = _FORWARD_KINDS.get(mode)
+        shown = f"forward mode {mode!r}" + (f" ({kind})" if kind else "")
+    raise tree.error(fwd, f"{shown} is not hostdev; {want}", ctx)
+
+
 def _opt_yes_no(tree: Tree, elem: ET.Element, attr: str, ctx: str) -> bool | None:
     return yes_no(tree, elem, attr, ctx) if attr in elem.attrib else None
 
 
-def _network_vport(tree: Tree, elem: ET.Element | None, ctx: str) -> VirtualPort | None:
-    """A network's or portgroup's ``<virtualport>``: a type is required, parameters may be left
-    to the interface (libvirt's merge); 802.1Qbg refused."""
+def _network_vport(tree: Tree, elem: ET.Element | None, ctx: str, *,
+                   require_type: bool = True) -> VirtualPort | None:
+    """A network's or portgroup's ``<virtualport>``: parameters may be left to the interface
+    (libvirt's merge); 802.1Qbg refused. The network's own needs a type (libvirt parses it with
+    VIR_VPORT_XML_REQUIRE_TYPE); a portgroup's may leave it out (parsed without flags), and
+    takes it from the network or the interface when merged (``require_type`` False)."""
     if elem is None:
         return None
-    if "type" not in elem.attrib:
-        raise tree.error(elem, "attribute 'type' is missing (802.1Qbh)", ctx)
+    if require_type and "type" not in elem.attrib:
+        raise tree.error(elem, "attribute 'type' is missing (802.1Qbh; only a portgroup's "
+                         "virtualport may leave it to the network's)", ctx)
     vp = parse_virtualport(tree, elem, ctx, partial=True)
     refuse_unsupported(tree, elem, vp, ctx)
     return vp
@@ -259,11 +299,6 @@ def _parse_driver(tree: Tree, drv: ET.Element, ctx: str) -> None:
 
 def _parse_forward(tree: Tree, fwd: ET.Element, ctx: str) -> tuple[bool, list[PoolEntry]]:
     check_attrs(tree, fwd, ("mode", "managed", "dev"), ctx)
-    mode = fwd.get("mode")
-    if mode not in FORWARD_MODES:
-        shown = "missing (libvirt's default is 'nat')" if mode is None else repr(mode)
-        raise tree.error(fwd, f"forward mode {shown}: a VF pool needs mode='hostdev' "
-                         "('hardware' and 'device' are accepted as the same)", ctx)
     managed = yes_no(tree, fwd, "managed", ctx)
     nat = children(fwd, "nat")
     if nat:
@@ -330,7 +365,7 @@ def _parse_portgroup(tree: Tree, elem: ET.Element, ctx: str) -> PortGroup:
         name=name,
         default=yes_no(tree, elem, "default", pg_ctx),
         vlan=parse_vlan(tree, vlan_elem, pg_ctx) if vlan_elem is not None else None,
-        virtualport=_network_vport(tree, vport_elem, pg_ctx),
+        virtualport=_network_vport(tree, vport_elem, pg_ctx, require_type=False),
         trust_guest_rx_filters=_opt_yes_no(tree, elem, "trustGuestRxFilters", pg_ctx),
     )
 

@@ -317,9 +317,8 @@ def _valid_name(name: str) -> bool:
 
 def _address(domain: int, bus: int, slot: int, function: int) -> PciAddress | None:
     """A PciAddress from the walker's numbers, None when out of range. The C parser admits only
-    what the kernel prints (bus 0..ff, slot 0..1f, function 0..7); a domain over 0xffff is not
-    representable and is reported by the caller."""
-    if domain > 0xFFFF or bus > 0xFF or slot > 0x1F or function > 7:
+    what the kernel prints (a 32-bit domain, bus 0..ff, slot 0..1f, function 0..7)."""
+    if domain > 0xFFFFFFFF or bus > 0xFF or slot > 0x1F or function > 7:
         return None
     return _MAKE_ADDRESS(domain, bus, slot, function)
 
@@ -379,8 +378,8 @@ class _Builder:
             return
         address = _address(*row[:4])
         if address is None:
-            self.entry_notes.append(f"{_text(_ll.func_name(self.packed, i))}: PCI domain over "
-                                    "0xffff is not supported: ignored")
+            self.entry_notes.append(f"{_text(_ll.func_name(self.packed, i))}: not a PCI address "
+                                    "the kernel prints: ignored")
         elif flags & _ll.FN_VANISHED:
             self.vanished.append(str(address))
         else:
@@ -419,7 +418,7 @@ class _Builder:
         for i, (domain, bus, slot, function, flags, vendor, device, class_code, group, totalvfs,
                 numvfs, pf_domain, pf_bus, pf_slot, pf_function, pf, _, netdev_first,
                 netdev_count, _, _, driver_raw) in enumerate(zip(*self.cols)):
-            if flags & _NO_FUNCTION or domain > 0xFFFF:
+            if flags & _NO_FUNCTION:
                 self.unusable(i)
                 continue
             address = addrs[i] = make_address(domain, bus, slot, function)

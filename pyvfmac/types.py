@@ -172,7 +172,10 @@ class VfResult:
 
 @dataclass(frozen=True, slots=True, order=True)
 class PciAddress:
-    """A PCI function address; ``str()`` is the canonical ``0000:06:02.0``."""
+    """A PCI function address; ``str()`` is the canonical ``0000:06:02.0``, as Linux names it.
+
+    The domain is 32 bits, as in Linux and libvirt: a VMD domain (``10000:00:01.0``) is printed
+    with as many digits as it needs, at least four (the kernel's ``%04x``)."""
 
     domain: int
     bus: int
@@ -183,7 +186,7 @@ class PciAddress:
         from .errors import PciAddressError
 
         for field, value, top in (
-            ("domain", self.domain, 0xFFFF),
+            ("domain", self.domain, 0xFFFFFFFF),
             ("bus", self.bus, 0xFF),
             ("slot", self.slot, 0x1F),
             ("function", self.function, 0x7),
@@ -196,13 +199,15 @@ class PciAddress:
 
     @classmethod
     def parse(cls, text: str) -> PciAddress:
-        """``0000:06:02.0`` or ``06:02.0`` (domain 0); hex, case-insensitive."""
+        """``0000:06:02.0`` or ``06:02.0`` (domain 0); hex, case-insensitive; a domain of up
+        to 8 digits (``10000:00:01.0``)."""
         from .errors import PciAddressError
 
         m = re.fullmatch(_PCI_ADDRESS, text.strip()) if isinstance(text, str) else None
         if m is None:
             raise PciAddressError(
-                f"PCI address {text!r}: expected DDDD:BB:SS.F or BB:SS.F (hexadecimal)"
+                f"PCI address {text!r}: expected DDDD:BB:SS.F or BB:SS.F (hexadecimal; the "
+                "domain up to 8 digits)"
             )
         dom, bus, slot, fn = m.groups()
         return cls(int(dom or "0", 16), int(bus, 16), int(slot, 16), int(fn, 16))
@@ -210,7 +215,12 @@ class PciAddress:
     @classmethod
     def from_attrs(cls, attrs: dict[str, str], *, where: str = "<address>") -> PciAddress:
         """From XML attribute values: ``domain='0x0000' bus='0x06' slot='0x02' function='0x0'``
-        (domain optional, default 0; ``0x`` hex or plain decimal, as libvirt accepts)."""
+        (domain optional, default 0).
+
+        Each number is read as libvirt reads it (virPCIDeviceAddressParseXML: strtoul with base
+        0): ``0x`` hexadecimal, a leading ``0`` octal (``bus='010'`` is bus 8), else decimal;
+        ``'08'`` is refused, as libvirt refuses it. Blanks around a number are ignored; a sign
+        is refused (strtoul would take ``+1``)."""
         from .errors import PciAddressError
 
         values: dict[str, int] = {}
@@ -222,11 +232,7 @@ class PciAddress:
                     continue
                 raise PciAddressError(f"{where}: attribute {key!r} is missing")
             raw = raw.strip()
-            m = re.fullmatch(_XML_NUMBER, raw, re.ASCII)
-            if m is None:
-                what = "is negative" if raw.startswith("-") else "is not a number"
-                raise PciAddressError(f"{where}: {key}={raw!r} {what}")
-            values[key] = int(m[1], 16) if m[1] is not None else int(raw, 10)
+            values[key] = _xml_number(raw, key, where)
         try:
             return cls(**values)
         except PciAddressError as exc:
@@ -243,11 +249,32 @@ class PciAddress:
 
 
 # Patterns are compiled by re on first use (and kept in re's cache), not at import.
-_PCI_ADDRESS = r"(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])"
+_PCI_ADDRESS = r"(?:([0-9a-fA-F]{1,8}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])"
 
-# libvirt's spelling of a PCI coordinate: 0x-prefixed hexadecimal or plain decimal, ASCII only
-# (Python's int() would also take "1_0" and non-ASCII digits; matched with re.ASCII).
-_XML_NUMBER = r"0[xX]([0-9a-fA-F]+)|[0-9]+"
+# libvirt's spelling of a PCI coordinate (strtoul, base 0): 0x-prefixed hexadecimal, octal
+# after a leading 0, else decimal; ASCII only (Python's int() would also take "1_0" and
+# non-ASCII digits; matched with re.ASCII).
+_XML_NUMBER = r"0[xX]([0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*)"
+
+
+def _xml_number(raw: str, key: str, where: str) -> int:
+    """One PCI coordinate of an XML ``<address>``, read as libvirt reads it."""
+    from .errors import PciAddressError
+
+    m = re.fullmatch(_XML_NUMBER, raw, re.ASCII)
+    if m is None:
+        if raw.startswith("-"):
+            what = "is negative"
+        elif re.fullmatch(r"0[0-9]+", raw, re.ASCII):
+            what = ("is not a number: a leading 0 makes it octal, as libvirt reads it, and 8 "
+                    "and 9 are not octal digits (write it in hexadecimal, 0x..)")
+        else:
+            what = "is not a number"
+        raise PciAddressError(f"{where}: {key}={raw!r} {what}")
+    hexa, octal, decimal = m.groups()
+    if hexa is not None:
+        return int(hexa, 16)
+    return int(octal, 8) if octal is not None else int(decimal, 10)
 
 IFNAMSIZ = 16
 

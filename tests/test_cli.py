@@ -22,7 +22,6 @@ from pyvfmac.cli.toplevel import command_word
 from pyvfmac.records import Original
 from pyvfmac.settings import SETTINGS
 from pyvfmac.store import Store
-from pyvfmac.topology import scan
 from pyvfmac.types import LinkInfo, VfChange, VfState
 
 
@@ -87,19 +86,70 @@ PF_KEYS = {"pf", "ifindex", "pci", "driver", "parent", "numvfs", "totalvfs", "mi
 VF_KEYS = {"vf", "pci", "netdev", "driver", "held"} | set(SETTINGS)
 
 
-def test_list_json_is_a_list_of_pfs() -> None:
-    code, out = run("list", "--json")
+class FakeRtnl:
+    """``pyvfmac.netlink.Rtnl`` over a fixed dump of links (the test's own)."""
+
+    links: list[LinkInfo] = []
+
+    def __enter__(self) -> FakeRtnl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def dump_links(self) -> list[LinkInfo]:
+        return self.links
+
+
+def pf_link(ifindex: int, name: str, pci: str | None, vfs: int, *,
+            bus: str | None = "pci") -> LinkInfo:
+    states = tuple(VfState(vf=i, mac=f"02:00:00:00:00:{i:02x}") for i in range(vfs))
+    return LinkInfo(ifindex=ifindex, name=name, mac=None, perm_mac=None, parent_bus=bus,
+                    parent_dev=pci, num_vf=vfs, vfs=states)
+
+
+def test_list_names_every_pf_with_vfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vfmac list` on a fake host with VFs, checked against what the test itself built (not
+    against the same sysfs walk the command uses): two PCI PFs with VFs, a PCI PF without, a
+    netdevsim PF (no PCI function) and lo. Each PF with VFs is listed once, with its own PCI
+    address and VFs; the others are not."""
+    fs = FakeSysfs(tmp_path / "sys")
+    fs.add_pf("0000:01:00.0", totalvfs=8, driver="igb", netdevs=("eth0",))
+    for i, vf in enumerate(("0000:01:10.0", "0000:01:10.2")):
+        fs.add_vf("0000:01:00.0", i, vf, driver="igbvf", netdevs=(f"eth0v{i}",))
+    fs.add_pf("0000:02:00.0", totalvfs=4, driver="ice", netdevs=("eth1",))
+    for i, vf in enumerate(("0000:02:01.0", "0000:02:01.1", "0000:02:01.2")):
+        fs.add_vf("0000:02:00.0", i, vf, driver="iavf")
+    fs.add_pf("0000:03:00.0", totalvfs=4, driver="ice", netdevs=("eth2",))  # no VFs
+    monkeypatch.setattr(FakeRtnl, "links", [
+        LinkInfo(ifindex=1, name="lo", mac=None, perm_mac=None, parent_bus=None,
+                 parent_dev=None, num_vf=None, vfs=()),
+        pf_link(2, "eth0", "0000:01:00.0", 2),
+        pf_link(3, "eth1", "0000:02:00.0", 3),
+        pf_link(4, "eth2", "0000:03:00.0", 0),
+        pf_link(5, "eni0", "netdevsim1", 2, bus="netdevsim"),
+    ])
+    monkeypatch.setattr("pyvfmac.netlink.Rtnl", FakeRtnl)
+    common = ("--sysfs-root", str(fs.root), "--state-dir", str(tmp_path / "st"), "list")
+    code, out = run(*common, "--json")
     assert code == 0
     pfs = json.loads(out)
-    assert isinstance(pfs, list)
-    for pf in pfs:  # a host with VFs: every PF object has its vfs list
-        assert isinstance(pf["vfs"], list)
-        assert set(pf) == PF_KEYS and all(set(vf) == VF_KEYS for vf in pf["vfs"])
-    # the PCI PFs listed are the host's PFs with VFs, as the sysfs walk finds them
-    want = {name for pf in scan().pfs if pf.numvfs for name in pf.netdevs}
-    assert {pf["pf"] for pf in pfs if pf["pci"]} == want
-    if not pfs:
-        assert run("list") == (0, "no SR-IOV physical functions with VFs\n")
+    assert all(set(pf) == PF_KEYS and all(set(vf) == VF_KEYS for vf in pf["vfs"]) for pf in pfs)
+    assert [(pf["pf"], pf["pci"], pf["numvfs"], [vf["pci"] for vf in pf["vfs"]])
+            for pf in pfs] == [
+        ("eth0", "0000:01:00.0", 2, ["0000:01:10.0", "0000:01:10.2"]),
+        ("eth1", "0000:02:00.0", 3, ["0000:02:01.0", "0000:02:01.1", "0000:02:01.2"]),
+        ("eni0", None, 2, [None, None]),
+    ]
+    code, text = run(*common)
+    assert code == 0
+    assert [line.split("  ")[:3] for line in text.splitlines() if not line.startswith(" ")] == [
+        ["eth0", "0000:01:00.0", "driver igb"], ["eth1", "0000:02:00.0", "driver ice"],
+        ["eni0", "netdevsim:netdevsim1", "driver -"]]
+    # a host without VFs says so, in both forms
+    monkeypatch.setattr(FakeRtnl, "links", FakeRtnl.links[:1] + FakeRtnl.links[3:4])
+    assert run(*common) == (0, "no SR-IOV physical functions with VFs\n")
+    assert run(*common, "--json") == (0, "[]\n")
 
 
 def test_list_json_on_a_fake_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -314,8 +314,8 @@ SRC = "<source><address bus='0x06' slot='0x02' function='0x0'/></source>"
          ("slot='0x20'", "slot 32")),
         (hd("<source><address bus='0x06' slot='0x02' function='8'/></source>"),
          ("function='8'", "function 8")),
-        (hd("<source><address domain='0x10000' bus='6' slot='2' function='0'/></source>"),
-         ("domain='0x10000'",)),
+        (hd("<source><address domain='0x100000000' bus='6' slot='2' function='0'/></source>"),
+         ("domain='0x100000000'",)),
         (hd("<source><address bus='0x0g' slot='0x02' function='0x0'/></source>"),
          ("bus='0x0g'", "not a number")),
         (hd("<source><address bus='-1' slot='0x02' function='0x0'/></source>"),
@@ -564,8 +564,74 @@ def test_random_devices_parse_and_round_trip(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(5))
 def test_random_invalid_addresses_refused(seed: int) -> None:
     rng = random.Random(2000 + seed)
-    field, top = rng.choice([("bus", 0xFF), ("slot", 0x1F), ("function", 7), ("domain", 0xFFFF)])
+    field, top = rng.choice([("bus", 0xFF), ("slot", 0x1F), ("function", 7),
+                             ("domain", 0xFFFFFFFF)])
     bad = rng.randrange(top + 1, top * 4 + 16)
     attrs = {"bus": "6", "slot": "2", "function": "0", field: hex(bad)}
     spelled = " ".join(f"{k}='{v}'" for k, v in attrs.items())
     expect_error(hd(f"<source><address {spelled}/></source>"), f"{field}='{hex(bad)}'")
+
+
+# ------------------------------------------------------------------------------------------
+# PCI numbers are read as libvirt reads them (issue #21)
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spelled, expected",
+    [
+        ("domain='0x0000' bus='0x0a' slot='0x02' function='0x1'", PciAddress(0, 10, 2, 1)),
+        ("bus='10' slot='2' function='1'", PciAddress(0, 10, 2, 1)),  # decimal
+        ("bus='012' slot='02' function='01'", PciAddress(0, 10, 2, 1)),  # a leading 0: octal
+        ("domain='00' bus='010' slot='037' function='07'", PciAddress(0, 8, 0x1F, 7)),
+        ("domain='0' bus='0' slot='0x1f' function='0'", PciAddress(0, 0, 0x1F, 0)),
+        ("bus='0X0A' slot='0x02' function='1'", PciAddress(0, 10, 2, 1)),
+    ],
+)
+def test_pci_numbers_read_as_libvirt_reads_them(spelled: str, expected: PciAddress) -> None:
+    """libvirt's virPCIDeviceAddressParseXML reads each number with strtoul, base 0: bus='010'
+    is bus 8 to libvirt, so pyvfmac must not program the VF at bus 10."""
+    assert one(hd(f"<source><address {spelled}/></source>")).address == expected
+    iface = (f"<interface type='hostdev'><source><address type='pci' {spelled}/></source>"
+             f"<mac address='{MAC}'/></interface>")
+    assert one(iface).address == expected
+
+
+@pytest.mark.parametrize("value", ["08", "09", "018", "0099"])
+def test_pci_number_with_leading_zero_and_digit_8_or_9_refused(value: str) -> None:
+    """strtoul(base 0) stops at the 8 of '08', and libvirt refuses what is left over."""
+    expect_error(hd(f"<source><address bus='{value}' slot='2' function='0'/></source>"),
+                 f"bus='{value}'", "octal", "0x")
+
+
+@pytest.mark.parametrize("form", ["interface", "domain"])
+def test_backend_tap_in_a_hostdev_interface_refused(form: str) -> None:
+    """libvirt refuses <backend tap=..> in an <interface type='hostdev'>: there is no tun/tap
+    device to open; pyvfmac kept it and attached the VF anyway."""
+    iface = (f"<interface type='hostdev'>{SRC}<mac address='{MAC}'/>"
+             "<backend tap='/dev/net/tun'/></interface>")
+    xml = iface if form == "interface" else f"<domain><devices>{iface}</devices></domain>"
+    expect_error(xml, "<backend tap='/dev/net/tun'>", "type='hostdev'", "libvirt")
+
+
+def test_backend_vhost_in_a_hostdev_interface_kept() -> None:
+    iface = (f"<interface type='hostdev'>{SRC}<mac address='{MAC}'/>"
+             "<backend vhost='/dev/vhost-net'/></interface>")
+    doc = DeviceDocument.parse(iface)
+    assert "<backend vhost='/dev/vhost-net'/>" in doc.to_string()
+
+
+def test_pci_domain_over_16_bits_read_and_written() -> None:
+    """libvirt takes any 32-bit PCI domain (VMD puts functions in domain 0x10000 and up) and
+    writes it as '0x%04x'; pyvfmac refused it."""
+    doc = DeviceDocument.parse(hd("<source><address domain='0x10000' bus='0x01' slot='0x01' "
+                                  "function='0x0'/></source>"))
+    assert doc.devices[0].address == PciAddress(0x10000, 1, 1, 0)
+    assert doc.devices[0].key == "pci:10000:01:01.0"
+    net = DeviceDocument.parse(f"<interface type='network'><source network='pn'/>"
+                               f"<mac address='{MAC}'/></interface>")
+    net.set_address(0, PciAddress(0xFFFFFFFF, 1, 1, 7))
+    assert ("<address type='pci' domain='0xffffffff' bus='0x01' slot='0x01' function='0x7'/>"
+            in net.to_string())
+    assert DeviceDocument.parse(net.to_string()).devices[0].address == PciAddress(
+        0xFFFFFFFF, 1, 1, 7)

@@ -163,6 +163,14 @@ def test_D05() -> None:
 
 def test_D06() -> None:
     assert one(H()).address == ADDR and one(IH()).address == ADDR
+    # libvirt's reading of a number: 0x hexadecimal, a leading 0 octal, else decimal
+    octal = "<source><address domain='0' bus='010' slot='02' function='0'/></source>"
+    assert one(H(source=octal)).address == PciAddress(0, 8, 2, 0)
+    refused(H(source="<source><address bus='08' slot='2' function='0'/></source>"),
+            "bus='08'", "octal")
+    vmd = "<source><address domain='0x10000' bus='0x01' slot='0x00' function='0x0'/></source>"
+    assert one(IH(source=vmd.replace("<address ", "<address type='pci' "))).address == \
+        PciAddress(0x10000, 1, 0, 0)
     refused(IH(source="<source><address type='usb' bus='1'/></source>"), "only 'pci'")
 
 
@@ -362,11 +370,20 @@ def test_D36() -> None:
 def test_D37() -> None:
     for frag in ("<target dev='vnet7'/>", "<guest dev='myeth'/>",
                  "<coalesce><rx><frames max='7'/></rx></coalesce>",
-                 "<tune><sndbuf>1600</sndbuf></tune>", "<backend tap='/dev/net/tun'/>",
+                 "<tune><sndbuf>1600</sndbuf></tune>", "<backend vhost='/dev/vhost-net'/>",
                  "<ip address='192.168.122.5' prefix='24'/>",
                  "<route family='ipv4' address='192.168.122.0' prefix='24' "
                  "gateway='192.168.122.1'/>"):
         kept(frag, IH, IN)
+
+
+def test_D40() -> None:
+    refused(IH("<backend tap='/dev/net/tun'/>"), "<backend tap='/dev/net/tun'>",
+            "type='hostdev'")
+    refused(dom(IH("<backend tap='/dev/net/tun'/>")), "tap=")
+    kept("<backend tap='/dev/net/tun'/>", IN)
+    refused(IH("<backend type='passt'/>"), "type='passt'", "type='user'")
+    refused(IN("<backend type='passt'/>"), "type='passt'")
 
 
 def test_D38() -> None:
@@ -444,7 +461,13 @@ def test_N07() -> None:
 def test_N08() -> None:
     for mode in ("hostdev", "hardware", "device"):
         assert parse_network(net(fattrs=f"mode='{mode}'")).pool == (PoolEntry("pf", "eth3", None),)
-    net_refused(net(fattrs="mode='nat'"), "a VF pool needs mode='hostdev'")
+    net_refused(net(fattrs="mode='nat'"), "forward mode 'nat' (a NAT network) is not hostdev",
+                "a VF pool needs <forward mode='hostdev'>")
+    # a NAT network's own elements are not the mistake, its forward mode is
+    net_refused("<network><name>default</name><bridge name='virbr0'/><forward mode='nat'/>"
+                "<ip address='192.168.122.1' prefix='24'/></network>", "forward mode 'nat'")
+    net_refused("<network><name>iso</name><bridge name='virbr1'/></network>",
+                "no <forward>: an isolated network")
 
 
 def test_N09() -> None:
@@ -542,6 +565,13 @@ def test_N24() -> None:
     net_refused(net(extra="<virtualport type='802.1Qbh'><parameters profileid='p'/></virtualport>"
                           "<portgroup name='a'><virtualport type='802.1Qbh'><parameters "
                           "profileid='q'/></virtualport></portgroup>"), "conflicts")
+    # a portgroup's virtualport may leave the type to the network's (libvirt merges them)
+    typeless = parse_network(net(extra="<virtualport type='802.1Qbh'/><portgroup name='a'>"
+                                       "<virtualport><parameters profileid='pg'/></virtualport>"
+                                       "</portgroup>"))
+    assert typeless.settings_for("a") == (None, VirtualPort("802.1Qbh", profileid="pg"))
+    iface = one(IN(source="<source network='pn' portgroup='a'/>"))
+    assert merge_settings(iface, typeless)[1] == VirtualPort("802.1Qbh", profileid="pg")
 
 
 def test_N25() -> None:

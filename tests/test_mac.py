@@ -47,7 +47,7 @@ def test_any_input_parses_or_raises_mac_error(text: object) -> None:
         assert is_canonical(mac)
 
 
-addresses = st.builds(PciAddress, st.integers(0, 0xFFFF), st.integers(0, 0xFF),
+addresses = st.builds(PciAddress, st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFF),
                       st.integers(0, 0x1F), st.integers(0, 7))
 
 

@@ -55,6 +55,71 @@ def test_forward_mode_alternatives(mode: str) -> None:
     assert spec.managed is False
 
 
+def test_pool_address_numbers_read_as_libvirt_reads_them() -> None:
+    """A leading 0 is octal to libvirt (strtoul, base 0): bus='010' is bus 8, not 10."""
+    spec = parse_network(net("<address type='pci' domain='0' bus='010' slot='02' function='0'/>"
+                             "<address type='pci' bus='10' slot='0x2' function='0'/>"))
+    assert [e.address for e in spec.pool] == [PciAddress(0, 8, 2, 0), PciAddress(0, 10, 2, 0)]
+
+
+def test_portgroup_virtualport_without_type_merges_with_the_networks() -> None:
+    """libvirt parses a portgroup's <virtualport> without requiring a type and merges it with
+    the network's, parameter by parameter; the network's own needs one."""
+    spec = parse_network(net("<pf dev='eth3'/>",
+                             "<virtualport type='802.1Qbh'><parameters profileid='net'/>"
+                             "</virtualport><portgroup name='a'><virtualport><parameters "
+                             "instanceid='09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f'/></virtualport>"
+                             "</portgroup>"))
+    pg = spec.portgroup("a")
+    assert pg is not None and pg.virtualport is not None and pg.virtualport.type is None
+    assert spec.settings_for("a")[1] == VirtualPort(
+        "802.1Qbh", profileid="net", instanceid="09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f")
+    assert parse_network(network_to_xml(spec)) == spec
+    # a typeless portgroup virtualport that conflicts with the network's is still refused
+    expect_error(net("<pf dev='eth3'/>", "<virtualport type='802.1Qbh'><parameters "
+                     "profileid='net'/></virtualport><portgroup name='a'><virtualport>"
+                     "<parameters profileid='pg'/></virtualport></portgroup>"),
+                 "portgroup 'a'", "conflicts", parse=parse_network)
+    expect_error(net("<pf dev='eth3'/>", "<virtualport><parameters profileid='p'/>"
+                     "</virtualport>"), "'type' is missing", parse=parse_network)
+
+
+# libvirt's own kinds of network (its docs and test corpus), each with the elements that are
+# right for it: the error says the forward mode is not hostdev, not that <bridge> is wrong
+FOREIGN_NETWORKS = [
+    ("<network><name>default</name><bridge name='virbr0'/><forward mode='nat'/>"
+     "<ip address='192.168.122.1' netmask='255.255.255.0'><dhcp><range start='192.168.122.2' "
+     "end='192.168.122.254'/></dhcp></ip></network>",
+     ("network 'default'", "<forward mode='nat'>", "forward mode 'nat' (a NAT network) is not "
+      "hostdev")),
+    ("<network><name>local</name><bridge name='virbr1'/><forward mode='route' dev='eth1'/>"
+     "<ip address='192.168.122.1' netmask='255.255.255.0'/></network>",
+     ("forward mode 'route' (a routed network) is not hostdev",)),
+    ("<network><name>open</name><bridge name='virbr2'/><forward mode='open'/>"
+     "<ip address='192.168.123.1' prefix='24'/></network>",
+     ("forward mode 'open'", "is not hostdev")),
+    ("<network><name>host-bridge</name><forward mode='bridge'/><bridge name='br0'/></network>",
+     ("forward mode 'bridge' (a bridge network) is not hostdev",)),
+    ("<network><name>direct-macvtap</name><forward mode='passthrough'><interface dev='eth20'/>"
+     "</forward></network>", ("forward mode 'passthrough' (a macvtap network)",)),
+    ("<network><name>nat-default</name><bridge name='virbr3'/><forward/>"
+     "<ip address='192.168.124.1' prefix='24'/></network>",
+     ("<forward>", "forward mode missing (libvirt's default is 'nat': a NAT network)")),
+    ("<network><name>private</name><bridge name='virbr4'/><mac address='52:54:00:00:00:01'/>"
+     "<ip address='192.168.125.1' prefix='24'/></network>",
+     ("<network>", "no <forward>: an isolated network, not a hostdev network")),
+]
+
+
+@pytest.mark.parametrize("xml, needles", FOREIGN_NETWORKS)
+def test_network_that_is_not_hostdev_is_named_by_its_forward_mode(
+        xml: str, needles: tuple[str, ...]) -> None:
+    """Issue #21: libvirt's NAT network was refused as '<bridge name='virbr0'>: not allowed'
+    (its first element that a hostdev network has not), as if the <bridge> were the mistake."""
+    message = expect_error(xml, *needles, "mode='hostdev'", parse=parse_network)
+    assert "not allowed" not in message and "<bridge" not in message, message
+
+
 def test_forward_dev_attribute() -> None:
     # The proposal's form: dev= on <forward> plus the interface list.
     spec = parse_network(net("<interface dev='eth20'/><interface dev='eth21'/>",
@@ -80,6 +145,7 @@ def test_forward_dev_attribute() -> None:
         (net("<nat/><pf dev='eth3'/>"), ("<nat>", "not allowed")),
         (net("<pf dev='eth3'/>", attrs="mode='nat'"), ("<forward mode='nat'>", "hostdev")),
         (net("<pf dev='eth3'/>", attrs="mode='bridge'"), ("mode='bridge'",)),
+        (net("<pf dev='eth3'/>", attrs="mode='foo'"), ("forward mode 'foo' is not hostdev",)),
         (net("<pf dev='eth3'/>", attrs=""), ("missing", "nat")),
         (net(""), ("empty pool",)),
         (net("<driver name='vfio'/>"), ("empty pool",)),
@@ -92,6 +158,7 @@ def test_forward_dev_attribute() -> None:
          ("duplicate",)),
         (net("<address type='usb' bus='6' slot='2' function='0'/>"), ("type='usb'",)),
         (net("<address type='pci' bus='6' slot='99' function='0'/>"), ("slot='99'",)),
+        (net("<address type='pci' bus='09' slot='2' function='0'/>"), ("bus='09'", "octal")),
         (net("<interface/>"), ("<interface>", "'dev' is missing")),
         (net("<interface dev='bad name'/>"), ("dev='bad name'",)),
         (net("<interface dev='eth20'/>", attrs="dev='eth9' mode='hostdev'"), ("dev='eth9'",)),
@@ -118,7 +185,7 @@ def test_forward_dev_attribute() -> None:
         (f"<network><name>{'n' * 65}</name><forward mode='hostdev'><pf dev='e'/></forward>"
          "</network>",
          ("longer than 64",)),
-        ("<network><name>n</name></network>", ("<forward> is missing",)),
+        ("<network><name>n</name></network>", ("no <forward>", "isolated")),
         ("<network><name>n</name><forward mode='hostdev'><pf dev='e'/></forward>"
          "<forward mode='hostdev'><pf dev='f'/></forward></network>", ("only one <forward>",)),
         ("<hostdev/>", ("root element must be <network>",)),

@@ -127,7 +127,7 @@ def test_loose_existing_dir_and_file_are_tightened(state_dir: Path) -> None:
         assert mode(state_dir / "state.db") == 0o600
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
+@pytest.mark.root  # chown
 def test_dir_or_file_of_another_user_refused(state_dir: Path) -> None:
     state_dir.mkdir(mode=0o700)
     os.chown(state_dir, 65534, 65534)

@@ -40,7 +40,7 @@ DOC = ("<hostdev mode='subsystem' type='pci' managed='no'><source><address domai
        "bus='0x7e' slot='0x1f' function='0x7'/></source><mac address='52:54:00:00:00:99'/>"
        "</hostdev>")
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts, setuid)")
+pytestmark = pytest.mark.root  # mounts, setuid
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -26,6 +26,7 @@ from pyvfmac.errors import (
     SysfsError,
     TopologyError,
 )
+from pyvfmac.sysfs import pci_device_dir
 from pyvfmac.topology import Pf, PciFunction, Topology, Vf, read_pci_sysfs_root, scan
 from pyvfmac.types import PciAddress
 
@@ -344,7 +345,31 @@ def test_pci_domains(tmp_path: Path) -> None:
     fs.add_function("10000:00:00.0", driver="vmd")  # VMD domain: over 16 bits
     topo = scan(tmp_path)
     assert topo.vf("c7d2:00:02.1").pf == PciAddress(0xC7D2, 0, 2, 0)
-    assert topo.anomalies == ("10000:00:00.0: PCI domain over 0xffff is not supported: ignored",)
+    assert topo.anomalies == ()
+    assert topo.function("10000:00:00.0").address == PciAddress(0x10000, 0, 0, 0)
+
+
+def test_vmd_domain_pf_and_vfs(tmp_path: Path) -> None:
+    """Behind Intel VMD, Linux numbers the domain from 0x10000 and names the functions
+    10000:01:00.0 (the kernel's %04x): the PF and its VFs are found, named and compared as
+    such (libvirt takes any 32-bit domain too)."""
+    fs = FakeSysfs(tmp_path, domain=0x10000)
+    fs.add_pf("10000:01:00.0", totalvfs=4, driver="ice", netdevs=("ens1f0",))
+    fs.add_vf("10000:01:00.0", 0, "10000:01:01.0", driver="iavf", netdevs=("ens1f0v0",))
+    fs.add_vf("10000:01:00.0", 1, "10000:01:01.1", driver="iavf")
+    fs.add_pf("0000:02:00.0", totalvfs=1, driver="ice")
+    topo = scan(tmp_path)
+    assert topo.anomalies == ()
+    pf = topo.pf("10000:01:00.0")
+    assert pf.address == PciAddress(0x10000, 1, 0, 0) and str(pf.address) == "10000:01:00.0"
+    assert [str(vf.address) for vf in pf.vfs] == ["10000:01:01.0", "10000:01:01.1"]
+    vf = topo.vf(PciAddress.parse("10000:01:01.0"))
+    assert vf.pf == pf.address and vf.netdev == "ens1f0v0"
+    assert [str(p.address) for p in sorted(topo.pfs, key=lambda p: p.address)] == [
+        "0000:02:00.0", "10000:01:00.0"]
+    assert pci_device_dir(str(tmp_path), vf.address) == str(
+        tmp_path / "bus" / "pci" / "devices" / "10000:01:01.0")
+    assert os.path.isdir(pci_device_dir(str(tmp_path), vf.address))
 
 
 # ---- disappearing devices and hostile trees ----

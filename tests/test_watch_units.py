@@ -220,6 +220,19 @@ def test_resolver(tmp_path: Path, target: PfTarget) -> None:
     assert r.for_link(LinkEvent("del", 7, None)) == "pf[0]"
 
 
+def test_resolver_knows_pci_names_of_a_vmd_domain(tmp_path: Path) -> None:
+    """The kernel names a function of a 32-bit (VMD) domain 10000:01:00.0."""
+    pf, vf = "10000:01:00.0", "10000:01:01.0"
+    devs = tmp_path / "bus" / "pci" / "devices"
+    for addr in (pf, vf):
+        (devs / addr).mkdir(parents=True)
+    (devs / vf / "physfn").symlink_to(f"../{pf}")
+    r = Resolver([PfTarget("pf[0]", pci=pf)], str(tmp_path))
+    assert r.for_uevent(Uevent("add", f"/devices/pci10000:00/{vf}", "pci")) == "pf[0]"
+    assert r.for_uevent(Uevent("add", f"/devices/pci10000:00/{pf}", "pci")) == "pf[0]"
+    assert r.for_uevent(Uevent("add", "/devices/x/010000:01:00.0", "pci")) is None
+
+
 def test_resolver_learns_vfs_before_remove(tmp_path: Path) -> None:
     fake_sysfs(tmp_path)
     r = Resolver([PfTarget("pf[0]", pci=PF_PCI)], str(tmp_path))

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from .events import LinkEvent, Uevent
 
-# the sysfs name of a PCI function (lowercase DDDD:BB:SS.F)
-PCI_NAME = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
+# the sysfs name of a PCI function (lowercase DDDD:BB:SS.F; the kernel prints the 32-bit domain
+# with %04x: a VMD domain has 5 to 8 digits, without a leading zero)
+PCI_NAME = re.compile(r"(?:[0-9a-f]{4}|[1-9a-f][0-9a-f]{4,7}):[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
 
 
 @dataclass(frozen=True, slots=True)
