@@ -31,7 +31,6 @@ from .settings import (
     VfSettings,
     VfState,
     check,
-    describe,
     int_problem,
     is_int_in,
     joined,
@@ -111,11 +110,6 @@ def _canonical_macs(jobs: Sequence[_MacJob]) -> bytes:
         out.extend(parse_mac(m, what=f"{job.label()} vf {v}: MAC")
                    for v, m in zip(job.order(), job.values))
     return "\n".join(out).encode("ascii")
-
-
-def describe_change(change: VfChange) -> str:
-    """``MAC 02:00:00:00:00:07, VLAN 42 qos 3 802.1Q``: what a change sets, for messages."""
-    return describe(change)
 
 
 def _check_options(max_per_msg: int, retries: int, backoff_us: int) -> None:
@@ -548,7 +542,6 @@ __all__ = [
     "Rtnl",
     "apply_changes",
     "check_results",
-    "describe_change",
     "dump_links",
     "outcome",
     "read_back",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .. import sysfs
 
 from ..errors import ConfigError, NetlinkError, PciAddressError, SysfsError
-from ..settings import VfChange, VfState
+from ..settings import VfChange, VfState, words
 from ..types import LinkInfo, PciAddress, VfResult, VfStates
 from .config import DEFAULT_CONFIG, Config, ConfigCtx, PfEntry, load_config
 from .plan import Collision, HostView, PfPlan, Plan, VfPlan, build_plan, diff_vf, host_view
@@ -360,13 +360,8 @@ def _apply_numvfs(
 
 
 def _verify_message(pf: str, vf: int, left: VfChange) -> str:
-    wrong = [
-        f"{name} {getattr(left, name)}" for name in ("mac", "vlan", "spoofchk", "trust",
-                                                     "link_state", "max_tx_rate")
-        if getattr(left, name) is not None
-    ]
     return (f"{pf} vf {vf}: the kernel accepted the change but reads back differently "
-            f"(still not: {', '.join(wrong)})")
+            f"(still not: {words(left)})")
 
 
 def wait_for_vfs(

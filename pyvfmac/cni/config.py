@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..errors import CniError, InputError
 from ..mac import parse_mac
-from ..settings import VfSettings, check
+from ..settings import LINK_STATES, VfSettings, check
 from ..types import PciAddress, validate_netdev_name
 from . import codes
 
@@ -30,7 +30,6 @@ COMMANDS: tuple[str, ...] = ("ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION")
 _CONTAINER_ID = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"  # compiled by re on first use
 _ONOFF = {"on": True, "off": False}
 _PROTOS = {"802.1q": "802.1Q", "802.1ad": "802.1ad"}
-_LINK_STATES = ("auto", "enable", "disable")
 VALID_ATTACHMENTS = "cni.dev/valid-attachments"
 
 
@@ -196,7 +195,7 @@ def _settings(doc: dict[str, Any], mac: str | None) -> VfSettings:
     settings = VfSettings(
         mac=mac, vlan=vlan or 0, qos=qos or 0, vlan_proto=proto or "802.1Q",
         spoofchk=_choice(doc, "spoofchk", _ONOFF), trust=_choice(doc, "trust", _ONOFF),
-        link_state=_choice(doc, "link_state", _LINK_STATES), min_tx_rate=lo, max_tx_rate=hi)
+        link_state=_choice(doc, "link_state", LINK_STATES), min_tx_rate=lo, max_tx_rate=hi)
     try:
         return check(settings, "network configuration")
     except InputError as exc:
