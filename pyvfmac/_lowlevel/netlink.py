@@ -349,5 +349,3 @@ def vf_port_set(sock: Socket, ifindex: int, vf: int, request: int, profile: str,
     check(rc, f"cannot {verb} port profile {profile!r}", device=device, vf=vf,
           ext_msg=_base.msg(errbuf))
 
-
-ENODEV = _errno.ENODEV
