@@ -47,6 +47,38 @@ _make_result = bulk_constructor(VfResult, ("change", "pf_name", "errno", "ext_ms
 
 MacsArg = Mapping[int, str] | Sequence[str]
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:  # for annotations (typing is not imported at run time)
+    from typing import Protocol
+
+    class VfIO(Protocol):
+        """Reading links and changing VFs: what every user of an :class:`Rtnl` calls. Rtnl is the
+        one implementation; the tests' fakes are checked against these protocols by mypy."""
+
+        def read_link(self, dev: str | int, *, strict: bool = True) -> LinkInfo: ...
+
+        def dump_links(self) -> list[LinkInfo]: ...
+
+        def apply(self, changes: Sequence[VfChange], *, undo: bool = True,
+                  before: Mapping[tuple[str | int, int], VfState] | None = None
+                  ) -> list[VfResult]: ...
+
+    class LinkIO(VfIO, Protocol):
+        """What attach, detach, restore and the CNI plugin call on ``Host.nl``."""
+
+        def set_link_mac(self, dev: str | int, mac: str) -> None: ...
+
+        def set_vf_port(self, pf: str | int, vf: int, *, profile: str,
+                        instance_uuid: str | None = None, host_uuid: str | None = None,
+                        associate: bool = True) -> None: ...
+
+        def close(self) -> None: ...
+
+    class BulkIO(VfIO, Protocol):
+        """What ``vfmac apply``'s run calls (``pyvfmac.apply.run``): the bulk MAC path too."""
+
+        def set_macs(self, pf: int, macs: dict[int, str]) -> dict[int, NetlinkError]: ...
+
 
 @dataclass(slots=True)
 class _MacJob:
