@@ -70,7 +70,7 @@ class Target:
     spec: DeviceSpec
     vf: Vf
     pf: str
-    key: str
+    address: PciAddress  # the VF's, parsed once at resolution
     owner: str
     managed: bool
     network: str | None
@@ -78,6 +78,11 @@ class Target:
     virtualport: VirtualPort | None
     trust: bool | None = None
     spoofchk: bool | None = None
+
+    @property
+    def key(self) -> str:
+        """The VF's key in the state store: its canonical PCI address, ``0000:06:10.2``."""
+        return str(self.address)
 
 
 class StoreNetworks:
@@ -162,7 +167,7 @@ def _resolve(spec: DeviceSpec, host: Host, topo: Topology, allocated: list[tuple
             f"{spec.name}: virtualport type {vport.type!r} is not supported for a VF "
             "(802.1Qbg needs a VDP daemon such as lldpad; use 802.1Qbh or none)")
     vf = _vf_for(topo, address)
-    return Target(spec=spec, vf=vf, pf=vf.pf_netdevs[0], key=str(address), owner=owner,
+    return Target(spec=spec, vf=vf, pf=vf.pf_netdevs[0], address=address, owner=owner,
                   managed=managed, network=network, vlan=vlan, virtualport=vport, trust=trust,
                   spoofchk=spec.spoofchk)
 
@@ -249,8 +254,8 @@ def _set_netdev_mac(t: Target, host: Host) -> None:
     if netdev_mac_is(host, netdev, t.spec.mac, tries=10):
         return
     if t.vf.driver:
-        pcibind.bind(PciAddress.parse(t.key), t.vf.driver, sysfs_root=host.sysfs_root)
-        fresh = host.scan().vf(PciAddress.parse(t.key))
+        pcibind.bind(t.address, t.vf.driver, sysfs_root=host.sysfs_root)
+        fresh = host.scan().vf(t.address)
         if fresh.netdev and netdev_mac_is(host, fresh.netdev, t.spec.mac):
             return
     raise NetlinkError(errno.EIO, f"the VF netdev {netdev} does not take MAC {t.spec.mac} "
@@ -260,7 +265,6 @@ def _set_netdev_mac(t: Target, host: Host) -> None:
 def _attach_one(t: Target, host: Host, snap: Snapshot, done: list[Target]) -> Attachment:
     """Attach one VF. Once its original is saved by this call, ``t`` joins ``done`` so that a
     failure in any later step (of this VF or the next) rolls it back."""
-    addr = PciAddress.parse(t.key)
     prior = host.store.get(t.key)
     att = host.store.save_original(_original(t, snap), owner=t.owner, mac=t.spec.mac,
                                    managed=t.managed, network=t.network)
@@ -274,10 +278,10 @@ def _attach_one(t: Target, host: Host, snap: Snapshot, done: list[Target]) -> At
     _associate(t, host, att)
     att = host.store.set_phase(t.key, "mac-set")
     if t.managed:
-        if pcibind.current_driver(addr, sysfs_root=host.sysfs_root) != pcibind.VFIO:
-            pcibind.unbind(addr, sysfs_root=host.sysfs_root)
+        if pcibind.current_driver(t.address, sysfs_root=host.sysfs_root) != pcibind.VFIO:
+            pcibind.unbind(t.address, sysfs_root=host.sysfs_root)
             host.store.set_phase(t.key, "unbound")
-            pcibind.bind(addr, pcibind.VFIO, sysfs_root=host.sysfs_root)
+            pcibind.bind(t.address, pcibind.VFIO, sysfs_root=host.sysfs_root)
         host.store.set_phase(t.key, "bound")
     else:
         _set_netdev_mac(t, host)
@@ -295,9 +299,9 @@ def attach_devices(specs: Sequence[DeviceSpec], host: Host, *, source: str,
     networks: _Networks = {}
     try:
         targets = [_resolve(spec, host, topo, allocated, networks, owner) for spec in specs]
-        keys = [t.key for t in targets]
+        addresses = [t.address for t in targets]
         for t in targets:
-            if keys.count(t.key) > 1:
+            if addresses.count(t.address) > 1:
                 raise InputError(f"{source}: VF {t.key} is named by more than one device")
         snap = Snapshot.take(host.nl)
         for t in targets:
@@ -343,7 +347,7 @@ def attach_document(doc: DeviceDocument, host: Host) -> list[Target]:
         return []
     targets = attach_devices(doc.devices, host, source=doc.source)
     for t in targets:
-        doc.set_address(t.spec.index, PciAddress.parse(t.key))
+        doc.set_address(t.spec.index, t.address)
     return targets
 
 
@@ -384,7 +388,7 @@ def attach_file(path: str, *, live_xml: str | None, state_dir: str | None = None
     changed = False
     for t in targets:
         if t.spec.netdev is not None and t.spec.network is None and t.spec.address is None:
-            persistent.set_address(t.spec.index, PciAddress.parse(t.key))
+            persistent.set_address(t.spec.index, t.address)
             changed = True
     if changed:
         write_atomic(path, persistent.to_string())

@@ -132,14 +132,14 @@ class DeviceSpec:
 
     @property
     def key(self) -> str:
-        """Stable identity for the state store.
+        """Who this device is: a network allocation's owner (``host.owner_of``), else its VF.
 
         * a network reference: ``network:<name>/<mac>`` -- an allocation is identified by
           (network, MAC), so the persistent form (no address) and the live form (address filled
           in) of one device have the same key;
         * otherwise the VF itself: ``pci:<canonical address>`` when the address is known, else
-          ``netdev:<name>`` (step 2 before the first attach: resolve the name to its address and
-          key the saved original by the ``pci:`` form).
+          ``netdev:<name>`` (the state store does not use this: it keys a VF's record by the
+          bare PCI address, ``0000:06:10.0``, that attach resolves either form to).
         """
         if self.network is not None:
             return f"network:{self.network}/{self.mac}"

@@ -23,6 +23,7 @@ Progress = Callable[[str], None] | None
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 if TYPE_CHECKING:  # annotations only: vfmac-cni's DEL imports this module, and none of these
     from .domain import DeviceSpec
+    from .netlink import LinkIO, VfIO
     from .netns import Netns
     from .topology import Topology
 
@@ -36,7 +37,7 @@ class Host:
     the host's network namespace for moving netdevs in and out of pods (opened on first use)."""
 
     store: Store
-    nl: Rtnl
+    nl: LinkIO  # an Rtnl (tests: a fake, checked against LinkIO)
     sysfs_root: str = "/sys"
     progress: Progress = None
     _ns: Netns | None = field(default=None, init=False, repr=False)
@@ -95,7 +96,7 @@ class Snapshot:
         return snap
 
     @classmethod
-    def take(cls, nl: Rtnl) -> Snapshot:
+    def take(cls, nl: VfIO) -> Snapshot:
         return cls.of(nl.dump_links())
 
     def vf_state(self, pf: str, index: int) -> VfState:

@@ -17,6 +17,9 @@ from types import TracebackType
 
 # The two C functions socket.py re-exports, without socket.py: its import builds several enums
 # (AddressFamily, SocketKind, ...), a share of every command's start-up for two name look-ups.
+# `python -X importtime -c 'import pyvfmac.netlink; import socket'` on the 2-vCPU development host
+# (2026-12-07, 3 runs): socket +3.2 to 3.9 ms (with selectors), _socket 0.4 ms; `python3 -c
+# pass` is 12.7 ms there (min of 30). Under TCG, module imports cost 10-20x that (bench/README.md).
 from _socket import if_indextoname, if_nametoindex
 
 from . import _lowlevel as ll
@@ -31,7 +34,6 @@ from .settings import (
     VfSettings,
     VfState,
     check,
-    describe,
     int_problem,
     is_int_in,
     joined,
@@ -47,6 +49,38 @@ _make_result = bulk_constructor(VfResult, ("change", "pf_name", "errno", "ext_ms
 
 
 MacsArg = Mapping[int, str] | Sequence[str]
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
+if TYPE_CHECKING:  # for annotations (typing is not imported at run time)
+    from typing import Protocol
+
+    class VfIO(Protocol):
+        """Reading links and changing VFs: what every user of an :class:`Rtnl` calls. Rtnl is the
+        one implementation; the tests' fakes are checked against these protocols by mypy."""
+
+        def read_link(self, dev: str | int, *, strict: bool = True) -> LinkInfo: ...
+
+        def dump_links(self) -> list[LinkInfo]: ...
+
+        def apply(self, changes: Sequence[VfChange], *, undo: bool = True,
+                  before: Mapping[tuple[str | int, int], VfState] | None = None
+                  ) -> list[VfResult]: ...
+
+    class LinkIO(VfIO, Protocol):
+        """What attach, detach, restore and the CNI plugin call on ``Host.nl``."""
+
+        def set_link_mac(self, dev: str | int, mac: str) -> None: ...
+
+        def set_vf_port(self, pf: str | int, vf: int, *, profile: str,
+                        instance_uuid: str | None = None, host_uuid: str | None = None,
+                        associate: bool = True) -> None: ...
+
+        def close(self) -> None: ...
+
+    class BulkIO(VfIO, Protocol):
+        """What ``vfmac apply``'s run calls (``pyvfmac.apply.run``): the bulk MAC path too."""
+
+        def set_macs(self, pf: int, macs: dict[int, str]) -> dict[int, NetlinkError]: ...
 
 
 @dataclass(slots=True)
@@ -111,11 +145,6 @@ def _canonical_macs(jobs: Sequence[_MacJob]) -> bytes:
         out.extend(parse_mac(m, what=f"{job.label()} vf {v}: MAC")
                    for v, m in zip(job.order(), job.values))
     return "\n".join(out).encode("ascii")
-
-
-def describe_change(change: VfChange) -> str:
-    """``MAC 02:00:00:00:00:07, VLAN 42 qos 3 802.1Q``: what a change sets, for messages."""
-    return describe(change)
 
 
 def _check_options(max_per_msg: int, retries: int, backoff_us: int) -> None:
@@ -548,7 +577,6 @@ __all__ = [
     "Rtnl",
     "apply_changes",
     "check_results",
-    "describe_change",
     "dump_links",
     "outcome",
     "read_back",

@@ -70,7 +70,7 @@ def eligible(store: Store, network: str | NetworkRecord, topo: Topology) -> list
             out.append(key)  # the store decides; it is busy
             continue
         try:
-            vf = topo.vf(PciAddress.parse(key))
+            topo.vf(PciAddress.parse(key))
         except TopologyError:
             continue  # gone (VFs destroyed since start)
         if held_outside(key, topo.sysfs_root) is None:

@@ -14,8 +14,11 @@ settings is this class or a subclass of it:
 One validator (:func:`check`, with :func:`problem` for the reason of one value), one comparison
 (:func:`diff`: what to send to take a VF from what it has to what is wanted), one account of a
 change the kernel refused part-way (:func:`refusal`, in the kernel's order :data:`KERNEL_ORDER`)
-and one description (:func:`describe`, :func:`describe_diff`) serve all of them. The C core has the one encoder
-(``csrc/``), which ``pyvfmac.netlink`` hands the checked settings.
+and one description serve all of them: every message, ``vfmac set``'s words, ``vfmac apply``'s
+plan and read-back names settings from one table (:data:`NAMES`) and shows them in one order
+(:func:`describe` in sentences, :func:`describe_diff` for a change against what a VF has,
+:func:`words` in ``vfmac set``'s words). The C core has the one encoder (``csrc/``), which
+``pyvfmac.netlink`` hands the checked settings.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ if TYPE_CHECKING:  # type aliases: for annotations only (typing is not imported 
     _S = TypeVar("_S", bound="VfSettings")
 
 LINK_STATES: tuple[LinkState, ...] = ("auto", "enable", "disable")
+"""The link states, by their number in IFLA_VF_LINK_STATE (auto 0, enable 1, disable 2): the
+one spelling, which the C core's reads and changes and every configuration use."""
 VLAN_PROTOS: dict[VlanProto, int] = {"802.1Q": 0x8100, "802.1ad": 0x88A8}
 DEFAULT_VLAN_PROTO: VlanProto = "802.1Q"
 
@@ -130,12 +135,23 @@ _INT_RANGES: dict[str, tuple[str, int]] = {
     "min_tx_rate": ("min_tx_rate", RATE_MAX),
     "max_tx_rate": ("max_tx_rate", RATE_MAX),
 }
-LABELS: dict[str, str] = {
-    "mac": "MAC", "vlan": "VLAN id", "qos": "VLAN qos", "vlan_proto": "VLAN protocol",
-    "spoofchk": "spoofchk", "trust": "trust", "link_state": "link state",
-    "min_tx_rate": "min_tx_rate", "max_tx_rate": "max_tx_rate",
+NAMES: dict[str, tuple[str, str]] = {
+    # setting: (how a message about its value names it, its word in ``vfmac set``)
+    "mac": ("MAC", "mac"),
+    "vlan": ("VLAN id", "vlan"),
+    "qos": ("VLAN qos", "qos"),
+    "vlan_proto": ("VLAN protocol", "proto"),
+    "spoofchk": ("spoofchk", "spoofchk"),
+    "trust": ("trust", "trust"),
+    "link_state": ("link state", "state"),
+    "min_tx_rate": ("min_tx_rate", "min_tx_rate"),
+    "max_tx_rate": ("max_tx_rate", "max_tx_rate"),
 }
-"""How messages name each setting."""
+"""How each setting is named: the one table every message and description takes names from."""
+LABELS: dict[str, str] = {name: label for name, (label, _) in NAMES.items()}
+"""How messages name each setting (``VLAN id 4096: out of range``)."""
+WORDS: dict[str, str] = {name: word for name, (_, word) in NAMES.items()}
+"""Each setting's word in ``vfmac set`` and in :func:`words` (``state auto``)."""
 
 
 def is_int_in(value: object, low: int, high: int) -> bool:
@@ -354,66 +370,97 @@ def put_back(applied: VfSettings, before: VfState, after: VfState
 
 
 # ---------------------------------------------------------------------------- description
+# Every description of settings is built here, from NAMES (how each setting is named) and
+# _SHOWN (which settings are shown together, and in what order).
 
 
-def _onoff(value: bool | None) -> str:
-    return "?" if value is None else ("on" if value else "off")
+def show(value: object, unknown: str = "?") -> str:
+    """One value as messages show it: ``on`` / ``off`` for a bool, ``unknown`` for None (a
+    setting the driver does not report)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return unknown if value is None else str(value)
+
+
+_SHOWN: tuple[tuple[str, str, str], ...] = (
+    # (the setting that heads a group, the group's name in a sentence, its word in a change),
+    # in the order every description shows them: a VLAN with its qos and protocol, the TX
+    # rates together
+    ("mac", "MAC", "mac"),
+    ("vlan", "VLAN", "vlan"),
+    ("spoofchk", "spoofchk", "spoofchk"),
+    ("trust", "trust", "trust"),
+    ("link_state", "link state", "state"),
+    ("min_tx_rate", "TX rate", "rate"),
+)
+
+
+def _shown(s: VfSettings) -> list[tuple[str, str, str]]:
+    """The groups of :data:`_SHOWN` that ``s`` gives (the TX rates: either one)."""
+    return [row for row in _SHOWN if getattr(s, row[0]) is not None
+            or (row[0] == "min_tx_rate" and s.max_tx_rate is not None)]
+
+
+def _vlan(s: VfSettings) -> tuple[int, int, str]:
+    return s.vlan or 0, s.qos or 0, s.vlan_proto or DEFAULT_VLAN_PROTO
 
 
 def describe(s: VfSettings) -> str:
     """``MAC 02:00:00:00:00:07, VLAN 42 qos 3 802.1Q``: what settings set, for messages."""
     out = []
-    if s.mac is not None:
-        out.append(f"MAC {s.mac}")
-    if s.vlan is not None:
-        vlan = f"VLAN {s.vlan}"
-        if s.vlan and s.qos:
-            vlan += f" qos {s.qos}"
-        if s.vlan:
-            vlan += f" {s.vlan_proto or DEFAULT_VLAN_PROTO}"
-        out.append(vlan)
-    if s.spoofchk is not None:
-        out.append(f"spoofchk {_onoff(s.spoofchk)}")
-    if s.trust is not None:
-        out.append(f"trust {_onoff(s.trust)}")
-    if s.link_state is not None:
-        out.append(f"link state {s.link_state}")
-    if s.min_tx_rate is not None or s.max_tx_rate is not None:
-        rates = [f"{word} {rate}" for word, rate in (("min", s.min_tx_rate),
-                                                      ("max", s.max_tx_rate)) if rate is not None]
-        out.append(f"TX rate {' '.join(rates)} Mbit/s")
+    for head, name, _ in _shown(s):
+        if head == "vlan":
+            vlan, qos, proto = _vlan(s)
+            text = f"{vlan}{f' qos {qos}' * bool(vlan and qos)}{f' {proto}' * bool(vlan)}"
+        elif head == "min_tx_rate":
+            text = " ".join(f"{word} {rate}" for word, rate in (("min", s.min_tx_rate),
+                                                               ("max", s.max_tx_rate))
+                            if rate is not None) + " Mbit/s"
+        else:
+            text = show(getattr(s, head))
+        out.append(f"{name} {text}")
     return ", ".join(out) or "nothing"
 
 
 def describe_diff(have: VfState | None, change: VfSettings) -> str:
     """``mac 52:54:00:aa:bb:01 -> 02:1f:...; vlan 0 (qos 0, 802.1Q) -> 42 (qos 0, 802.1Q)``:
-    a change against what the VF had (``(new)`` for a VF not there yet)."""
+    a change against what the VF has. ``have`` None is a VF not created yet (``vfmac apply``'s
+    plan for the VFs it is about to create): ``mac (new) -> ...``. A VF that exists and was not
+    read is :func:`describe`'s."""
 
-    def was(value: object) -> str:
-        if have is None:
-            return "(new)"
-        if isinstance(value, bool):
-            return _onoff(value)
-        return "?" if value is None else str(value)
+    def value(s: VfSettings, head: str) -> str:
+        if head == "vlan":
+            vlan, qos, proto = _vlan(s)
+            return f"{vlan} (qos {qos}, {proto})"
+        if head == "min_tx_rate":
+            return f"{show(s.min_tx_rate)}/{show(s.max_tx_rate)}"
+        return show(getattr(s, head))
 
-    parts: list[str] = []
-    if change.mac is not None:
-        parts.append(f"mac {was(have.mac if have else None)} -> {change.mac}")
-    if change.vlan is not None:
-        old = f"{have.vlan} (qos {have.qos}, {have.vlan_proto})" if have else was(None)
-        parts.append(f"vlan {old} -> {change.vlan} (qos {change.qos or 0}, "
-                     f"{change.vlan_proto or DEFAULT_VLAN_PROTO})")
-    if change.spoofchk is not None:
-        parts.append(f"spoofchk {was(have.spoofchk if have else None)} -> "
-                     f"{_onoff(change.spoofchk)}")
-    if change.trust is not None:
-        parts.append(f"trust {was(have.trust if have else None)} -> {_onoff(change.trust)}")
-    if change.link_state is not None:
-        parts.append(f"state {was(have.link_state if have else None)} -> {change.link_state}")
-    if change.min_tx_rate is not None or change.max_tx_rate is not None:
-        old = f"{have.min_tx_rate}/{have.max_tx_rate}" if have else was(None)
-        parts.append(f"rate {old} -> {change.min_tx_rate}/{change.max_tx_rate} Mbit/s (min/max)")
-    return "; ".join(parts)
+    out = []
+    for head, _, word in _shown(change):
+        was = "(new)" if have is None else value(have, head)
+        unit = " Mbit/s (min/max)" if head == "min_tx_rate" else ""
+        out.append(f"{word} {was} -> {value(change, head)}{unit}")
+    return "; ".join(out)
+
+
+def words(s: VfSettings) -> str:
+    """The settings ``s`` gives in ``vfmac set``'s own words (:data:`WORDS`; qos and proto with
+    a VLAN): ``mac M vlan 10 qos 3 proto 802.1ad spoofchk on trust off state auto
+    max_tx_rate 100``. Of a :class:`VfState` (what a VF has): every setting, ``-`` for one the
+    driver does not report, the TX rates when limited."""
+    state = isinstance(s, VfState)
+    out = []
+    for head, _, _ in (_SHOWN if state else _shown(s)):
+        if head == "vlan":
+            vlan, qos, proto = _vlan(s)
+            out.append(f"vlan {vlan}" + (f" qos {qos} proto {proto}" if vlan else ""))
+        elif head == "min_tx_rate":
+            out.extend(f"{WORDS[name]} {rate}" for name in ("min_tx_rate", "max_tx_rate")
+                       if (rate := getattr(s, name)) is not None and (rate or not state))
+        else:
+            out.append(f"{WORDS[head]} {show(getattr(s, head), '-')}")
+    return " ".join(out)
 
 
 __all__ = [
@@ -421,12 +468,14 @@ __all__ = [
     "KERNEL_ORDER",
     "LABELS",
     "LINK_STATES",
+    "NAMES",
     "SETTINGS",
     "VLAN_PROTOS",
     "Refusal",
     "VfChange",
     "VfSettings",
     "VfState",
+    "WORDS",
     "ZERO_MAC",
     "check",
     "describe",
@@ -440,4 +489,6 @@ __all__ = [
     "put_back",
     "refusal",
     "restore_steps",
+    "show",
+    "words",
 ]

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pyvfmac.apply import Config, HostView, parse_config
-from pyvfmac.types import LinkInfo, PciAddress, VfState
+from pyvfmac.types import LinkInfo, PciAddress, VfState, VfStates
 
 KEY = b"0123456789abcdef0123456789abcdef"  # what /etc/machine-id holds: 32 hex digits
 PCI0 = PciAddress.parse("0000:03:00.0")
@@ -41,7 +41,7 @@ def pf_link(name: str, ifindex: int, vfs: tuple[VfState, ...], *, pci: PciAddres
             parent: tuple[str, str] | None = None) -> LinkInfo:
     bus, dev = parent if parent else (("pci", str(pci)) if pci else (None, None))
     return LinkInfo(ifindex=ifindex, name=name, mac=mac, perm_mac=perm_mac, parent_bus=bus,
-                    parent_dev=dev, num_vf=len(vfs), vfs=vfs)
+                    parent_dev=dev, num_vf=len(vfs), vfs=VfStates.of(vfs))
 
 
 def view_of(*links: LinkInfo, totalvfs: int = 64,

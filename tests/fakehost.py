@@ -3,24 +3,23 @@ with unbound VFs, no VF netdevs), a fake rtnetlink socket that keeps the VF stat
 other netdevs and the 802.1Qbh port profiles in memory, and a real state store.
 
 ``FakeNl.port_errno`` is what the "driver" answers a port-profile request (0: done; igb answers
-EOPNOTSUPP); ``FakeNl.refuse`` maps a setting name to the errno its change gets."""
+EOPNOTSUPP); ``FakeNl.refuse`` maps a setting name to the errno the "kernel" refuses it with
+(the settings before it in a change stay applied, as the kernel's do)."""
 
 from __future__ import annotations
 
 import dataclasses
 import errno
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
 
 from fakesysfs import FakeSysfs, vf_name
 
 from pyvfmac.errors import NetlinkError
 from pyvfmac.host import Host
-from pyvfmac.netlink import Rtnl
-from pyvfmac.settings import SETTINGS, VfChange, VfState
+from pyvfmac.settings import SETTINGS, VfChange, VfState, joined, parts, put_back, refusal
 from pyvfmac.store import Store
-from pyvfmac.types import LinkInfo, VfResult
+from pyvfmac.types import LinkInfo, VfResult, VfStates
 
 PF_ADDR = "0000:06:00.0"
 PF = "enp6s0"
@@ -45,25 +44,50 @@ class FakeNl:
         if dev == PF:
             return LinkInfo(ifindex=7, name=PF, mac="02:aa:00:00:00:01", perm_mac=None,
                             parent_bus="pci", parent_dev=PF_ADDR, num_vf=NVF,
-                            vfs=tuple(self.states))
+                            vfs=VfStates.of(self.states))
         if dev not in self.others:
             raise NetlinkError(errno.ENODEV, "cannot read link", device=str(dev))
         return LinkInfo(ifindex=8 + sorted(self.others).index(str(dev)), name=str(dev),
                         mac=self.others[str(dev)], perm_mac=None, parent_bus=None,
-                        parent_dev=None, num_vf=None, vfs=())
+                        parent_dev=None, num_vf=None, vfs=VfStates.of(()))
 
     def dump_links(self) -> list[LinkInfo]:
         return [self.read_link(PF), *(self.read_link(n) for n in sorted(self.others))]
 
-    def apply(self, changes: Sequence[VfChange], **kw: Any) -> list[VfResult]:
+    def apply(self, changes: Sequence[VfChange], *, undo: bool = True,
+              before: Mapping[tuple[str | int, int], VfState] | None = None
+              ) -> list[VfResult]:
+        """As ``Rtnl.apply`` with the kernel under it: each change's settings in the kernel's
+        order, stopping at the first refused (those before it stay applied). With ``undo``, a
+        refused change of several settings is told (``refusal``) and what applied put back to
+        the VF's state before it (``before``'s, when given), each setting alone."""
         results = []
         for c in changes:
-            given = {n: getattr(c, n) for n in SETTINGS if getattr(c, n) is not None}
-            err = next((self.refuse[n] for n in given if n in self.refuse), 0)
-            if not err:
+            had = (before or {}).get((c.pf, c.vf), self.states[c.vf])
+            err = 0
+            for part in parts(c):
+                given = {n: v for n in SETTINGS if (v := getattr(part, n)) is not None}
+                err = next((self.refuse[n] for n in given if n in self.refuse), 0)
+                if err:
+                    break
                 self.states[c.vf] = dataclasses.replace(self.states[c.vf], **given)
-            results.append(VfResult(change=c, pf_name=PF, errno=err))
+            result = VfResult(change=c, pf_name=PF, errno=err)
+            if err and undo and len(parts(c)) > 1:
+                told = refusal(c, self.states[c.vf], had)
+                steps = put_back(told.applied, had, self.states[c.vf])
+                back = self.apply([VfChange.of(c.pf, c.vf, step, allow_zero_mac=True)
+                                   for _part, step in steps], undo=False)
+                kept = [part for (part, _step), r in zip(steps, back) if not r.ok]
+                result = dataclasses.replace(
+                    result, refusal=told, kept=joined(kept),
+                    undo_errno=next((r.errno for r in back if not r.ok), 0))
+            results.append(result)
         return results
+
+    def set_link_mac(self, dev: str | int, mac: str) -> None:
+        if dev not in self.others:
+            raise NetlinkError(errno.ENODEV, "no such network device", device=str(dev))
+        self.others[str(dev)] = mac
 
     def set_vf_port(self, pf: str | int, vf: int, *, profile: str,
                     instance_uuid: str | None = None, host_uuid: str | None = None,
@@ -95,7 +119,7 @@ class World:
         self.nl = nl or FakeNl()
 
     def host(self) -> Host:
-        return Host(store=Store(self.state), nl=cast(Rtnl, self.nl), sysfs_root=str(self.sysfs))
+        return Host(store=Store(self.state), nl=self.nl, sysfs_root=str(self.sysfs))
 
 
 def pci_attrs(key: str) -> str:

@@ -10,7 +10,8 @@ import re
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from applyhelp import KEY, PCI0, cfg_of, pf_link, vf_states, write_config
@@ -19,7 +20,10 @@ import pyvfmac.topology  # noqa: F401  the compiled core: a broken build fails h
 from pyvfmac.apply import ApplyReport, Config, derive_mac, needs_topology, run_apply, wait_for_vfs
 from pyvfmac.cli import main
 from pyvfmac.errors import ConfigError
-from pyvfmac.types import LinkInfo, VfChange, VfResult
+from pyvfmac.types import LinkInfo, VfChange, VfResult, VfState, VfStates
+
+if TYPE_CHECKING:
+    from pyvfmac.netlink import BulkIO
 
 
 def test_wait_for_vfs_polls_until_the_vfs_are_there() -> None:
@@ -106,7 +110,8 @@ class FakeKernel:
         self.calls.append(("dump_links", None))
         return list(self.links.values())
 
-    def read_link(self, dev: int, *, strict: bool = True) -> LinkInfo:
+    def read_link(self, dev: str | int, *, strict: bool = True) -> LinkInfo:
+        assert isinstance(dev, int), "vfmac apply reads PFs by ifindex"
         self.calls.append(("read_link", dev))
         if dev in self.unreadable:
             from pyvfmac.errors import NetlinkError
@@ -119,7 +124,7 @@ class FakeKernel:
         link = self.links[ifindex]
         vfs = list(link.vfs)
         vfs[vf] = replace(vfs[vf], **changes)
-        self.links[ifindex] = replace(link, vfs=tuple(vfs))
+        self.links[ifindex] = replace(link, vfs=VfStates.of(vfs))
 
     def set_macs(self, pf: int, macs: dict[int, str]) -> dict[int, Any]:
         from pyvfmac.errors import NetlinkError
@@ -134,11 +139,14 @@ class FakeKernel:
                 self._set(pf, vf, mac=mac)
         return failed
 
-    def apply(self, changes: list[VfChange], *, undo: bool = True) -> list[VfResult]:
+    def apply(self, changes: Sequence[VfChange], *, undo: bool = True,
+              before: Mapping[tuple[str | int, int], VfState] | None = None
+              ) -> list[VfResult]:
         """As the kernel does: each change's settings in do_setvfinfo's order (MAC, VLAN, rate,
         spoofchk, link state, trust), stopping at a refused one (``refuse_at``: that setting,
         ``refuse``: the first), the ones before it applied. Never puts anything back:
-        run_apply must ask for no undo (``undos``: what it asked)."""
+        run_apply must ask for no undo (``undos``: what it asked), and gives no ``before``."""
+        assert before is None, "FakeKernel.apply: before is not modelled"
         self.calls.append(("apply", list(changes)))
         self.undos.append(undo)
         out = []
@@ -172,6 +180,7 @@ def fake_kernel(monkeypatch: pytest.MonkeyPatch, *links: LinkInfo) -> FakeKernel
     import pyvfmac.netlink
 
     kernel = FakeKernel(*links)
+    _checked: BulkIO = kernel  # mypy: the fake has what run_apply calls on its Rtnl
     monkeypatch.setattr(pyvfmac.netlink, "Rtnl", kernel)
     return kernel
 

@@ -407,8 +407,8 @@ def test_apply_progress_line_only_at_a_terminal(tmp_path: Path) -> None:
 def test_set_says_what_the_vf_has_in_its_own_words() -> None:
     """The line `vfmac set` prints after a change: qos and proto with a VLAN, rates when set
     (a user trial missed them: they were applied and not shown)."""
-    from pyvfmac.cli.commands import set_words
     from pyvfmac.settings import VfState
+    from pyvfmac.settings import words as set_words
 
     plain = VfState(vf=2, mac="02:11:22:33:44:55", spoofchk=True, trust=False, link_state="auto")
     assert set_words(plain) == ("mac 02:11:22:33:44:55 vlan 0 spoofchk on trust off state auto")

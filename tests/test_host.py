@@ -66,3 +66,27 @@ def test_recorded_by_netdev(tmp_path: Path) -> None:
         att = recorded_by_netdev(store, "enp6s0v0")
         assert att is not None and att.vf_key == "0000:06:10.0"
         assert recorded_by_netdev(store, "enp6s0v1") is None
+
+
+def test_the_fake_hosts_rtnetlink_refuses_part_way_and_undoes_as_rtnl_does() -> None:
+    """tests/fakehost.py's FakeNl stands in for Rtnl in the attach and restore tests: a change
+    the "kernel" refuses part-way keeps the settings before the refused one, and with ``undo``
+    they are put back and the refusal told, as Rtnl.apply does."""
+    import errno as _errno
+
+    from fakehost import INITIAL, PF, FakeNl
+
+    from pyvfmac.settings import VfChange, VfSettings
+
+    nl = FakeNl()
+    nl.refuse = {"trust": _errno.EPERM}
+    change = VfChange(pf=PF, vf=1, mac="02:00:00:00:00:11", vlan=5, trust=True)
+    (kept,) = nl.apply([change], undo=False)
+    assert kept.errno == _errno.EPERM and kept.refusal is None
+    assert (nl.states[1].mac, nl.states[1].vlan, nl.states[1].trust) == (
+        "02:00:00:00:00:11", 5, False)
+    nl = FakeNl()
+    nl.refuse = {"trust": _errno.EPERM}
+    (undone,) = nl.apply([change])
+    assert undone.refusal is not None and undone.refusal.failed == VfSettings(trust=True)
+    assert undone.kept == VfSettings() and nl.states == INITIAL

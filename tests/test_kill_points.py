@@ -28,7 +28,7 @@ import io
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -39,11 +39,10 @@ from fakesysfs import FakeSysfs
 from pyvfmac.attach import attach_document
 from pyvfmac.domain import DeviceDocument
 from pyvfmac.host import Host
-from pyvfmac.netlink import Rtnl
 from pyvfmac.restore import restore_all, restore_attachment
 from pyvfmac.settings import SETTINGS, VfChange, VfState
 from pyvfmac.store import Store
-from pyvfmac.types import LinkInfo, VfResult
+from pyvfmac.types import LinkInfo, VfResult, VfStates
 
 NET_XML = ("<network><name>pool1</name><forward mode='hostdev' managed='no'>"
            + "".join(f"<address type='pci' domain='0' bus='6' slot='{int(v[8:10], 16)}' "
@@ -88,7 +87,7 @@ class FileNl:
     def read_link(self, dev: str | int, *, strict: bool = True) -> LinkInfo:
         return LinkInfo(ifindex=7, name=PF, mac="02:aa:00:00:00:01", perm_mac=None,
                         parent_bus="pci", parent_dev=PF_ADDR, num_vf=NVF,
-                        vfs=tuple(self.states()))
+                        vfs=VfStates.of(self.states()))
 
     def dump_links(self) -> list[LinkInfo]:
         return [self.read_link(PF)]
@@ -102,7 +101,12 @@ class FileNl:
         finally:
             conn.close()
 
-    def apply(self, changes: Sequence[VfChange], **kw: Any) -> list[VfResult]:
+    def apply(self, changes: Sequence[VfChange], *, undo: bool = True,
+              before: Mapping[tuple[str | int, int], VfState] | None = None
+              ) -> list[VfResult]:
+        """A refused change is refused whole: what ``Rtnl.apply`` leaves with ``undo`` (the
+        only way attach and restore call it), so a call without it is refused here."""
+        assert undo, "FileNl.apply: undo=False is not modelled"
         results = []
         for c in changes:
             if self.steps is not None:
@@ -136,7 +140,7 @@ class FileNl:
         finally:
             conn.close()
 
-    def set_vf_port(self, pf: str, vf: int, *, profile: str, associate: bool = True,
+    def set_vf_port(self, pf: str | int, vf: int, *, profile: str, associate: bool = True,
                     **kw: Any) -> None:
         if self.steps is not None:
             self.steps.step(f"kernel-before port vf{vf} "
@@ -151,6 +155,9 @@ class FileNl:
         os.replace(tmp, self.path.with_suffix(".ports"))
         if self.steps is not None:
             self.steps.step(f"kernel-after port vf{vf}")
+
+    def set_link_mac(self, dev: str | int, mac: str) -> None:
+        raise AssertionError(f"no VF netdevs here: set_link_mac({dev!r}, {mac!r})")
 
     def close(self) -> None:
         pass
@@ -175,7 +182,7 @@ class World:
         if steps is not None:
             store.fault_hook = steps.step
         nl = FileNl(self.vfs, steps, self.state / "state.db")
-        return Host(store=store, nl=cast(Rtnl, nl), sysfs_root=str(self.sysfs))
+        return Host(store=store, nl=nl, sysfs_root=str(self.sysfs))
 
     def run(self, scenario: Callable[[Host], None], die_at: int | None, log: Path,
             fails: bool = False) -> int:

@@ -20,7 +20,8 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from pyvfmac import _lowlevel as ll
 from pyvfmac.errors import InputError, NetlinkError
-from pyvfmac.netlink import Rtnl, describe_change
+from pyvfmac.netlink import Rtnl
+from pyvfmac.settings import describe
 from pyvfmac.types import (
     LinkInfo,
     PciAddress,
@@ -194,7 +195,7 @@ def test_zero_mac_allowed_only_for_restores() -> None:
     (msg,) = ll.vf_encode([packed(1, 0, ll.SET_MAC, bytes(6))])
     assert decode(msg).get_attr("IFLA_VFINFO_LIST").get_attrs("IFLA_VF_INFO")[0].get_attr(
         "IFLA_VF_MAC")["mac"] == "00:00:00:00:00:00"
-    assert "MAC 00-00-00-00-00-00" in describe_change(change)
+    assert "MAC 00-00-00-00-00-00" in describe(change)
 
 
 def test_bulk_macs_are_checked_whole_before_sending() -> None:

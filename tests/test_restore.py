@@ -5,10 +5,10 @@ VF reads back as saved (or ``force`` accepts it)."""
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from fakehost import PF, PF_ADDR, VFS, World, pci_attrs
@@ -18,12 +18,11 @@ from pyvfmac.attach import attach_document
 from pyvfmac.domain import DeviceDocument
 from pyvfmac.errors import NetlinkError, RestoreError, StateError, TopologyError
 from pyvfmac.host import Host
-from pyvfmac.netlink import Rtnl
 from pyvfmac.records import Attachment
 from pyvfmac.restore import _matching, explain, restore_attachment
-from pyvfmac.settings import SETTINGS, VfChange, VfSettings
+from pyvfmac.settings import SETTINGS, VfChange, VfSettings, parts
 from pyvfmac.store import Store
-from pyvfmac.types import LinkInfo, VfResult, VfState
+from pyvfmac.types import LinkInfo, VfResult, VfState, VfStates
 
 KEY = "eni0np1/vf2"  # not a PCI function: no driver or VF-netdev step, only rtnetlink
 
@@ -36,11 +35,19 @@ class FakeNl:
         self.refuse = refuse or {}
         self.sent: list[VfChange] = []
 
-    def read_link(self, dev: str, *, strict: bool = True) -> LinkInfo:
-        return LinkInfo(ifindex=7, name=dev, mac=None, perm_mac=None, parent_bus=None,
-                        parent_dev=None, num_vf=3, vfs=(self.state,))
+    def read_link(self, dev: str | int, *, strict: bool = True) -> LinkInfo:
+        return LinkInfo(ifindex=7, name=str(dev), mac=None, perm_mac=None, parent_bus=None,
+                        parent_dev=None, num_vf=3, vfs=VfStates.of((self.state,)))
 
-    def apply(self, changes: Sequence[VfChange]) -> list[VfResult]:
+    def dump_links(self) -> list[LinkInfo]:
+        return [self.read_link("eni0np1")]
+
+    def apply(self, changes: Sequence[VfChange], *, undo: bool = True,
+              before: Mapping[tuple[str | int, int], VfState] | None = None
+              ) -> list[VfResult]:
+        """Each change whole, or refused whole: as ``Rtnl.apply`` only for a change of one
+        kernel attribute (restore sends each setting alone), so any other is refused here."""
+        assert before is None and all(len(parts(c)) == 1 for c in changes), changes
         results = []
         for c in changes:
             self.sent.append(c)
@@ -50,6 +57,17 @@ class FakeNl:
                 self.state = replace(self.state, **given)
             results.append(VfResult(change=c, pf_name=str(c.pf), errno=err))
         return results
+
+    def set_link_mac(self, dev: str | int, mac: str) -> None:
+        raise AssertionError(f"no netdev here: set_link_mac({dev!r}, {mac!r})")
+
+    def set_vf_port(self, pf: str | int, vf: int, *, profile: str,
+                    instance_uuid: str | None = None, host_uuid: str | None = None,
+                    associate: bool = True) -> None:
+        raise AssertionError(f"no port profile here: set_vf_port({pf!r}, {vf}, {profile!r})")
+
+    def close(self) -> None:
+        pass
 
 
 @pytest.fixture
@@ -65,7 +83,7 @@ def attached(store: Store, **saved: Any) -> Attachment:
 
 
 def host(store: Store, nl: FakeNl) -> Host:
-    return Host(store=store, nl=cast(Rtnl, nl))
+    return Host(store=store, nl=nl)
 
 
 NOW = VfState(vf=2, mac="02:00:00:00:00:01", vlan=42, qos=0, spoofchk=True, trust=False,
@@ -104,7 +122,7 @@ def test_a_refused_setting_keeps_the_record_unless_forced(store: Store) -> None:
 
 def test_a_setting_that_does_not_stick_is_named(store: Store) -> None:
     class Deaf(FakeNl):
-        def apply(self, changes: Sequence[VfChange]) -> list[VfResult]:
+        def apply(self, changes: Sequence[VfChange], **kw: Any) -> list[VfResult]:
             return [VfResult(change=c, pf_name=str(c.pf)) for c in changes]  # "ok", no effect
 
     att = attached(store, trust=True)
@@ -149,8 +167,8 @@ def test_a_driver_picked_mac_after_the_zero_mac_is_accepted(store: Store) -> Non
     (issue 22: DEL failed forever on it). The fixed MAC still there is not."""
 
     class Picks(FakeNl):
-        def apply(self, changes: Sequence[VfChange]) -> list[VfResult]:
-            results = super().apply(changes)
+        def apply(self, changes: Sequence[VfChange], **kw: Any) -> list[VfResult]:
+            results = super().apply(changes, **kw)
             if self.state.mac == "00:00:00:00:00:00":
                 self.state = replace(self.state, mac="5a:11:22:33:44:55")  # igbvf's own pick
             return results
@@ -167,8 +185,8 @@ def test_a_vf_that_no_longer_exists_drops_its_record(store: Store) -> None:
     att = attached(store)
 
     class Fewer(FakeNl):
-        def read_link(self, dev: str, *, strict: bool = True) -> LinkInfo:
-            return replace(super().read_link(dev), num_vf=2, vfs=())
+        def read_link(self, dev: str | int, *, strict: bool = True) -> LinkInfo:
+            return replace(super().read_link(dev), num_vf=2, vfs=VfStates.of(()))
 
     nl = Fewer(NOW)
     (note,) = restore_attachment(att, host(store, nl))

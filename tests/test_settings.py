@@ -262,3 +262,17 @@ def test_over_and_mac_only() -> None:
     assert not VfSettings().mac_only() and VfSettings().empty()
     assert VfChange(pf="e", vf=1, mac="02:00:00:00:00:01").only() == VfSettings(
         mac="02:00:00:00:00:01")
+
+
+def test_words_of_a_change_name_only_what_it_gives() -> None:
+    """``vfmac apply``'s "still not" list: the same words as ``vfmac set``'s, values as set."""
+    from pyvfmac.settings import words
+
+    assert words(VfSettings(mac="02:00:00:00:00:01")) == "mac 02:00:00:00:00:01"
+    assert words(VfSettings(vlan=5, spoofchk=False, link_state="enable", max_tx_rate=100)) == (
+        "vlan 5 qos 0 proto 802.1Q spoofchk off state enable max_tx_rate 100")
+
+
+@given(states, wants)
+def test_a_change_of_a_vf_that_exists_is_never_new(have: VfState, want: VfSettings) -> None:
+    assert "(new)" not in describe_diff(have, want) and "None" not in describe_diff(have, want)

@@ -8,6 +8,7 @@ import sys as _sys
 from collections.abc import Iterable as _Iterable
 from collections.abc import Sequence as _Sequence
 
+from ..settings import LINK_STATES as _LINK_STATES
 from ..types import LinkInfo as _LinkInfo
 from ..types import VfStates as _VfStates
 from . import base as _base
@@ -30,7 +31,6 @@ SET_TRUST = int(lib.VFM_SET_TRUST)
 SET_LINK_STATE = int(lib.VFM_SET_LINK_STATE)
 SET_RATE = int(lib.VFM_SET_RATE)
 
-_LINK_STATE_NAMES = ("auto", "enable", "disable")
 _PROTO_NAMES = {0: "802.1Q", 0x8100: "802.1Q", 0x88A8: "802.1ad"}
 
 # One packed change: (ifindex, vf, set, mac6, vlan_proto, vlan, qos, spoofchk, trust,
@@ -213,7 +213,7 @@ def _addr(raw: _Any, length: int) -> str | None:
 
 
 _TRISTATE = (False, True, None)  # C: 0, 1, -1 (not reported)
-_LINK_STATE = {0: "auto", 1: "enable", 2: "disable"}
+_LINK_STATE = dict(enumerate(_LINK_STATES))  # IFLA_VF_LINK_STATE_AUTO, _ENABLE, _DISABLE
 _NO_VFS = _VfStates.of(())
 
 
@@ -349,5 +349,3 @@ def vf_port_set(sock: Socket, ifindex: int, vf: int, request: int, profile: str,
     check(rc, f"cannot {verb} port profile {profile!r}", device=device, vf=vf,
           ext_msg=_base.msg(errbuf))
 
-
-ENODEV = _errno.ENODEV

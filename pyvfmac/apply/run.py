@@ -13,12 +13,12 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from .. import sysfs
 
 from ..errors import ConfigError, NetlinkError, PciAddressError, SysfsError
-from ..settings import VfChange, VfState
+from ..settings import VfChange, VfState, words
 from ..types import LinkInfo, PciAddress, VfResult, VfStates
 from .config import DEFAULT_CONFIG, Config, ConfigCtx, PfEntry, load_config
 from .plan import Collision, HostView, PfPlan, Plan, VfPlan, build_plan, diff_vf, host_view
@@ -33,6 +33,7 @@ from .report import (
 )
 
 if TYPE_CHECKING:
+    from ..netlink import BulkIO
     from ..topology import Topology
 
 Progress = Callable[[str], None]
@@ -82,7 +83,7 @@ def needs_topology(cfg: Config, links: Iterable[LinkInfo]) -> bool:
     return False
 
 
-def _read_host(nl: Any, cfg: Config, sysfs_root: str) -> HostView:
+def _read_host(nl: BulkIO, cfg: Config, sysfs_root: str) -> HostView:
     """One dump of every link, and the PCI scan only when the plan needs it."""
     links = nl.dump_links()
     return host_view(links, _scan(sysfs_root) if needs_topology(cfg, links) else None)
@@ -269,7 +270,7 @@ def _held_report(plan: Plan, held: Mapping[str, Mapping[int, str]]) -> tuple[VfH
 
 
 def _apply_plan(
-    nl: Any, cfg: Config, plan: Plan, sysfs_root: str, timeout: float, say: Progress,
+    nl: BulkIO, cfg: Config, plan: Plan, sysfs_root: str, timeout: float, say: Progress,
     held: dict[str, dict[int, str]], owners: bool,
 ) -> ApplyReport:
     failures: list[VfFailure] = []
@@ -324,7 +325,7 @@ def _apply_plan(
 
 
 def _program(
-    nl: Any, todo: Sequence[tuple[PfPlan, Sequence[VfPlan], bool]], say: Progress
+    nl: BulkIO, todo: Sequence[tuple[PfPlan, Sequence[VfPlan], bool]], say: Progress
 ) -> dict[tuple[int, int], str | VfResult]:
     """Send every change: a PF whose changes are all MAC-only (``bulk``) through the bulk
     ``set_macs`` path, everything else in one batched ``apply``. Returns the kernel's refusals
@@ -352,7 +353,7 @@ def _program(
 
 
 def _verify_pf(
-    nl: Any, pf: PfPlan, vfs: Sequence[VfPlan], bulk: bool,
+    nl: BulkIO, pf: PfPlan, vfs: Sequence[VfPlan], bulk: bool,
     refused: Mapping[tuple[int, int], str | VfResult], failures: list[VfFailure],
     numvfs_before: int, say: Progress,
 ) -> PfReport:
@@ -403,7 +404,7 @@ def _state(read: VfStates, vf: int) -> VfState | None:
 
 
 def _apply_numvfs(
-    nl: Any, plan: Plan, sysfs_root: str, timeout: float, failures: list[VfFailure],
+    nl: BulkIO, plan: Plan, sysfs_root: str, timeout: float, failures: list[VfFailure],
     say: Progress = _no_progress,
 ) -> frozenset[str]:
     """Change sriov_numvfs where needed; returns the keys of PFs that failed."""
@@ -427,17 +428,12 @@ def _apply_numvfs(
 
 
 def _verify_message(pf: str, vf: int, left: VfChange) -> str:
-    wrong = [
-        f"{name} {getattr(left, name)}" for name in ("mac", "vlan", "spoofchk", "trust",
-                                                     "link_state", "max_tx_rate")
-        if getattr(left, name) is not None
-    ]
     return (f"{pf} vf {vf}: the kernel accepted the change but reads back differently "
-            f"(still not: {', '.join(wrong)})")
+            f"(still not: {words(left)})")
 
 
 def wait_for_vfs(
-    read: Any, pf: int, target: int, timeout: float, *,
+    read: Callable[[int], LinkInfo], pf: int, target: int, timeout: float, *,
     progress: Callable[[int, float], None] | None = None,
 ) -> LinkInfo:
     """Poll ``read(pf)`` (e.g. ``Rtnl.read_link``) until the PF lists ``target`` VFs or the
@@ -447,7 +443,7 @@ def wait_for_vfs(
     deadline = start + timeout
     pause = 0.02
     while True:
-        link: LinkInfo = read(pf)
+        link = read(pf)
         if (link.num_vf or 0) == target and len(link.vfs) >= target:
             return link
         if progress is not None:

@@ -10,7 +10,6 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: al
 from ..errors import InputError, UsageError
 from .common import (
     int_word,
-    onoff,
     onoff_word,
     progress,
     state_dir,
@@ -23,21 +22,19 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
     from ..restore import Report
-    from ..settings import VfChange, VfState
-
-_SET_WORDS = ("mac", "vlan", "qos", "proto", "spoofchk", "trust", "state", "min_tx_rate",
-              "max_tx_rate")
-
+    from ..settings import VfChange
 
 def parse_set_words(pf: str, vf_text: str, words: Sequence[str]) -> VfChange:
     """``mac M vlan N qos Q proto P spoofchk on trust off state auto`` -> a VfChange."""
+    from ..settings import WORDS
+
     vf = int_word("VF", vf_text)
     if len(words) % 2:
         raise UsageError(f"{words[-1]!r} needs a value")
     seen: dict[str, str] = {}
     for key, value in zip(words[::2], words[1::2]):
-        if key not in _SET_WORDS:
-            raise UsageError(f"unknown setting {key!r} (use: {', '.join(_SET_WORDS)})")
+        if key not in WORDS.values():
+            raise UsageError(f"unknown setting {key!r} (use: {', '.join(WORDS.values())})")
         if key in seen:
             raise UsageError(f"{key} given twice")
         seen[key] = value
@@ -89,21 +86,10 @@ def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
         json.dump(asdict(state), out, indent=2)
         out.write("\n")
     else:
+        from ..settings import words as set_words
+
         out.write(f"{link.name} vf {change.vf}: {set_words(state)}\n")
     return 0
-
-
-def set_words(state: VfState) -> str:
-    """What a VF has, in ``vfmac set``'s own words (qos and proto with a VLAN; the TX rates when
-    set): ``mac M vlan 10 qos 3 proto 802.1ad spoofchk on trust off state auto max_tx_rate 100``."""
-    words = [f"mac {state.mac}", f"vlan {state.vlan}"]
-    if state.vlan:
-        words += [f"qos {state.qos}", f"proto {state.vlan_proto}"]
-    words += [f"spoofchk {onoff(state.spoofchk)}", f"trust {onoff(state.trust)}",
-              f"state {state.link_state or '-'}"]
-    words += [f"{key} {value}" for key in ("min_tx_rate", "max_tx_rate")
-              if (value := getattr(state, key))]
-    return " ".join(words)
 
 
 # --------------------------------------------------------------------------- the rest

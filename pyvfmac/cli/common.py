@@ -62,10 +62,6 @@ def status_line(args: argparse.Namespace) -> Callable[[str], None] | None:
     return show
 
 
-def onoff(value: object) -> str:
-    return "-" if value is None else ("on" if value else "off")
-
-
 def int_word(word: str, value: str) -> int:
     try:
         return int(value, 0)

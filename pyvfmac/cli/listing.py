@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 
 from ..errors import VfmacError
-from .common import PROG, onoff, state_dir, sysfs_root
+from .common import PROG, state_dir, sysfs_root
 
 if TYPE_CHECKING:
     from typing import Any, TextIO
@@ -173,6 +172,8 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     if not pfs:
         out.write("no SR-IOV physical functions with VFs\n")
         return 0
+    from ..settings import show
+
     for pf in pfs:
         where = pf["pci"] or pf["parent"] or "-"
         out.write(f"{pf['pf']}  {where}  driver {pf['driver'] or '-'}  {pf['numvfs']} VFs"
@@ -184,8 +185,8 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
                 f" {vf['vlan_proto']}" if vf["vlan"] else "")
             out.write(
                 f"  vf {vf['vf']:<4} {vf['pci'] or '-':<13} {vf['netdev'] or '-':<10} "
-                f"{vf['driver'] or '-':<9} {vf['mac']}  {vlan}  spoofchk {onoff(vf['spoofchk'])}"
-                f"  trust {onoff(vf['trust'])}  state {vf['link_state'] or '-'}"
+                f"{vf['driver'] or '-':<9} {vf['mac']}  {vlan}  spoofchk {show(vf['spoofchk'], '-')}"
+                f"  trust {show(vf['trust'], '-')}  state {vf['link_state'] or '-'}"
                 + (f"  {vf['held']}" if vf["held"] else "") + "\n"
             )
     return 0

@@ -5,6 +5,13 @@ argparse (with re, gettext and enum) costs more than the interpreter's own start
 `vfmac --help` is the command a new user runs first; :func:`.parser.build_parser` builds its top
 level from the same tables, and the texts here are laid out as argparse lays them out
 (tests/test_cli_help.py compares the two at every width :func:`help_text` serves).
+
+What it saves: under TCG, `vfmac --help` went from 858 ms (2.81x `python3 -c pass`) to 391 ms
+(1.23x) with this and the lazy imports (bench/results/startup-tcg.md, bench/bench_commands.py;
+target 1.5x); argparse alone +148 ms there (bench/README.md). On the 2-vCPU development host
+(2026-12-07, minimums of 30 runs): `python3 -c pass` 12.7 ms, `vfmac --help` 16.7 ms (1.31x),
+`python3 -c 'import pyvfmac.cli, argparse'` 27.5 ms (2.2x); `python -X importtime`: argparse
++7.4 to 7.8 ms after `import pyvfmac.cli`.
 """
 
 from __future__ import annotations
