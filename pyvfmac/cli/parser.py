@@ -162,6 +162,9 @@ def _add_watch(s: argparse.ArgumentParser) -> None:
                    help="act on a PF once its events pause this long (default 0.5)")
     s.add_argument("--max-delay", type=float, default=3.0, metavar="S",
                    help="... or this long after its first event (default 3)")
+    s.add_argument("--cni-socket", metavar="PATH",
+                   help="also answer vfmac-cni's calls on this unix socket (the unit's: "
+                        "/run/pyvfmac/cni.sock)")
     s.set_defaults(func=cmd_watch)
 
 
