@@ -24,12 +24,12 @@ to the call's retry, exactly as a killed plugin process does: nothing is run twi
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from .main import Answer, handle
 
@@ -98,11 +98,10 @@ class CniServer:
         self.path = path
         self._open_host = open_host
         self._log = log
-        self._local = threading.local()
-        self._hosts: list[Host] = []
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="cni")
+        self._calls: queue.SimpleQueue[socket.socket | None] = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self.served = 0
@@ -124,6 +123,10 @@ class CniServer:
             os.umask(old)
         sock.listen(64)
         self._sock = sock
+        self._workers = [threading.Thread(target=self._work, name=f"cni-{i}", daemon=True)
+                         for i in range(WORKERS)]
+        for worker in self._workers:
+            worker.start()
         self._thread = threading.Thread(target=self._accept, name="cni-accept", daemon=True)
         self._thread.start()
 
@@ -142,9 +145,10 @@ class CniServer:
                 pass
         if self._thread is not None:
             self._thread.join(5)
-        self._pool.shutdown(wait=True)
-        for host in self._hosts:
-            host.close()
+        for _ in self._workers:
+            self._calls.put(None)  # each worker finishes its call, closes its host, ends
+        for worker in self._workers:
+            worker.join()
 
     # -- calls ----------------------------------------------------------------------------
 
@@ -154,23 +158,31 @@ class CniServer:
                 conn, _ = self._sock.accept()  # blocks: an idle daemon uses no CPU
             except OSError:
                 return  # closed by stop()
-            self._pool.submit(self._serve, conn)
+            self._calls.put(conn)
 
-    def _host(self) -> Host:
-        host: Host | None = getattr(self._local, "host", None)
-        if host is None:
-            host = self._open_host()
-            self._local.host = host
-            with self._guard:
-                self._hosts.append(host)
-        return host
+    def _work(self) -> None:
+        """One worker: calls off the queue, with the host it opens on first need and keeps (a
+        state store connection belongs to the thread that opened it)."""
+        kept: list[Host] = []
+
+        def host() -> Host:
+            if not kept:
+                kept.append(self._open_host())
+            return kept[0]
+
+        try:
+            while (conn := self._calls.get()) is not None:
+                self._serve(conn, host)
+        finally:
+            for h in kept:
+                h.close()
 
     def _lock(self, environ: dict[str, str]) -> threading.Lock:
         key = (environ.get("CNI_CONTAINERID", ""), environ.get("CNI_IFNAME", ""))
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, host: Callable[[], Host]) -> None:
         with conn:
             try:
                 uid = _peer_uid(conn)
@@ -187,7 +199,7 @@ class CniServer:
                 environ, stdin = decode_request(data)
                 t0 = time.monotonic()
                 with self._lock(environ):
-                    answer = handle(stdin, environ, self._host)
+                    answer = handle(stdin, environ, host)
                 self.served += 1
                 conn.sendall(encode_answer(answer))
                 self._log(f"cni: {environ.get('CNI_COMMAND', '?')} "
@@ -196,3 +208,5 @@ class CniServer:
                           f"({(time.monotonic() - t0) * 1000:.0f} ms)")
             except (OSError, ValueError) as exc:
                 self._log(f"cni: a call failed on its socket: {exc}")
+            except Exception as exc:  # a worker must outlive any call  # noqa: BLE001
+                self._log(f"cni: a call failed: {type(exc).__name__}: {exc}")

@@ -405,7 +405,10 @@ def test_del_when_the_name_is_taken_keeps_the_record_and_succeeds(
     conf = cni.conflist(pci, mac=MAC)
     pod = cni.pod()
     ok(cni.drive("add", conf, "k4", pod))
-    subprocess.run(["ip", "link", "add", name, "type", "dummy"], check=True)
+    other = netdev_of(vf_pci(pf, 6))  # another VF's netdev takes the name
+    assert other is not None
+    subprocess.run(["ip", "link", "set", "dev", other, "down"], check=True)
+    subprocess.run(["ip", "link", "set", "dev", other, "name", name], check=True)
     try:
         done = cni.drive("del", conf, "k4", pod)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -414,7 +417,8 @@ def test_del_when_the_name_is_taken_keeps_the_record_and_succeeds(
         other = cni.conflist(pci, mac="02:5c:00:00:00:44")
         assert err(cni.drive("add", other, "k5", cni.pod()))["code"] == 100
     finally:
-        subprocess.run(["ip", "link", "del", name], check=True)
+        subprocess.run(["ip", "link", "set", "dev", name, "name", other], check=True)
+        subprocess.run(["ip", "link", "set", "dev", other, "up"], check=True)
     assert "restored" in vfmac(cni.state, "recover").stdout
     assert snapshot(pf, index) == before and _records(cni) == []
 
@@ -426,7 +430,7 @@ def test_del_after_the_vf_is_gone_drops_the_record(cni: Cni, igb_pfs: tuple[str,
 
     pf, index = igb_pfs[1], 5
     pci = vf_pci(pf, index)
-    conf = cni.conflist(pci, mac=MAC)
+    conf = cni.conflist(pci, mac="02:5c:00:00:00:66")
     pod = cni.pod()
     ok(cni.drive("add", conf, "k6", pod))
     numvfs = Path(f"/sys/class/net/{pf}/device/sriov_numvfs")
@@ -471,3 +475,49 @@ def test_userspace_vf_without_any_mac(cni: Cni, igb_pfs: tuple[str, ...]) -> Non
     assert vf_state(pf, index)["mac"] == "00:00:00:00:00:00" and vf_state(pf, index)["vlan"] == 9
     ok(cni.drive("del", conf, "vm2", pod))
     assert snapshot(pf, index) == before and _records(cni) == []
+
+
+# ---------------------------------------------------------------------------- through the daemon
+
+
+def test_add_check_del_through_the_daemon_and_without_it(cni: Cni,
+                                                          igb_pfs: tuple[str, ...]) -> None:
+    """`vfmac watch --cni-socket` answers the plugin's calls in-process (issue 25): the same
+    results, the VF as before after DEL, each call in the daemon's log; with the daemon gone the
+    plugin answers itself (a DEL of what the daemon ADDed)."""
+    import signal
+
+    pf, index = igb_pfs[0], 3
+    pci = vf_pci(pf, index)
+    before = snapshot(pf, index)
+    sock = cni.root / "cni.sock"
+    (cni.root / "empty.toml").write_text("[defaults]\n")
+    log = cni.root / "watch.log"
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "pyvfmac.cli", "--state-dir", str(cni.state), "watch",
+         str(cni.root / "empty.toml"), "--cni-socket", str(sock)],
+        stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    try:
+        for _ in range(600):
+            if sock.exists():
+                break
+            assert daemon.poll() is None, log.read_text()
+            __import__("time").sleep(0.1)
+        conf = cni.conflist(pci, ipam=cni.host_local(), vlan=11)
+        pod = cni.pod()
+        result = json.loads(ok(cni.drive("add", conf, "d1", pod, capargs={"mac": MAC},
+                                         PYVFMAC_CNI_SOCKET=str(sock))))
+        assert result["interfaces"][0]["mac"] == MAC
+        inside = pod_link(pod)
+        assert inside is not None and inside["address"] == MAC
+        assert (vf_state(pf, index)["mac"], vf_state(pf, index)["vlan"]) == (MAC, 11)
+        ok(cni.drive("check", conf, "d1", pod, PYVFMAC_CNI_SOCKET=str(sock)))
+        text = log.read_text()
+        assert "cni: ADD d1 net1: exit 0" in text and "cni: CHECK d1 net1: exit 0" in text, text
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(60) == 0, log.read_text()
+    assert not sock.exists()
+    ok(cni.drive("del", conf, "d1", pod, PYVFMAC_CNI_SOCKET=str(sock)))  # no daemon: here
+    assert "cni: DEL" not in log.read_text()
+    assert snapshot(pf, index) == before and pod_link(pod) is None and leases(cni) == []
