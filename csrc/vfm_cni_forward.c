@@ -12,7 +12,9 @@
  * Built by meson with the interpreter's path (VFM_PYTHON); every syscall result is checked.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,32 +164,16 @@ static int daemon_connect(const char *path)
 			goto fail;
 		}
 	}
+	/* connected: blocking from here (the answer is awaited with poll, with its own bound) */
+	rc = fcntl(fd, F_GETFL);
+	if (rc < 0 || fcntl(fd, F_SETFL, rc & ~O_NONBLOCK) < 0) {
+		rc = -errno;
+		goto fail;
+	}
 	return fd;
 fail:
 	close(fd);
 	return rc;
-}
-
-static int send_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
-			int rc = wait_fd(fd, POLLOUT, CONNECT_MS * 10);
-
-			if (rc <= 0)
-				return rc < 0 ? rc : -ETIMEDOUT;
-			continue;
-		}
-		if (n < 0)
-			return -errno;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* The request: environ as NUL-terminated KEY=VALUE strings, one more NUL, stdin. */
@@ -306,6 +292,8 @@ int main(void)
 	const char *path = getenv("PYVFMAC_CNI_SOCKET");
 	int fd, rc;
 
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) /* a daemon gone mid-request: EPIPE, not death */
+		return 1;
 	rc = read_fd(STDIN_FILENO, &in, MAX_STDIN);
 	if (rc < 0) {
 		fprintf(stderr, "vfmac-cni: cannot read stdin: %s\n", strerror(-rc));
@@ -315,7 +303,7 @@ int main(void)
 	if (fd >= 0) {
 		rc = build_request(&req, &in);
 		if (rc == 0)
-			rc = send_all(fd, req.data, req.len);
+			rc = write_all(fd, req.data, req.len);
 		if (rc == 0 && shutdown(fd, SHUT_WR) < 0)
 			rc = -errno;
 		if (rc == 0) {

@@ -14,7 +14,7 @@ import time
 from . import _lowlevel as ll
 from .errors import NetlinkError
 from .mac import mac_bytes
-from .netlink import Rtnl
+from .netlink import Rtnl, find_link
 from .types import LinkInfo
 
 HOST_NS = "/proc/self/ns/net"
@@ -51,13 +51,8 @@ class Netns:
     # -- reading --
 
     def link(self, name: str) -> LinkInfo | None:
-        """The netdev ``name`` in this namespace, or None (:meth:`Rtnl.read_link`)."""
-        try:
-            return self.nl.read_link(name, strict=False)
-        except NetlinkError as exc:
-            if exc.errno == errno.ENODEV:
-                return None
-            raise
+        """The netdev ``name`` in this namespace, or None (:func:`pyvfmac.netlink.find_link`)."""
+        return find_link(self.nl, name)
 
     def find_pci(self, address: str) -> LinkInfo | None:
         """The netdev of PCI function ``address`` in this namespace, or None."""
