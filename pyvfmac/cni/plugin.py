@@ -26,6 +26,7 @@ from ..errors import (
     NetlinkError,
     PoolError,
     RestoreError,
+    StateError,
     VfmacError,
 )
 from ..host import Host
@@ -352,6 +353,10 @@ def delete(env: Env, conf: NetConf, host: Host) -> list[str]:
         except RestoreError as exc:
             warnings.append(f"{exc} (DEL succeeds; `vfmac recover` finishes the restore)")
             continue
+        except StateError:
+            if host.store.get(att.vf_key) is None:
+                continue  # a DEL running beside this one put it back first
+            raise
         if done.gone:
             warnings.append(f"{_where(att)}: {done.notes[0]}; record dropped")
     if conf.ipam_type is not None:
