@@ -414,8 +414,8 @@ def test_del_when_the_name_is_taken_keeps_the_record_and_succeeds(
         assert done.returncode == 0, done.stdout + done.stderr
         assert "DEL succeeds" in done.stderr and "vfmac recover" in done.stderr, done.stderr
         assert len(_records(cni)) == 1  # kept: the VF is not back yet
-        other = cni.conflist(pci, mac="02:5c:00:00:00:44")
-        assert err(cni.drive("add", other, "k5", cni.pod()))["code"] == 100
+        second = cni.conflist(pci, mac="02:5c:00:00:00:44")
+        assert err(cni.drive("add", second, "k5", cni.pod()))["code"] == 100
     finally:
         subprocess.run(["ip", "link", "set", "dev", name, "name", other], check=True)
         subprocess.run(["ip", "link", "set", "dev", other, "up"], check=True)
