@@ -224,6 +224,8 @@ def _configure_ip(pod: Netns, link: LinkInfo, result: IpamResult) -> None:
         pod.add_address(link, ip.address)
     for route in result.routes:
         pod.add_route(link, route.dst, route.gw)
+    if result.ips:  # as sriov-cni: arp_notify, a gratuitous ARP / unsolicited NA per address
+        pod.announce(link, [ip.address for ip in result.ips])
 
 
 def _refuse_duplicate_mac(host: Host, vf: _Vf, mac: str | None, me: str,
