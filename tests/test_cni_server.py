@@ -147,3 +147,56 @@ def _refused_as_nobody(top: str, server: CniServer) -> None:
                           user=65534, group=65534, timeout=60)
     assert done.returncode == 1 and json.loads(done.stdout)["code"] == 4
     assert "root only" in json.loads(done.stdout)["msg"] and server.served == 0
+
+
+def _watch(tmp_path: Path, sock: Path) -> subprocess.Popen[bytes]:
+    (tmp_path / "empty.toml").write_text("[defaults]\n")
+    proc = subprocess.Popen([sys.executable, "-m", "pyvfmac.cli", "--state-dir",
+                             str(tmp_path / "st"), "watch", str(tmp_path / "empty.toml"),
+                             "--cni-socket", str(sock)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd="/")  # not the checkout's pyvfmac/
+    assert proc.stderr is not None
+    for line in proc.stderr:  # ready: its signal handlers are in place too
+        if line.strip() == b"vfmac watch: ready":
+            assert sock.exists()
+            return proc
+    raise AssertionError(f"the daemon ended ({proc.wait()}) without being ready")
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_the_daemon_restarts_and_stays_idle(tmp_path: Path) -> None:
+    """`vfmac watch --cni-socket`: answers; uses no CPU while idle (the accept thread and the
+    workers block); stops cleanly, removing its socket; a new daemon takes the path over, even
+    from one killed without cleaning up."""
+    import signal
+    import time
+
+    sock = tmp_path / "run" / "cni.sock"
+    daemon = _watch(tmp_path, sock)
+    try:
+        assert call(sock, {"CNI_COMMAND": "VERSION"}, VERSION_IN).returncode == 0
+        time.sleep(0.5)
+        before = _cpu_ticks(daemon.pid)
+        time.sleep(3)
+        assert _cpu_ticks(daemon.pid) - before <= 1  # ticks are 10 ms: idle
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0
+    assert not sock.exists()
+    daemon = _watch(tmp_path, sock)
+    daemon.kill()  # SIGKILL: its socket file stays behind
+    daemon.wait(30)
+    assert sock.exists()
+    daemon = _watch(tmp_path, sock)  # the next one replaces it
+    try:
+        done = call(sock, {"CNI_COMMAND": "VERSION"}, VERSION_IN)
+        assert done.returncode == 0 and json.loads(done.stdout)["cniVersion"] == "1.0.0"
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0
+        assert daemon.stderr is not None
+        assert b"cni: VERSION" in daemon.stderr.read()
