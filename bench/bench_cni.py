@@ -90,7 +90,7 @@ def start_daemon(state: str) -> tuple[subprocess.Popen[bytes], str]:
     sock = str(Path(state) / "cni.sock")
     proc = subprocess.Popen([sys.executable, "-m", "pyvfmac.cli", "--state-dir", state, "watch",
                              str(conf), "--cni-socket", sock], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, cwd="/")  # not the checkout's pyvfmac/
     for _ in range(1200):
         if os.path.exists(sock):
             return proc, sock
