@@ -128,7 +128,8 @@ def run_apply(
     VFs another owner holds, and those pyvfmac attached (its state store in ``state_dir``), are
     left alone and reported (:mod:`pyvfmac.owners`), unless the config's ``program_held`` asks
     for them; ``boot`` (``--boot``: before libvirtd, container runtimes and pods start, nothing
-    holds a VF yet) programs every configured VF.
+    holds a VF yet) programs every configured VF, and leaves out a PF whose driver has not bound
+    yet (:func:`without_late_pfs`) with a line, instead of failing for all.
 
     ConfigError (nothing changed) for a bad config, an unknown PF or a MAC collision.
     KernelError when the host cannot be read at all. Everything else is a failure in the report;
@@ -143,11 +144,39 @@ def run_apply(
     unknown: list[str] = []
     if pfs:
         cfg, unknown = select_pfs(cfg, pfs, sysfs_root)
+    late: list[str] = []
+    if boot:
+        cfg, late = without_late_pfs(cfg, sysfs_root)
     held = None if boot else recorded_holders(state_dir)
     report, lines = apply_config(cfg, dry_run=dry_run, sysfs_root=sysfs_root,
                                  numvfs_timeout=numvfs_timeout, progress=progress, held=held,
                                  owners=not boot)
-    return report, [f"{name}: not in {cfg.path}: nothing to do" for name in unknown] + lines
+    return report, ([f"{name}: not in {cfg.path}: nothing to do" for name in unknown]
+                    + [f"{pci}: no network device yet (its driver has not bound): left to "
+                       "vfmac watch or the udev rule" for pci in late] + lines)
+
+
+def without_late_pfs(cfg: Config, sysfs_root: str = "/sys") -> tuple[Config, list[str]]:
+    """``--boot``: the config without its PFs given by PCI address that are SR-IOV PCI functions
+    on this host but have no network device yet, and those PFs' addresses. Their driver binds
+    later (a module loaded late, a device still resetting); ``vfmac watch`` or the udev rule
+    programs them when their netdev appears (docs/boot-and-watch.md). Without this, one late PF
+    failed the boot unit and left every other PF unprogrammed (seen in tests/test_systemd_boot.py).
+    A PF given by name, or an address that is no SR-IOV function here, stays an error."""
+    keep: list[PfEntry] = []
+    late: list[str] = []
+    for entry in cfg.pfs:
+        if entry.pci is not None:
+            dev = sysfs.pci_device_dir(sysfs_root, entry.pci)
+            try:
+                netdevs = os.listdir(os.path.join(dev, "net"))
+            except OSError:
+                netdevs = []
+            if os.path.exists(os.path.join(dev, "sriov_totalvfs")) and not netdevs:
+                late.append(str(entry.pci))
+                continue
+        keep.append(entry)
+    return replace(cfg, pfs=tuple(keep)), late
 
 
 def recorded_holders(state_dir: str | None = None) -> dict[str, dict[int, str]]:

@@ -151,7 +151,8 @@ def _add_apply(s: argparse.ArgumentParser) -> None:
                    help="only this PF's part of the config (repeatable; a udev rule's use)")
     s.add_argument("--boot", action="store_true",
                    help="at boot, before guests and pods: program every configured VF, "
-                        "whoever holds it (the boot unit's use)")
+                        "whoever holds it; a PF (by PCI address) whose driver has not bound "
+                        "yet is left to vfmac watch or the udev rule (the boot unit's use)")
     s.set_defaults(func=cmd_apply)
 
 
