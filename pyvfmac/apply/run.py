@@ -196,15 +196,20 @@ def recorded_holders(state_dir: str | None = None) -> dict[str, dict[int, str]]:
     return out
 
 
-def _held_outside(plan: Plan, sysfs_root: str) -> dict[str, dict[int, str]]:
+def _held_outside(plan: Plan, sysfs_root: str,
+                  recreated: frozenset[str] = frozenset()) -> dict[str, dict[int, str]]:
     """The planned PFs' VFs another owner holds (:func:`pyvfmac.owners.holders`), but those
-    the config programs anyway (``program_held``)."""
+    the config programs anyway (``program_held``). Not of a PF whose VFs this apply creates
+    (``numvfs``) or just created (``recreated``): nobody holds a VF that did not exist, and a new
+    VF's netdev may not be registered yet, which the rule would take for one in a pod."""
     from ..owners import holders
 
     out: dict[str, dict[int, str]] = {}
     for pf in plan.pfs:
         if pf.link.parent_bus != "pci" or not pf.link.parent_dev:
             continue  # not a PCI PF (netdevsim): its VFs have no driver of their own
+        if pf.numvfs_change or pf.name in recreated:
+            continue
         held = {vf: why for vf, why in holders(pf.link.parent_dev, sysfs_root).items()
                 if not pf.entry.programs_held(vf)}
         if held:
@@ -307,6 +312,7 @@ def _apply_plan(
     before = [(p.entry.key, p.name, p.link.ifindex, p.numvfs_now) for p in plan.pfs]
     now_of_failed: dict[str, int] = {}
     if any(p.numvfs_change for p in plan.pfs):
+        recreated = frozenset(p.name for p in plan.pfs if p.numvfs_change)
         failed_pfs = _apply_numvfs(nl, plan, sysfs_root, timeout, failures, say)
         say("reading the host's links again")
         view = _read_host(nl, cfg, sysfs_root)
@@ -316,8 +322,8 @@ def _apply_plan(
             now_of_failed = {key: nums.get(ifindex, 0) for key, _name, ifindex, _n in before
                              if key in failed_pfs}
         del view  # the plan keeps what it needs of the second snapshot
-        if owners:  # the VFs are new: who holds them now
-            for pf_name, others in _held_outside(plan, sysfs_root).items():
+        if owners:  # the other PFs' VFs: who holds them now
+            for pf_name, others in _held_outside(plan, sysfs_root, recreated).items():
                 held.setdefault(pf_name, {}).update(others)
         for pf in plan.pfs:
             failures.extend(
