@@ -93,7 +93,8 @@ def test_files(contents: dict[str, str]) -> None:
     assert contents["/usr/lib/cni/vfmac-cni"].endswith("-> ../../bin/vfmac-cni")
     for path in ("/usr/share/pyvfmac/udev/90-pyvfmac.rules",
                  "/usr/share/doc/pyvfmac/examples/vfmac.toml.example",
-                 "/usr/share/doc/pyvfmac/README.md",  # the units' Documentation=: not compressed
+                 "/usr/share/doc/pyvfmac/README.md",
+                 "/usr/share/doc/pyvfmac/boot-and-watch.md",  # the units' Documentation=
                  "/usr/share/doc/pyvfmac/install-debian.md",
                  "/usr/share/doc/pyvfmac/copyright",
                  "/usr/share/man/man1/vfmac.1.gz", "/usr/share/man/man1/vfmac-cni.1.gz"):
