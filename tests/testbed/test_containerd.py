@@ -319,9 +319,7 @@ exec {plugin}
 """
 
 
-# "containerd" (the daemon alone killed; ctr lives on) is not in the list yet: its run is
-# pending (ctr's own cleanup DELs then, see docs/kubernetes.md#with-containerd)
-@pytest.mark.parametrize("killed", ["containerd+ctr"])
+@pytest.mark.parametrize("killed", ["containerd", "containerd+ctr"])
 def test_containerd_killed_during_add(ctd: Containerd, igb_pfs: tuple[str, ...],
                                       killed: str) -> None:
     pf, index = igb_pfs[0], 2 if killed == "containerd" else 3
