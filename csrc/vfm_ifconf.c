@@ -13,27 +13,77 @@
 #include "vfm_ifconf.h"
 #include "vfm_internal.h"
 
+/* Enter the network namespace nsfd; *home keeps the thread's own to come back to. */
+static int netns_enter(int nsfd, int *home)
+{
+	int err;
+
+	*home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (*home < 0)
+		return -errno;
+	if (setns(nsfd, CLONE_NEWNET) < 0) {
+		err = -errno;
+		(void)close(*home);
+		return err;
+	}
+	return 0;
+}
+
+/* Back to the thread's own namespace: 0, or -ENOTRECOVERABLE (the thread is stuck outside). */
+static int netns_leave(int home)
+{
+	int back = setns(home, CLONE_NEWNET);
+
+	(void)close(home);
+	return back < 0 ? -ENOTRECOVERABLE : 0;
+}
+
 int vfm_sock_open_netns(struct vfm_sock **out, uint32_t bufsize, int nsfd)
 {
-	int home, err, back;
+	int home, err;
 
 	*out = NULL;
 	if (nsfd < 0)
 		return vfm_sock_open(out, bufsize);
-	home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (home < 0)
-		return -errno;
-	if (setns(nsfd, CLONE_NEWNET) < 0) {
-		err = -errno;
-		(void)close(home);
+	err = netns_enter(nsfd, &home);
+	if (err < 0)
 		return err;
-	}
 	err = vfm_sock_open(out, bufsize); /* a socket stays in the namespace it was made in */
-	back = setns(home, CLONE_NEWNET);
-	(void)close(home);
-	if (back < 0) {
+	if (netns_leave(home) < 0) {
 		vfm_sock_close(*out);
 		*out = NULL;
+		return -ENOTRECOVERABLE;
+	}
+	return err;
+}
+
+int vfm_netns_socket(int nsfd, int domain, int type, int protocol)
+{
+	int home, fd, err = netns_enter(nsfd, &home);
+
+	if (err < 0)
+		return err;
+	fd = socket(domain, type | SOCK_CLOEXEC, protocol);
+	err = fd < 0 ? -errno : fd;
+	if (netns_leave(home) < 0) {
+		if (fd >= 0)
+			(void)close(fd);
+		return -ENOTRECOVERABLE;
+	}
+	return err;
+}
+
+int vfm_netns_open(int nsfd, const char *path, int flags)
+{
+	int home, fd, err = netns_enter(nsfd, &home);
+
+	if (err < 0)
+		return err;
+	fd = open(path, flags | O_CLOEXEC); /* /proc/sys/net is the opener's namespace's */
+	err = fd < 0 ? -errno : fd;
+	if (netns_leave(home) < 0) {
+		if (fd >= 0)
+			(void)close(fd);
 		return -ENOTRECOVERABLE;
 	}
 	return err;

@@ -13,6 +13,12 @@
  * -errno; -ENOTRECOVERABLE when the thread could not return (it must not go on). */
 int vfm_sock_open_netns(struct vfm_sock **out, uint32_t bufsize, int nsfd);
 
+/* A socket(domain, type | SOCK_CLOEXEC, protocol) made inside the namespace nsfd (a packet or
+ * ICMPv6 socket, to announce a pod's addresses), and a file opened there (/proc/sys/net is the
+ * opener's namespace's): the descriptor, or -errno (-ENOTRECOVERABLE as above). */
+int vfm_netns_socket(int nsfd, int domain, int type, int protocol);
+int vfm_netns_open(int nsfd, const char *path, int flags);
+
 /* One RTM_SETLINK of one netdev; each part optional. */
 struct vfm_link_conf {
 	int32_t ifindex;

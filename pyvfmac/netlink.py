@@ -553,6 +553,17 @@ class Rtnl:
             raise InputError(f"{name} vf {vf}: port profile: {exc}") from None
 
 
+def find_link(nl: VfIO, name: str) -> LinkInfo | None:
+    """The netdev ``name`` as ``nl`` reads it (its VF list may be short), or None when there is
+    no such netdev."""
+    try:
+        return nl.read_link(name, strict=False)
+    except NetlinkError as exc:
+        if exc.errno == errno.ENODEV:
+            return None
+        raise
+
+
 def read_link(dev: str | int, *, strict: bool = True) -> LinkInfo:
     with Rtnl() as nl:
         return nl.read_link(dev, strict=strict)
@@ -578,6 +589,7 @@ __all__ = [
     "apply_changes",
     "check_results",
     "dump_links",
+    "find_link",
     "outcome",
     "read_back",
     "read_link",

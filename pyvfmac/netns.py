@@ -15,7 +15,7 @@ import time
 from . import _lowlevel as ll
 from .errors import NetlinkError
 from .mac import mac_bytes
-from .netlink import Rtnl
+from .netlink import Rtnl, find_link
 from .types import LinkInfo
 
 HOST_NS = "/proc/self/ns/net"
@@ -54,13 +54,8 @@ class Netns:
     # -- reading --
 
     def link(self, name: str) -> LinkInfo | None:
-        """The netdev ``name`` in this namespace, or None (:meth:`Rtnl.read_link`)."""
-        try:
-            return self.nl.read_link(name, strict=False)
-        except NetlinkError as exc:
-            if exc.errno == errno.ENODEV:
-                return None
-            raise
+        """The netdev ``name`` in this namespace, or None (:func:`pyvfmac.netlink.find_link`)."""
+        return find_link(self.nl, name)
 
     def find_pci(self, address: str) -> LinkInfo | None:
         """The netdev of PCI function ``address`` in this namespace, or None."""
@@ -128,6 +123,56 @@ class Netns:
         ll.route_add(self.sock, link.ifindex, family, net.network_address.packed,
                      net.prefixlen, gateway, device=f"{link.name} in {self.label}",
                      what=f"cannot add route {dst}" + (f" via {gw}" if gw else ""))
+
+
+    # -- announcing --
+
+    def announce(self, link: LinkInfo, cidrs: list[str]) -> None:
+        """Tell the pod's network its addresses are here now, as sriov-cni does: ``arp_notify``
+        on the netdev (the kernel announces it again when the link or its MAC changes), a
+        gratuitous ARP for each IPv4 address and an unsolicited neighbour advertisement (to all
+        nodes, override set) for each IPv6 one. A VF's MAC was another pod's a moment ago:
+        neighbours' caches would otherwise point elsewhere until they expire."""
+        import ipaddress
+        import socket
+
+        assert self.path is not None and link.mac is not None
+        fd = ll.netns_open(self.fd, f"/proc/sys/net/ipv4/conf/{link.name}/arp_notify",
+                           os.O_WRONLY, where=self.label)
+        with open(fd, "w", closefd=True) as f:
+            f.write("1")
+        mac = mac_bytes(link.mac)
+        ips = [ipaddress.ip_interface(c).ip for c in cidrs]
+        v4 = [ip.packed for ip in ips if ip.version == 4]
+        v6 = [ip.packed for ip in ips if ip.version == 6]
+        if v4:
+            sock = socket.socket(fileno=ll.netns_socket(
+                self.fd, socket.AF_PACKET, socket.SOCK_RAW, 0, where=self.label))
+            with sock:
+                sock.bind((link.name, 0x0806))
+                for ip in v4:
+                    sock.send(gratuitous_arp(mac, ip))
+        if v6:
+            sock = socket.socket(fileno=ll.netns_socket(
+                self.fd, socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6,
+                where=self.label))
+            with sock:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, link.ifindex)
+                for ip in v6:
+                    sock.sendto(neighbour_advert(mac, ip), ("ff02::1", 0, 0, link.ifindex))
+
+
+def gratuitous_arp(mac: bytes, ip: bytes) -> bytes:
+    """An Ethernet frame: a broadcast ARP request for ``ip`` from (``mac``, ``ip``)."""
+    arp = (b"\x00\x01\x08\x00\x06\x04\x00\x01" + mac + ip + b"\0" * 6 + ip)
+    return b"\xff" * 6 + mac + b"\x08\x06" + arp
+
+
+def neighbour_advert(mac: bytes, ip: bytes) -> bytes:
+    """An ICMPv6 neighbour advertisement of ``ip`` at ``mac`` (override set, not solicited;
+    the kernel fills in the checksum), with the target link-layer address option."""
+    return b"\x88\x00\x00\x00\x20\x00\x00\x00" + ip + b"\x02\x01" + mac
 
 
 def open_pod(path: str) -> Netns | None:

@@ -27,7 +27,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: al
 if TYPE_CHECKING:
     from .records import Attachment
 
-__all__ = ["HOLDING_DRIVERS", "held_outside", "holders", "record_holder"]
+__all__ = ["HOLDING_DRIVERS", "bound_driver", "driver_override", "held_outside", "holders",
+           "record_holder"]
 
 HOLDING_DRIVERS: tuple[str, ...] = ("vfio-pci", "pci-stub", "uio_pci_generic", "igb_uio")
 """Drivers that hold a VF for userspace (a guest, a DPDK application) or for nobody."""
@@ -35,7 +36,8 @@ HOLDING_DRIVERS: tuple[str, ...] = ("vfio-pci", "pci-stub", "uio_pci_generic", "
 _VIRTFN = r"virtfn([0-9]+)"  # compiled by re on first use
 
 
-def _driver(path: str) -> str | None:
+def bound_driver(path: str) -> str | None:
+    """The driver the PCI function at sysfs directory ``path`` is bound to (None: none)."""
     try:
         return os.path.basename(os.readlink(os.path.join(path, "driver")))
     except OSError:
@@ -49,7 +51,8 @@ def _has_host_netdev(path: str) -> bool:
         return False
 
 
-def _override(path: str) -> str | None:
+def driver_override(path: str) -> str | None:
+    """The ``driver_override`` set on the PCI function at ``path`` (None: none)."""
     try:
         with open(os.path.join(path, "driver_override"), encoding="ascii") as f:
             value = f.read().strip()
@@ -62,12 +65,12 @@ def held_outside(address: str, sysfs_root: str = "/sys") -> str | None:
     """Why the PCI VF ``address`` is held by someone other than pyvfmac (None: it is not).
     The VF's records are not looked at: see :func:`record_holder`."""
     path = os.path.join(sysfs_root, "bus", "pci", "devices", address)
-    driver = _driver(path)
+    driver = bound_driver(path)
     if driver in HOLDING_DRIVERS:
         return f"bound to {driver} outside pyvfmac"
     if driver is not None and not _has_host_netdev(path):
         return f"bound to {driver}, its netdev not on the host (in another network namespace)"
-    override = _override(path)
+    override = driver_override(path)
     if override is not None:
         return f"driver_override {override} set outside pyvfmac"
     return None

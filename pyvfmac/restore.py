@@ -36,10 +36,11 @@ from dataclasses import dataclass, field
 from .errors import InputError, KernelError, NetlinkError, RestoreError, StateError, VfmacError
 from .host import Host, host_uuid, open_host
 from .mac import ZERO_MAC
-from .netlink import result_error
+from .netlink import find_link, result_error
+from .owners import bound_driver, driver_override
 from .records import Attachment, Original, PodLink
 from .settings import VfChange, VfSettings, VfState, describe, restore_steps
-from .types import LinkInfo, PciAddress
+from .types import PciAddress
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 if TYPE_CHECKING:
@@ -126,30 +127,14 @@ def _gone(o: Original, host: Host, pf: str) -> str | None:
     return None
 
 
-def _driver(path: str) -> str | None:
-    try:
-        return os.path.basename(os.readlink(f"{path}/driver"))
-    except OSError:
-        return None
-
-
-def _override(path: str) -> str | None:
-    try:
-        with open(f"{path}/driver_override", encoding="ascii") as f:
-            value = f.read().strip()
-    except OSError:
-        return None
-    return None if value in ("", "(null)") else value
-
-
 def _restore_driver(o: Original, host: Host) -> None:
     """Step 1: the driver the VF had, and no ``driver_override`` (vfio-pci's own stays while
     the VF is on vfio-pci: it was so when saved)."""
     path = _device_dir(o, host)
     if path is None:
         return
-    have = _driver(path)
-    if have == o.driver and (have == "vfio-pci" or _override(path) is None):
+    have = bound_driver(path)
+    if have == o.driver and (have == "vfio-pci" or driver_override(path) is None):
         return  # as almost always for a pod's VF: pcibind is not even imported
     from . import pcibind
 
@@ -251,22 +236,12 @@ def _restore_admin(o: Original, host: Host, pf: str) -> tuple[list[str], bool]:
     return problems, zero
 
 
-def _link(host: Host, name: str) -> LinkInfo | None:
-    """The host netdev ``name`` (None: no such netdev)."""
-    try:
-        return host.nl.read_link(name, strict=False)
-    except NetlinkError as exc:
-        if exc.errno == errno.ENODEV:
-            return None
-        raise
-
-
 def _netdev_state(o: Original, host: Host, name: str, pod: PodLink | None) -> list[str]:
     """What of the VF netdev ``name`` is not as saved: its own MAC; a pod's netdev's MTU and
     up flag."""
     from .netns import mtu_and_up
 
-    link = _link(host, name)
+    link = find_link(host.nl, name)
     if link is None:
         return [f"its netdev {name} vanished"]
     out = []
@@ -285,7 +260,7 @@ def _restore_netdev(o: Original, host: Host, name: str, pod: PodLink | None) -> 
     """Step 5: the VF netdev's own MAC (and a pod's netdev's MTU and up flag) as saved."""
     from .netns import mtu_and_up
 
-    link = _link(host, name)
+    link = find_link(host.nl, name)
     if link is None:
         return [f"its netdev {name} vanished"]
     try:

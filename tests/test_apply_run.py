@@ -44,6 +44,34 @@ def test_wait_for_vfs_polls_until_the_vfs_are_there() -> None:
 # ---------------------------------------------------------------------- run_apply, host kernel
 
 
+def test_boot_leaves_a_pf_without_netdev_to_the_daemon(tmp_path: Path) -> None:
+    """`vfmac apply --boot`: a PF given by PCI address that is an SR-IOV function with no netdev
+    yet (its driver binds later) is left out with a line, not an error that fails the boot unit
+    and programs no other PF (seen under real systemd: tests/test_systemd_boot.py). Without
+    --boot it stays an error; a name or an address that is no SR-IOV function stays one too."""
+    from fakesysfs import FakeSysfs
+
+    from pyvfmac.apply.run import without_late_pfs
+
+    fs = FakeSysfs(tmp_path / "sys")
+    fs.add_pf("0000:03:00.0", totalvfs=7)
+    fs.add_pf("0000:04:00.0", totalvfs=7)
+    fs.add_netdev("0000:04:00.0", "enp4s0")
+    sysroot = str(tmp_path / "sys")
+    path = write_config(tmp_path, '[[pf]]\npci = "0000:03:00.0"\nnumvfs = 7\n')
+    with pytest.raises(ConfigError, match="the PF has no network device"):
+        run_apply(path, dry_run=True, sysfs_root=sysroot)
+    report, lines = run_apply(path, dry_run=True, sysfs_root=sysroot, boot=True)
+    assert lines[0] == ("0000:03:00.0: no network device yet (its driver has not bound): "
+                        "left to vfmac watch or the udev rule")
+    assert report.exit_status == 0 and report.pfs == ()
+    cfg = cfg_of({"pf": [{"pci": "0000:03:00.0"}, {"pci": "0000:04:00.0"},
+                         {"pci": "0000:05:00.0"}, {"name": "enp9s0"}]})
+    kept, late = without_late_pfs(cfg, sysroot)
+    assert late == ["0000:03:00.0"]
+    assert [e.label for e in kept.pfs] == ["0000:04:00.0", "0000:05:00.0", "enp9s0"]
+
+
 def test_run_apply_rejects_bad_config_before_reading_the_host(tmp_path: Path) -> None:
     path = write_config(tmp_path, '[[pf]]\nname = "eth0"\nvlan = 5000\n')
     out = io.StringIO()

@@ -87,9 +87,11 @@ def test_error_object_has_details_and_notes() -> None:
 
 
 def _plugin(env: dict[str, str], stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+    # a bare environment, as a runtime gives, but what the sanitizer run preloads
+    keep = {k: v for k, v in os.environ.items()
+            if k in ("PATH", "LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
     return subprocess.run([sys.executable, "-m", "pyvfmac.cni.main"], input=stdin,
-                          env={"PATH": os.environ.get("PATH", ""), **env},
-                          capture_output=True, check=False, cwd="/")
+                          env={**keep, **env}, capture_output=True, check=False, cwd="/")
 
 
 def test_entry_point_version_and_errors() -> None:

@@ -150,3 +150,45 @@ def test_domains_without_metadata_and_migration(tmp_path: Path) -> None:
         assert hook("other", op, sub, plain, never).lines == ()  # type: ignore[arg-type]
     with pytest.raises(VfmacError, match="cannot move with a live guest"):
         hook("guest1", "migrate", "begin", to_libvirt(domain(HOSTDEV)), never)  # type: ignore[arg-type]
+
+
+CONTRIB_HOOK = Path(__file__).resolve().parents[1] / "contrib" / "libvirt" / "qemu-hook"
+# every qemu hook call libvirt makes (libvirt's docs/hooks.rst; the first five seen in order
+# from a real libvirtd 11.3: tests/testbed/test_libvirtd.py)
+LIBVIRT_EVENTS = (("prepare", "begin", "-"), ("start", "begin", "-"), ("started", "begin", "-"),
+                  ("stopped", "end", "-"), ("release", "end", "destroyed"),
+                  ("release", "end", "failed"), ("migrate", "begin", "-"),
+                  ("restore", "begin", "-"), ("reconnect", "begin", "-"),
+                  ("attach", "begin", "-"))
+
+
+def test_the_shipped_hook_starts_vfmac_exactly_for_the_events_it_acts_on(tmp_path: Path) -> None:
+    """contrib/libvirt/qemu-hook filters events in sh (a Python start costs seconds on a slow
+    host): it must start vfmac for every event :func:`hook` acts on (opens the host or
+    refuses), read the XML of the others, and pass them."""
+    calls = tmp_path / "calls"
+    stub = tmp_path / "vfmac"
+    stub.write_text(f"#!/bin/sh\ncat >/dev/null\necho \"$*\" >> {calls}\n")
+    stub.chmod(0o755)
+    script = tmp_path / "qemu-hook"
+    script.write_text(CONTRIB_HOOK.read_text().replace("/usr/bin/vfmac", str(stub)))
+    text = to_libvirt(domain(HOSTDEV))
+
+    class Opened(Exception):
+        pass
+
+    def opened() -> object:
+        raise Opened
+
+    for op, sub, extra in LIBVIRT_EVENTS:
+        try:
+            hook("guest1", op, sub, text, opened)  # type: ignore[arg-type]
+            acts = False
+        except (Opened, VfmacError):
+            acts = True
+        calls.unlink(missing_ok=True)
+        done = subprocess.run(["sh", str(script), "guest1", op, sub, extra], input=text,
+                              capture_output=True, text=True, timeout=30)
+        assert (done.returncode, done.stdout) == (0, ""), (op, done.stderr)
+        ran = calls.read_text() if calls.exists() else ""
+        assert ran == (f"libvirt-hook guest1 {op} {sub} {extra}\n" if acts else ""), (op, sub)

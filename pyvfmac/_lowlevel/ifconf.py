@@ -61,3 +61,17 @@ def addrs_get(sock: Socket, ifindex: int, *, device: str) -> list[tuple[int, int
         return found
     finally:
         lib.vfm_addrs_free(out[0])
+
+
+def netns_socket(nsfd: int, domain: int, kind: int, protocol: int, *, where: str) -> int:
+    """A socket's descriptor, made inside the network namespace ``nsfd``."""
+    fd = lib.vfm_netns_socket(nsfd, domain, kind, protocol)
+    check(min(fd, 0), f"cannot open a socket in network namespace {where}")
+    return int(fd)
+
+
+def netns_open(nsfd: int, path: str, flags: int, *, where: str) -> int:
+    """A file's descriptor, opened inside the network namespace ``nsfd``."""
+    fd = lib.vfm_netns_open(nsfd, path.encode(), flags)
+    check(min(fd, 0), f"cannot open {path} in network namespace {where}")
+    return int(fd)

@@ -128,7 +128,8 @@ def run_apply(
     VFs another owner holds, and those pyvfmac attached (its state store in ``state_dir``), are
     left alone and reported (:mod:`pyvfmac.owners`), unless the config's ``program_held`` asks
     for them; ``boot`` (``--boot``: before libvirtd, container runtimes and pods start, nothing
-    holds a VF yet) programs every configured VF.
+    holds a VF yet) programs every configured VF, and leaves out a PF whose driver has not bound
+    yet (:func:`without_late_pfs`) with a line, instead of failing for all.
 
     ConfigError (nothing changed) for a bad config, an unknown PF or a MAC collision.
     KernelError when the host cannot be read at all. Everything else is a failure in the report;
@@ -143,11 +144,39 @@ def run_apply(
     unknown: list[str] = []
     if pfs:
         cfg, unknown = select_pfs(cfg, pfs, sysfs_root)
+    late: list[str] = []
+    if boot:
+        cfg, late = without_late_pfs(cfg, sysfs_root)
     held = None if boot else recorded_holders(state_dir)
     report, lines = apply_config(cfg, dry_run=dry_run, sysfs_root=sysfs_root,
                                  numvfs_timeout=numvfs_timeout, progress=progress, held=held,
                                  owners=not boot)
-    return report, [f"{name}: not in {cfg.path}: nothing to do" for name in unknown] + lines
+    return report, ([f"{name}: not in {cfg.path}: nothing to do" for name in unknown]
+                    + [f"{pci}: no network device yet (its driver has not bound): left to "
+                       "vfmac watch or the udev rule" for pci in late] + lines)
+
+
+def without_late_pfs(cfg: Config, sysfs_root: str = "/sys") -> tuple[Config, list[str]]:
+    """``--boot``: the config without its PFs given by PCI address that are SR-IOV PCI functions
+    on this host but have no network device yet, and those PFs' addresses. Their driver binds
+    later (a module loaded late, a device still resetting); ``vfmac watch`` or the udev rule
+    programs them when their netdev appears (docs/boot-and-watch.md). Without this, one late PF
+    failed the boot unit and left every other PF unprogrammed (seen in tests/test_systemd_boot.py).
+    A PF given by name, or an address that is no SR-IOV function here, stays an error."""
+    keep: list[PfEntry] = []
+    late: list[str] = []
+    for entry in cfg.pfs:
+        if entry.pci is not None:
+            dev = sysfs.pci_device_dir(sysfs_root, entry.pci)
+            try:
+                netdevs = os.listdir(os.path.join(dev, "net"))
+            except OSError:
+                netdevs = []
+            if os.path.exists(os.path.join(dev, "sriov_totalvfs")) and not netdevs:
+                late.append(str(entry.pci))
+                continue
+        keep.append(entry)
+    return replace(cfg, pfs=tuple(keep)), late
 
 
 def recorded_holders(state_dir: str | None = None) -> dict[str, dict[int, str]]:
@@ -167,15 +196,20 @@ def recorded_holders(state_dir: str | None = None) -> dict[str, dict[int, str]]:
     return out
 
 
-def _held_outside(plan: Plan, sysfs_root: str) -> dict[str, dict[int, str]]:
+def _held_outside(plan: Plan, sysfs_root: str,
+                  recreated: frozenset[str] = frozenset()) -> dict[str, dict[int, str]]:
     """The planned PFs' VFs another owner holds (:func:`pyvfmac.owners.holders`), but those
-    the config programs anyway (``program_held``)."""
+    the config programs anyway (``program_held``). Not of a PF whose VFs this apply creates
+    (``numvfs``) or just created (``recreated``): nobody holds a VF that did not exist, and a new
+    VF's netdev may not be registered yet, which the rule would take for one in a pod."""
     from ..owners import holders
 
     out: dict[str, dict[int, str]] = {}
     for pf in plan.pfs:
         if pf.link.parent_bus != "pci" or not pf.link.parent_dev:
             continue  # not a PCI PF (netdevsim): its VFs have no driver of their own
+        if pf.numvfs_change or pf.name in recreated:
+            continue
         held = {vf: why for vf, why in holders(pf.link.parent_dev, sysfs_root).items()
                 if not pf.entry.programs_held(vf)}
         if held:
@@ -278,6 +312,7 @@ def _apply_plan(
     before = [(p.entry.key, p.name, p.link.ifindex, p.numvfs_now) for p in plan.pfs]
     now_of_failed: dict[str, int] = {}
     if any(p.numvfs_change for p in plan.pfs):
+        recreated = frozenset(p.name for p in plan.pfs if p.numvfs_change)
         failed_pfs = _apply_numvfs(nl, plan, sysfs_root, timeout, failures, say)
         say("reading the host's links again")
         view = _read_host(nl, cfg, sysfs_root)
@@ -287,8 +322,8 @@ def _apply_plan(
             now_of_failed = {key: nums.get(ifindex, 0) for key, _name, ifindex, _n in before
                              if key in failed_pfs}
         del view  # the plan keeps what it needs of the second snapshot
-        if owners:  # the VFs are new: who holds them now
-            for pf_name, others in _held_outside(plan, sysfs_root).items():
+        if owners:  # the other PFs' VFs: who holds them now
+            for pf_name, others in _held_outside(plan, sysfs_root, recreated).items():
                 held.setdefault(pf_name, {}).update(others)
         for pf in plan.pfs:
             failures.extend(

@@ -113,8 +113,24 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     if not 0 <= args.quiet_period <= args.max_delay:
         raise UsageError("need 0 <= --quiet-period <= --max-delay")
     backend = ApplyBackend(args.config, sysfs_root=sysfs_root(args), state_dir=state_dir(args))
-    return Daemon(backend, sysfs_root=sysfs_root(args), quiet=args.quiet_period,
-                  max_delay=args.max_delay, json_out=out if args.json else None).run()
+    server = None
+    if args.cni_socket:  # vfmac-cni's calls answered here: the plugin forwards them
+        import sys
+
+        from ..cni.server import CniServer
+        from ..host import open_host
+
+        root, store = sysfs_root(args), state_dir(args)
+        server = CniServer(args.cni_socket,
+                           lambda: open_host(state_dir=store, sysfs_root=root),
+                           log=lambda text: print(f"vfmac watch: {text}", file=sys.stderr))
+        server.start()
+    try:
+        return Daemon(backend, sysfs_root=sysfs_root(args), quiet=args.quiet_period,
+                      max_delay=args.max_delay, json_out=out if args.json else None).run()
+    finally:
+        if server is not None:
+            server.stop()
 
 
 def cmd_attach(args: argparse.Namespace, out: TextIO) -> int:

@@ -151,7 +151,8 @@ def _add_apply(s: argparse.ArgumentParser) -> None:
                    help="only this PF's part of the config (repeatable; a udev rule's use)")
     s.add_argument("--boot", action="store_true",
                    help="at boot, before guests and pods: program every configured VF, "
-                        "whoever holds it (the boot unit's use)")
+                        "whoever holds it; a PF (by PCI address) whose driver has not bound "
+                        "yet is left to vfmac watch or the udev rule (the boot unit's use)")
     s.set_defaults(func=cmd_apply)
 
 
@@ -162,6 +163,9 @@ def _add_watch(s: argparse.ArgumentParser) -> None:
                    help="act on a PF once its events pause this long (default 0.5)")
     s.add_argument("--max-delay", type=float, default=3.0, metavar="S",
                    help="... or this long after its first event (default 3)")
+    s.add_argument("--cni-socket", metavar="PATH",
+                   help="also answer vfmac-cni's calls on this unix socket (the unit's: "
+                        "/run/pyvfmac/cni.sock)")
     s.set_defaults(func=cmd_watch)
 
 

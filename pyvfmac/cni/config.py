@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import CniError, InputError
 from ..mac import parse_mac
@@ -67,6 +67,9 @@ class Env:
     ifname: str
     args: dict[str, str]
     path: tuple[str, ...]
+    environ: dict[str, str] = field(default_factory=dict, repr=False)
+    """The whole environment of the call, which an IPAM delegate is run with (the daemon's own
+    is not the runtime's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,7 @@ def read_env(environ: dict[str, str]) -> Env:
             raise bad_env(f"CNI_NETNS is required for {command}")
     path = tuple(p for p in environ.get("CNI_PATH", "").split(":") if p)
     return Env(command=command, container_id=cid, netns=netns, ifname=ifname,
-               args=_cni_args(environ.get("CNI_ARGS", "")), path=path)
+               args=_cni_args(environ.get("CNI_ARGS", "")), path=path, environ=dict(environ))
 
 
 # ---------------------------------------------------------------------------- configuration

@@ -52,7 +52,7 @@ def run(plugin: str, command: str, raw: bytes, env: Env,
 def _run(plugin: str, command: str, raw: bytes, env: Env,
          overrides: dict[str, str] | None) -> bytes:
     exe = find(plugin, env)
-    environ = dict(os.environ, CNI_COMMAND=command, **(overrides or {}))
+    environ = dict(env.environ or os.environ, CNI_COMMAND=command, **(overrides or {}))
     try:
         done = subprocess.run([exe], input=raw, env=environ, capture_output=True,
                               timeout=TIMEOUT, check=False)

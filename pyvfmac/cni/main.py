@@ -7,15 +7,32 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
+    from ..host import Host
 
-def _run(raw: bytes, environ: dict[str, str]) -> tuple[dict[str, Any] | None, str | None]:
-    """(the JSON to print or None, the config's cniVersion when known)."""
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one call writes: exit ``status``, ``stdout`` (the result or error JSON), ``log``
+    (lines for the runtime's log, on stderr)."""
+
+    status: int
+    stdout: str
+    log: list[str]
+
+
+def _run(raw: bytes, environ: dict[str, str], kept: Callable[[], Host] | None,
+         log: list[str]) -> tuple[dict[str, Any] | None, str | None]:
+    """(the JSON to print or None, the config's cniVersion when known); lines for the runtime's
+    log go to ``log``. ``kept``: gives the host the daemon keeps open; else one is opened for
+    the call (and closed after it)."""
     from .config import parse, parse_for_del, read_env
 
     env = read_env(environ)
@@ -26,16 +43,20 @@ def _run(raw: bytes, environ: dict[str, str]) -> tuple[dict[str, Any] | None, st
     # ADD and CHECK read every key; DEL (and GC, STATUS) only the name, version and IPAM type,
     # so that whatever ADD would refuse can still be deleted
     conf = parse(raw, env) if env.command in ("ADD", "CHECK") else parse_for_del(raw, env)
-    from ..host import open_host
     from . import plugin
 
-    host = open_host(state_dir=os.environ.get("PYVFMAC_STATE_DIR") or None)
+    mine = kept is None
+    if kept is not None:
+        host = kept()
+    else:
+        from ..host import open_host
+
+        host = open_host(state_dir=os.environ.get("PYVFMAC_STATE_DIR") or None)
     try:
         if env.command == "ADD":
             return plugin.add(env, conf, host), conf.version
         if env.command == "DEL":
-            for warning in plugin.delete(env, conf, host):  # for the runtime's log
-                sys.stderr.write(f"vfmac-cni: {warning}\n")
+            log.extend(f"vfmac-cni: {warning}" for warning in plugin.delete(env, conf, host))
         elif env.command == "CHECK":
             plugin.check(env, conf, host)
         elif env.command == "GC":
@@ -44,7 +65,32 @@ def _run(raw: bytes, environ: dict[str, str]) -> tuple[dict[str, Any] | None, st
             plugin.status(env, conf, host)
         return None, conf.version
     finally:
-        host.close()
+        if mine:
+            host.close()
+
+
+def handle(raw: bytes, environ: dict[str, str],
+           kept: Callable[[], Host] | None = None) -> Answer:
+    """One CNI call: stdin ``raw``, the environment ``environ``; what to write and the exit
+    status. The daemon (:mod:`.server`, which passes ``kept``) and :func:`main` both answer
+    through it."""
+    log: list[str] = []
+    try:
+        out, _ = _run(raw, environ, kept, log)
+    except Exception as exc:  # every failure becomes the CNI error object
+        from .result import dumps, error
+
+        if environ.get("CNI_COMMAND") == "STATUS" and not hasattr(exc, "code"):
+            from ..errors import CniError
+            from . import codes
+
+            exc = CniError(codes.NOT_AVAILABLE, f"vfmac-cni is not available: {exc}")
+        return Answer(1, dumps(error(_version_hint(raw), exc)), log)
+    if out is None:  # DEL, CHECK, GC, STATUS print nothing
+        return Answer(0, "", log)
+    from .result import dumps
+
+    return Answer(0, dumps(out), log)
 
 
 def _version_hint(raw: bytes) -> str | None:
@@ -60,25 +106,13 @@ def _version_hint(raw: bytes) -> str | None:
 
 
 def main() -> None:
-    raw = sys.stdin.buffer.read()
-    try:
-        out, _ = _run(raw, dict(os.environ))
-    except Exception as exc:  # every failure becomes the CNI error object
-        from .result import dumps, error
-
-        if os.environ.get("CNI_COMMAND") == "STATUS" and not hasattr(exc, "code"):
-            from ..errors import CniError
-            from . import codes
-
-            exc = CniError(codes.NOT_AVAILABLE, f"vfmac-cni is not available: {exc}")
-        sys.stdout.write(dumps(error(_version_hint(raw), exc)))
-        sys.stdout.flush()
-        sys.exit(1)
-    if out is not None:  # ADD and VERSION (DEL, CHECK, GC, STATUS print nothing)
-        from .result import dumps
-
-        sys.stdout.write(dumps(out))
+    """``vfmac-cni`` run in this process (the forwarder execs it when no daemon answers)."""
+    answer = handle(sys.stdin.buffer.read(), dict(os.environ))
+    for line in answer.log:
+        sys.stderr.write(line + "\n")
+    sys.stdout.write(answer.stdout)
     sys.stdout.flush()
+    sys.exit(answer.status)
 
 
 if __name__ == "__main__":

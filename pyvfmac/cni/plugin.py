@@ -26,6 +26,7 @@ from ..errors import (
     NetlinkError,
     PoolError,
     RestoreError,
+    StateError,
     VfmacError,
 )
 from ..host import Host
@@ -223,6 +224,8 @@ def _configure_ip(pod: Netns, link: LinkInfo, result: IpamResult) -> None:
         pod.add_address(link, ip.address)
     for route in result.routes:
         pod.add_route(link, route.dst, route.gw)
+    if result.ips:  # as sriov-cni: arp_notify, a gratuitous ARP / unsolicited NA per address
+        pod.announce(link, [ip.address for ip in result.ips])
 
 
 def _refuse_duplicate_mac(host: Host, vf: _Vf, mac: str | None, me: str,
@@ -352,6 +355,10 @@ def delete(env: Env, conf: NetConf, host: Host) -> list[str]:
         except RestoreError as exc:
             warnings.append(f"{exc} (DEL succeeds; `vfmac recover` finishes the restore)")
             continue
+        except StateError:
+            if host.store.get(att.vf_key) is None:
+                continue  # a DEL running beside this one put it back first
+            raise
         if done.gone:
             warnings.append(f"{_where(att)}: {done.notes[0]}; record dropped")
     if conf.ipam_type is not None:

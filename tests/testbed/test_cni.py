@@ -381,3 +381,143 @@ def test_seven_pods_at_once(cni: Cni, igb_pfs: tuple[str, ...]) -> None:
     for i in range(7):
         assert snapshot(pf, i) == before[i]
     assert leases(cni) == []
+
+
+# ---------------------------------------------------------------------------- DEL never stuck
+
+
+def _records(c: Cni) -> list[dict[str, Any]]:
+    """What `vfmac list --json` says pyvfmac holds (an independent reader of the store)."""
+    listed = json.loads(vfmac(c.state, "list", "--json").stdout)
+    return [vf for pf in listed for vf in pf["vfs"] if vf.get("held")
+            and str(vf["held"]).startswith("pod ")]
+
+
+def test_del_when_the_name_is_taken_keeps_the_record_and_succeeds(
+        cni: Cni, igb_pfs: tuple[str, ...]) -> None:
+    """The VF netdev's original name is taken on the host when the pod goes (sriov-cni #250,
+    #445): DEL succeeds (the runtime must not retry it forever), says so on stderr and keeps
+    the record (no other pod gets the VF); `vfmac recover` finishes once the name is free."""
+    pf, index = igb_pfs[0], 4
+    pci = vf_pci(pf, index)
+    before = snapshot(pf, index)
+    name = before["netdev"]
+    conf = cni.conflist(pci, mac=MAC)
+    pod = cni.pod()
+    ok(cni.drive("add", conf, "k4", pod))
+    other = netdev_of(vf_pci(pf, 6))  # another VF's netdev takes the name
+    assert other is not None
+    subprocess.run(["ip", "link", "set", "dev", other, "down"], check=True)
+    subprocess.run(["ip", "link", "set", "dev", other, "name", name], check=True)
+    try:
+        done = cni.drive("del", conf, "k4", pod)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "DEL succeeds" in done.stderr and "vfmac recover" in done.stderr, done.stderr
+        assert len(_records(cni)) == 1  # kept: the VF is not back yet
+        second = cni.conflist(pci, mac="02:5c:00:00:00:44")
+        assert err(cni.drive("add", second, "k5", cni.pod()))["code"] == 100
+    finally:
+        subprocess.run(["ip", "link", "set", "dev", name, "name", other], check=True)
+        subprocess.run(["ip", "link", "set", "dev", other, "up"], check=True)
+    assert "restored" in vfmac(cni.state, "recover").stdout
+    assert snapshot(pf, index) == before and _records(cni) == []
+
+
+def test_del_after_the_vf_is_gone_drops_the_record(cni: Cni, igb_pfs: tuple[str, ...]) -> None:
+    """The PF's VFs are removed under a running pod (numvfs 0): DEL has nothing left to
+    restore, succeeds and drops the record (it returned 106 on every retry)."""
+    from test_watch import seven_vfs
+
+    pf, index = igb_pfs[1], 5
+    pci = vf_pci(pf, index)
+    conf = cni.conflist(pci, mac="02:5c:00:00:00:66")
+    pod = cni.pod()
+    ok(cni.drive("add", conf, "k6", pod))
+    numvfs = Path(f"/sys/class/net/{pf}/device/sriov_numvfs")
+    numvfs.write_text("0")
+    try:
+        done = cni.drive("del", conf, "k6", pod)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "no longer exists" in done.stderr and "record dropped" in done.stderr
+        assert _records(cni) == []
+    finally:
+        seven_vfs()
+
+
+def test_a_vf_another_plugins_pod_has_is_refused(cni: Cni, igb_pfs: tuple[str, ...]) -> None:
+    """A VF on igbvf whose netdev another plugin moved into its pod: ADD refuses it (100), where
+    it used to take it for a userspace VF and configure its admin side."""
+    pf, index = igb_pfs[0], 5
+    pci = vf_pci(pf, index)
+    theirs = cni.pod()
+    subprocess.run(["ip", "link", "set", "dev", netdev_of(pci), "netns", theirs], check=True)
+    before = vf_state(pf, index)
+    bad = err(cni.drive("add", cni.conflist(pci, mac=MAC), "k7", cni.pod()))
+    assert bad["code"] == 100 and "not on the host" in bad["msg"]
+    assert vf_state(pf, index) == before and _records(cni) == []
+
+
+def test_userspace_vf_without_any_mac(cni: Cni, igb_pfs: tuple[str, ...]) -> None:
+    """KubeVirt without a MAC pool: a vfio-pci VF, no MAC anywhere, an all-zero admin MAC. ADD
+    succeeds as sriov-cni's does, names no MAC and leaves the admin MAC; DEL gives it back."""
+    from pyvfmac.pcibind import bind
+    from pyvfmac.types import PciAddress
+
+    pf, index = igb_pfs[1], 2
+    pci = vf_pci(pf, index)
+    bind(PciAddress.parse(pci), "vfio-pci")
+    before = snapshot(pf, index)
+    assert before["vf"]["mac"] == "00:00:00:00:00:00"
+    conf = cni.conflist(pci, vlan=9)
+    pod = cni.pod()
+    result = json.loads(ok(cni.drive("add", conf, "vm2", pod)))
+    assert "mac" not in result["interfaces"][0]
+    assert vf_state(pf, index)["mac"] == "00:00:00:00:00:00" and vf_state(pf, index)["vlan"] == 9
+    ok(cni.drive("del", conf, "vm2", pod))
+    assert snapshot(pf, index) == before and _records(cni) == []
+
+
+# ---------------------------------------------------------------------------- through the daemon
+
+
+def test_add_check_del_through_the_daemon_and_without_it(cni: Cni,
+                                                          igb_pfs: tuple[str, ...]) -> None:
+    """`vfmac watch --cni-socket` answers the plugin's calls in-process (issue 25): the same
+    results, the VF as before after DEL, each call in the daemon's log; with the daemon gone the
+    plugin answers itself (a DEL of what the daemon ADDed)."""
+    import signal
+
+    pf, index = igb_pfs[0], 3
+    pci = vf_pci(pf, index)
+    before = snapshot(pf, index)
+    sock = cni.root / "cni.sock"
+    (cni.root / "empty.toml").write_text("[defaults]\n")
+    log = cni.root / "watch.log"
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "pyvfmac.cli", "--state-dir", str(cni.state), "watch",
+         str(cni.root / "empty.toml"), "--cni-socket", str(sock)],
+        stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    try:
+        for _ in range(600):
+            if sock.exists():
+                break
+            assert daemon.poll() is None, log.read_text()
+            __import__("time").sleep(0.1)
+        conf = cni.conflist(pci, ipam=cni.host_local(), vlan=11)
+        pod = cni.pod()
+        result = json.loads(ok(cni.drive("add", conf, "d1", pod, capargs={"mac": MAC},
+                                         PYVFMAC_CNI_SOCKET=str(sock))))
+        assert result["interfaces"][0]["mac"] == MAC
+        inside = pod_link(pod)
+        assert inside is not None and inside["address"] == MAC
+        assert (vf_state(pf, index)["mac"], vf_state(pf, index)["vlan"]) == (MAC, 11)
+        ok(cni.drive("check", conf, "d1", pod, PYVFMAC_CNI_SOCKET=str(sock)))
+        text = log.read_text()
+        assert "cni: ADD d1 net1: exit 0" in text and "cni: CHECK d1 net1: exit 0" in text, text
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(60) == 0, log.read_text()
+    assert not sock.exists()
+    ok(cni.drive("del", conf, "d1", pod, PYVFMAC_CNI_SOCKET=str(sock)))  # no daemon: here
+    assert "cni: DEL" not in log.read_text()
+    assert snapshot(pf, index) == before and pod_link(pod) is None and leases(cni) == []
