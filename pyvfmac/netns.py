@@ -8,6 +8,7 @@ Every change is one RTM_SETLINK / RTM_NEWADDR / RTM_NEWROUTE with its own outcom
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import time
 
@@ -18,6 +19,8 @@ from .netlink import Rtnl, find_link
 from .types import LinkInfo
 
 HOST_NS = "/proc/self/ns/net"
+NS_GET_NSTYPE = 0xB703  # ioctl on a namespace file (linux/nsfs.h): its CLONE_NEW* type
+CLONE_NEWNET = 0x40000000
 RETURN_WAIT = 10.0  # seconds for the kernel to hand a VF netdev back from a deleted netns
 
 
@@ -182,6 +185,24 @@ def open_pod(path: str) -> Netns | None:
         if exc.errno in (errno.EINVAL, errno.ENOENT):  # not a netns (any more)
             return None
         raise
+
+
+def netns_gone(path: str) -> bool:
+    """Whether ``path`` is certainly no network namespace any more: missing (``ip netns del``,
+    ``/proc/PID/ns/net`` of a process that exited) or not a namespace file (an unmounted pin).
+    A path that cannot be opened for another reason is not called gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    try:
+        return fcntl.ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET
+    except OSError:  # ENOTTY: a plain file, not a namespace
+        return True
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------------------- host sysfs

@@ -44,6 +44,7 @@ from .types import PciAddress
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy: always_true)
 if TYPE_CHECKING:
+    from .store import Store
     from .topology import Pf
 
 __all__ = ["Recovery", "Report", "RestoreError", "Restored", "explain", "put_back", "recover",
@@ -407,12 +408,33 @@ class Recovery(Report):
     released: list[tuple[str, str]] = field(default_factory=list)
 
 
+def pods_gone(store: Store) -> list[Attachment]:
+    """vfmac-cni's complete records of a VF netdev put into a pod whose network namespace no
+    longer exists: the pod is gone and no DEL came (a runtime killed before it had ADD's
+    answer, e.g. containerd 1.6, never sends one). The kernel hands the netdev back to the host
+    when the namespace goes, so nothing can be using it. A VF on a userspace driver (no netdev
+    saved) is left alone: a namespace says nothing about who holds it."""
+    from .netns import netns_gone
+
+    gone = []
+    for att in store.all():
+        if att.phase != "attached" or not att.owner.startswith("cni:") \
+                or att.original.netdev is None or att.worker_alive():
+            continue
+        pod = store.pod_link(att.vf_key)
+        if pod is not None and netns_gone(pod.netns):
+            gone.append(att)
+    return gone
+
+
 def recover(*, state_dir: str | None = None, sysfs_root: str = "/sys") -> Recovery:
     """``vfmac recover``: restore every VF whose attach, detach, ADD or DEL did not complete and
-    whose worker process is gone; release pool allocations that never got as far as saving."""
+    whose worker process is gone, and every pod's VF netdev whose pod namespace is gone
+    (:func:`pods_gone`); release pool allocations that never got as far as saving."""
     host = open_host(state_dir=state_dir, sysfs_root=sysfs_root)
     try:
         stale = [a for a in host.store.incomplete() if not a.worker_alive()]
+        stale += pods_gone(host.store)
         report = restore_all(stale, host)
         out = Recovery(done=report.done, errors=report.errors)
         for alloc in host.store.orphan_allocations():

@@ -192,3 +192,51 @@ def test_a_vf_that_no_longer_exists_drops_its_record(store: Store) -> None:
     (note,) = restore_attachment(att, host(store, nl))
     assert "eni0np1 has 2 VFs now, vf 2 is gone: nothing left to restore" == note
     assert nl.sent == [] and store.get(KEY) is None
+
+
+# ------------------------------------------------------------------ recover: a pod that is gone
+
+
+def test_recover_takes_pod_vfs_whose_namespace_is_gone(tmp_path: Path) -> None:
+    """A complete vfmac-cni record whose pod namespace no longer exists (a runtime killed while
+    ADD ran never sends DEL) is recovered; a live namespace, a userspace VF, an attach of
+    ``vfmac`` and a record still being worked on are not."""
+    import os
+
+    from pyvfmac.cni.config import owner
+    from pyvfmac.records import Original, PodLink
+    from pyvfmac.restore import pods_gone
+
+    plain = tmp_path / "not-a-netns"
+    plain.write_text("")
+    cases = {  # VF key: (netns, netdev saved, owner, phase)
+        "0000:06:10.0": ("/proc/self/ns/net", "eth5", "cni", "attached"),  # alive
+        "0000:06:10.2": (str(tmp_path / "deleted"), "eth6", "cni", "attached"),  # gone
+        "0000:06:10.4": (str(plain), "eth7", "cni", "attached"),  # an unmounted pin: gone
+        "0000:06:10.6": (str(tmp_path / "deleted"), None, "cni", "attached"),  # vfio-pci VF
+        "0000:06:11.0": (str(tmp_path / "deleted"), "eth8", "mac:02:00:00:00:00:01", "attached"),
+        "0000:06:11.2": (str(tmp_path / "deleted"), "eth9", "cni", "saved"),  # for incomplete()
+    }
+    pid = os.fork()  # the records' worker: a process that is gone when recover looks
+    if pid == 0:
+        try:
+            with Store(tmp_path / "state") as store:
+                for n, (key, (netns, netdev, who, phase)) in enumerate(cases.items()):
+                    orig = Original(vf_key=key, pf="eth0", vf=n, mac="00:00:00:00:00:00",
+                                    netdev=netdev, driver="igbvf" if netdev else "vfio-pci",
+                                    netdev_mac="52:54:00:00:00:05" if netdev else None)
+                    mine = owner(f"c{n}", "eth0", "net") if who == "cni" else who
+                    pod = (PodLink(vf_key=key, netns=netns, mtu=1500, up=False)
+                           if who == "cni" else None)
+                    store.save_original(orig, owner=mine, mac=f"02:00:00:00:01:0{n}",
+                                        managed=False, pod=pod)
+                    if phase != "saved":
+                        store.set_phase(key, phase)
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    with Store(tmp_path / "state") as store:
+        assert len(store.all()) == len(cases)
+        assert [a.vf_key for a in pods_gone(store)] == ["0000:06:10.2", "0000:06:10.4"]
+        store.set_phase("0000:06:10.2", "attached")  # a live worker: not taken from under it
+        assert [a.vf_key for a in pods_gone(store)] == ["0000:06:10.4"]
