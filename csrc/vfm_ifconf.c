@@ -57,6 +57,18 @@ int vfm_sock_open_netns(struct vfm_sock **out, uint32_t bufsize, int nsfd)
 	return err;
 }
 
+/* Leave the namespace after making fd (or -errno) in it: fd, the error, or -ENOTRECOVERABLE
+ * (then fd is closed: the thread is stuck outside its namespace). */
+static int netns_leave_with(int home, int fd)
+{
+	if (netns_leave(home) < 0) {
+		if (fd >= 0)
+			(void)close(fd);
+		return -ENOTRECOVERABLE;
+	}
+	return fd;
+}
+
 int vfm_netns_socket(int nsfd, int domain, int type, int protocol)
 {
 	int home, fd, err = netns_enter(nsfd, &home);
@@ -64,13 +76,7 @@ int vfm_netns_socket(int nsfd, int domain, int type, int protocol)
 	if (err < 0)
 		return err;
 	fd = socket(domain, type | SOCK_CLOEXEC, protocol);
-	err = fd < 0 ? -errno : fd;
-	if (netns_leave(home) < 0) {
-		if (fd >= 0)
-			(void)close(fd);
-		return -ENOTRECOVERABLE;
-	}
-	return err;
+	return netns_leave_with(home, fd < 0 ? -errno : fd);
 }
 
 int vfm_netns_open(int nsfd, const char *path, int flags)
@@ -80,13 +86,7 @@ int vfm_netns_open(int nsfd, const char *path, int flags)
 	if (err < 0)
 		return err;
 	fd = open(path, flags | O_CLOEXEC); /* /proc/sys/net is the opener's namespace's */
-	err = fd < 0 ? -errno : fd;
-	if (netns_leave(home) < 0) {
-		if (fd >= 0)
-			(void)close(fd);
-		return -ENOTRECOVERABLE;
-	}
-	return err;
+	return netns_leave_with(home, fd < 0 ? -errno : fd);
 }
 
 static int ifinfo_put(struct vfm_buf *b, const struct vfm_link_conf *c)
